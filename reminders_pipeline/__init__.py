@@ -1,0 +1,1 @@
+"""Daily follow-up reminders for peer mentors."""

@@ -1,0 +1,278 @@
+"""The `reminders` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from datetime import date, datetime
+from typing import Any
+
+import click
+import psycopg
+
+from reminders_pipeline.errors import ConfigError, RemindersError
+from reminders_pipeline.settings import ReminderSettings, parse_as_of
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, default=_json_default))
+
+
+def _url() -> str:
+    from reminders_pipeline.db.url import database_url
+
+    return database_url()
+
+
+def _require_migrated(url: str) -> None:
+    from reminders_pipeline.db.migrate import current_revision, head_revision
+
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the reminders database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `reminders db upgrade`"
+        )
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more (SQL steps, Dagster events).")
+def cli(verbose: bool) -> None:
+    """Daily follow-up reminders for peer mentors.
+
+    The database is REMINDERS_DATABASE_URL; when it is unset, an embedded
+    PostgreSQL starts under REMINDERS_HOME (default ./.reminders).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ------------------------------------------------------------------ db
+
+
+@cli.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply missing migrations (a no-op when the schema is current)."""
+    from reminders_pipeline.db.migrate import upgrade
+
+    before, after = upgrade(_url())
+    if before == after:
+        click.echo(f"schema already at {after}")
+    else:
+        click.echo(f"schema upgraded from {before or 'nothing'} to {after}")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Show the schema revision of the database and of the code."""
+    from reminders_pipeline.db.migrate import current_revision, head_revision
+
+    click.echo(f"database: {current_revision(_url()) or 'nothing'}; code: {head_revision()}")
+
+
+# ------------------------------------------------------------------ seed
+
+
+@cli.command()
+@click.option("--assignments", "count", type=int, required=True, help="How many assignments.")
+@click.option(
+    "--due-fraction", type=float, default=0.1, show_default=True, help="Share due today."
+)
+@click.option("--reset", is_flag=True, help="Empty the reminders tables first.")
+def seed(count: int, due_fraction: float, reset: bool) -> None:
+    """Write synthetic mentors, assignments and activities."""
+    from reminders_pipeline.db.connector import Database
+    from reminders_pipeline.seed import seed as seed_data
+
+    if count < 0:
+        raise ConfigError(f"--assignments must be zero or more, got {count}")
+    if not 0.0 <= due_fraction <= 1.0:
+        raise ConfigError(f"--due-fraction must be between 0 and 1, got {due_fraction}")
+    url = _url()
+    _require_migrated(url)
+    settings = ReminderSettings.from_env()
+    started = time.perf_counter()
+    show = sys.stderr.isatty()
+    with click.progressbar(
+        length=count, label="seeding", file=sys.stderr, hidden=not show
+    ) as bar:
+        result = seed_data(
+            Database(url),
+            assignments=count,
+            due_fraction=due_fraction,
+            today=settings.today(),
+            default_interval_days=settings.default_interval_days,
+            reset=reset,
+            on_progress=bar.update,
+        )
+    click.echo(
+        f"seeded {result.assignments} assignments for {result.mentors} mentors "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
+# ------------------------------------------------------------------ run
+
+
+def _run(as_of: str | None, as_json: bool) -> dict[str, Any]:
+    from reminders_pipeline.launch import check_partition, run_reminders_job
+
+    settings = ReminderSettings.from_env()
+    day = parse_as_of(as_of) if as_of else settings.today()
+    check_partition(day)
+    url = _url()
+    _require_migrated(url)
+    if not as_json:
+        click.echo(f"running the reminders job for {day} ...", err=True)
+    return run_reminders_job(url, day)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    line = (
+        f"{summary['status']}: run {summary['run_id']} for {summary['as_of']}: "
+        f"{summary['selected']} due, {summary['created']} reminders created, "
+        f"{summary['already_existed']} already existed, {summary['duration_s']:.2f}s"
+    )
+    click.echo(line)
+    if summary.get("blocked_by"):
+        b = summary["blocked_by"]
+        click.echo(f"  lock held by pid {b['pid']} (run {b['run_id']}, since {b['since']})")
+    if summary.get("error"):
+        click.echo(f"  error: {summary['error']}")
+
+
+@cli.command()
+@click.option("--as-of", help="The date to run for (YYYY-MM-DD); default today.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def run(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
+    """Run the reminders job once (the same job the schedule launches)."""
+    summary = _run(as_of, as_json)
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_summary(summary)
+    ctx.exit(0 if summary["status"] in ("success", "skipped") else 1)
+
+
+@cli.command()
+@click.option("--assignments", "count", type=int, default=10_000, show_default=True)
+@click.option("--due-fraction", type=float, default=0.2, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
+    """Migrate, seed fresh demo data, run the job once and show what happened."""
+    ctx.invoke(db_upgrade)
+    ctx.invoke(seed, count=count, due_fraction=due_fraction, reset=True)
+    summary = _run(None, False)
+    _print_summary(summary)
+    click.echo("execution log (newest first):")
+    ctx.invoke(runs, limit=5, as_json=False)
+    ctx.exit(0 if summary["status"] in ("success", "skipped") else 1)
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def runs(limit: int, as_json: bool) -> None:
+    """The execution log, newest first."""
+    from reminders_pipeline.db.connector import Database
+    from reminders_pipeline.runlog import RunLog
+
+    rows = RunLog(Database(_url())).recent(limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no runs yet")
+    for r in rows:
+        duration = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
+        line = (
+            f"#{r['id']:<5} {r['status']:<9} as of {r['as_of']}  "
+            f"started {r['started_at']:%Y-%m-%d %H:%M:%S%z}  {duration:>8}  "
+            f"due {r['selected'] if r['selected'] is not None else '-'}  "
+            f"created {r['created'] if r['created'] is not None else '-'}  ({r['trigger']})"
+        )
+        click.echo(line)
+        if r["error"]:
+            click.echo(f"       {r['error']}")
+
+
+# ------------------------------------------------------------------ lock
+
+
+@cli.group()
+def lock() -> None:
+    """The run lock."""
+
+
+@lock.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def lock_status(as_json: bool) -> None:
+    """Free, or held by whom."""
+    from reminders_pipeline.db.connector import connect
+    from reminders_pipeline.lock import LOCK_KEY, find_lock_holder
+
+    with connect(_url(), autocommit=True) as conn:
+        holder = find_lock_holder(conn)
+    if as_json:
+        _print_json(
+            {
+                "lock_key": list(LOCK_KEY),
+                "held": holder is not None,
+                "holder": None
+                if holder is None
+                else {
+                    "pid": holder.pid,
+                    "application_name": holder.application_name,
+                    "since": holder.since,
+                    "client_addr": holder.client_addr,
+                    "run_id": holder.run_id,
+                },
+            }
+        )
+    elif holder is None:
+        click.echo(f"free (advisory lock {LOCK_KEY[0]}, {LOCK_KEY[1]})")
+    else:
+        click.echo(f"held by {holder.describe()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every expected error is one line on stderr and a non-zero exit."""
+    try:
+        code = cli.main(args=argv, prog_name="reminders", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except RemindersError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        click.echo(f"error: database error: {first}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+-- Every SQL statement the services run, by name. Parameters are psycopg
+-- %(name)s placeholders; a literal percent sign is written %%.
+
+------------------------------------------------------------------ run lock
+
+-- name: try_run_lock
+SELECT pg_try_advisory_lock(%(namespace)s, %(job)s) AS acquired;
+
+-- name: release_run_lock
+SELECT pg_advisory_unlock(%(namespace)s, %(job)s) AS released;
+
+-- name: run_lock_held_by_me
+SELECT EXISTS (
+    SELECT 1
+    FROM pg_locks
+    WHERE locktype = 'advisory'
+      AND granted
+      AND pid = pg_backend_pid()
+      AND classid = %(namespace)s::bigint::oid
+      AND objid = %(job)s::bigint::oid
+      AND objsubid = 2
+) AS held;
+
+-- name: run_lock_holder
+-- The two-int advisory lock shows in pg_locks as classid/objid with objsubid 2.
+SELECT a.pid,
+       a.application_name,
+       a.backend_start AS since,
+       a.client_addr::text AS client_addr,
+       a.state
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory'
+  AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = %(namespace)s::bigint::oid
+  AND l.objid = %(job)s::bigint::oid
+  AND l.objsubid = 2
+LIMIT 1;
+
+------------------------------------------------------------------ execution log
+
+-- name: mark_abandoned_runs
+-- Only called while holding the run lock: no other 'running' row can be alive.
+UPDATE reminder_runs
+SET status = 'abandoned',
+    finished_at = clock_timestamp(),
+    error = 'the process running it stopped before recording an outcome'
+WHERE status = 'running'
+RETURNING id, dagster_run_id, started_at;
+
+-- name: insert_running_run
+INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, lock_backend_pid)
+VALUES ('running', %(as_of)s, %(dagster_run_id)s, %(trigger)s, %(lock_backend_pid)s)
+RETURNING id, started_at;
+
+-- name: insert_skipped_run
+INSERT INTO reminder_runs (
+    status, as_of, dagster_run_id, trigger, finished_at, error,
+    blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
+)
+VALUES (
+    'skipped', %(as_of)s, %(dagster_run_id)s, %(trigger)s, clock_timestamp(), %(reason)s,
+    %(blocked_by_pid)s, %(blocked_by_application_name)s, %(blocked_by_run_id)s, %(blocked_since)s
+)
+RETURNING id, started_at;
+
+-- name: finish_run_success
+UPDATE reminder_runs
+SET status = 'success',
+    finished_at = clock_timestamp(),
+    selected = %(selected)s,
+    created = %(created)s,
+    already_existed = %(already_existed)s
+WHERE id = %(id)s AND status = 'running'
+RETURNING id;
+
+-- name: finish_run_failed
+UPDATE reminder_runs
+SET status = 'failed',
+    finished_at = clock_timestamp(),
+    selected = %(selected)s,
+    created = %(created)s,
+    already_existed = %(already_existed)s,
+    error = %(error)s
+WHERE id = %(id)s AND status = 'running'
+RETURNING id;
+
+-- name: list_runs
+SELECT id, status, as_of, dagster_run_id, trigger, started_at, finished_at,
+       extract(epoch FROM finished_at - started_at)::float8 AS duration_s,
+       selected, created, already_existed, error,
+       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
+FROM reminder_runs
+WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+ORDER BY started_at DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: runs_for_dagster_run
+SELECT id, status, as_of, dagster_run_id, trigger, started_at, finished_at,
+       extract(epoch FROM finished_at - started_at)::float8 AS duration_s,
+       selected, created, already_existed, error,
+       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
+FROM reminder_runs
+WHERE dagster_run_id = %(dagster_run_id)s
+ORDER BY id DESC;
+
+------------------------------------------------------------------ due reminders
+
+-- name: count_due_assignments
+-- A summary of what a run for as_of will find; dispatch recounts batch by batch.
+SELECT count(*) FILTER (
+           WHERE last_contact_date
+                 <= %(as_of)s::date - coalesce(reminder_interval_days, %(default_interval)s)
+       ) AS due,
+       count(*) AS active
+FROM assignments
+WHERE status = 'active';
+
+-- name: dispatch_due_batch
+-- One batch of active assignments in id order (keyset pagination). Each due one
+-- gets the latest reminder due on or before as_of: reminder number
+-- min(days silent / interval, max per silence), due on last contact +
+-- number * interval. The unique natural key makes a second copy a no-op.
+WITH batch AS (
+    SELECT id,
+           mentor_id,
+           last_contact_date,
+           coalesce(reminder_interval_days, %(default_interval)s) AS interval_days
+    FROM assignments
+    WHERE status = 'active' AND id > %(after_id)s
+    ORDER BY id
+    LIMIT %(batch_size)s
+), due AS (
+    SELECT id AS assignment_id,
+           mentor_id,
+           last_contact_date,
+           interval_days,
+           least((%(as_of)s::date - last_contact_date) / interval_days,
+                 %(max_per_silence)s) AS sequence
+    FROM batch
+    WHERE last_contact_date <= %(as_of)s::date - interval_days
+), inserted AS (
+    INSERT INTO notifications (
+        assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
+        channel, state, run_id, delivered_at
+    )
+    SELECT assignment_id, mentor_id, %(kind)s,
+           last_contact_date + sequence * interval_days,
+           last_contact_date, sequence,
+           %(channel)s, %(state)s, %(run_id)s,
+           CASE WHEN %(state)s = 'delivered' THEN now() END
+    FROM due
+    ON CONFLICT ON CONSTRAINT notifications_natural_key DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT max(id) FROM batch) AS last_id,
+       (SELECT count(*) FROM batch) AS scanned,
+       (SELECT count(*) FROM due) AS due,
+       (SELECT count(*) FROM inserted) AS created;
+
+------------------------------------------------------------------ demo data
+
+-- name: seed_reset
+TRUNCATE notifications, activities, assignments, mentors, reminder_runs RESTART IDENTITY CASCADE;
+
+-- name: seed_mentors
+WITH inserted AS (
+    INSERT INTO mentors (name, email)
+    SELECT 'Mentor ' || g, 'mentor' || g || '@example.org'
+    FROM generate_series(1, %(count)s::int) AS g
+    RETURNING id
+)
+SELECT min(id) AS first_id, count(*) AS count FROM inserted;
+
+-- name: seed_assignments_batch
+-- Realistic spread: most assignments active, some paused or closed; some with
+-- their own interval; a share due_fraction of active ones past their interval.
+WITH rows AS (
+    SELECT g,
+           random() AS r_status,
+           random() AS r_due,
+           random() AS r_days,
+           random() AS r_interval,
+           random() AS r_start
+    FROM generate_series(%(first)s::int, %(last)s::int) AS g
+), shaped AS (
+    SELECT g,
+           CASE WHEN r_status < 0.88 THEN 'active'
+                WHEN r_status < 0.95 THEN 'paused'
+                ELSE 'closed' END AS status,
+           CASE WHEN r_interval < 0.8 THEN NULL
+                WHEN r_interval < 0.9 THEN 7
+                ELSE 14 END AS interval_override,
+           r_due, r_days, r_start
+    FROM rows
+), dated AS (
+    SELECT g, status, interval_override,
+           CASE WHEN r_due < %(due_fraction)s
+                -- due: silent for one to three intervals
+                THEN %(today)s::date - coalesce(interval_override, %(default_interval)s)
+                     - floor(r_days * 2 * coalesce(interval_override, %(default_interval)s))::int
+                -- not due: contact within the interval
+                ELSE %(today)s::date
+                     - floor(r_days * (coalesce(interval_override, %(default_interval)s) - 1))::int
+           END AS last_contact_date,
+           r_start
+    FROM shaped
+), inserted AS (
+    INSERT INTO assignments (mentor_id, mentee_name, status, started_on, last_contact_date,
+                             reminder_interval_days)
+    SELECT %(first_mentor)s + (g %% %(mentors)s),
+           'Person ' || g,
+           status,
+           last_contact_date - floor(r_start * 365)::int,
+           last_contact_date,
+           interval_override
+    FROM dated
+    ORDER BY g
+    RETURNING id, last_contact_date
+)
+INSERT INTO activities (assignment_id, kind, occurred_on, registered_via, registered_by)
+SELECT id, 'contact', last_contact_date, 'direct', 'seed'
+FROM inserted;

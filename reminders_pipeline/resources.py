@@ -1,0 +1,73 @@
+"""Dagster resources: configuration in, services out."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from reminders_pipeline.db.url import database_url, validate_url
+from reminders_pipeline.run import ReminderRun
+from reminders_pipeline.services import build_reminder_run
+from reminders_pipeline.settings import ReminderSettings
+
+_env_defaults = ReminderSettings()
+
+
+def trigger_from_tags(tags: dict[str, str]) -> str:
+    if "dagster/backfill" in tags:
+        return "backfill"
+    if "dagster/schedule_name" in tags:
+        return "schedule"
+    if "dagster/sensor_name" in tags:
+        return "sensor"
+    return tags.get("reminders/trigger", "manual")
+
+
+class ReminderRunResource(ConfigurableResource):
+    """The run's ReminderRun, with its lock connection open exactly as long as the run.
+
+    Run-scoped: with the in-process executor it is set up once before the first
+    op and torn down after the last, even when an op fails or later ops are
+    skipped, so teardown is where the lock is released on every path.
+    """
+
+    database_url: str | None = None
+    default_interval_days: int | None = None
+    max_reminders_per_silence: int | None = None
+    batch_size: int | None = None
+
+    _run: ReminderRun | None = PrivateAttr(default=None)
+
+    def settings(self) -> ReminderSettings:
+        env = ReminderSettings.from_env()
+        return ReminderSettings(
+            timezone=env.timezone,
+            default_interval_days=self.default_interval_days or env.default_interval_days,
+            max_reminders_per_silence=self.max_reminders_per_silence
+            or env.max_reminders_per_silence,
+            batch_size=self.batch_size or env.batch_size,
+        )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return validate_url(self.database_url, "the resource's database_url")
+        return database_url()
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        tags = dict(context.dagster_run.tags) if context.dagster_run else {}
+        self._run = build_reminder_run(
+            self.resolved_database_url(),
+            self.settings(),
+            dagster_run_id=context.run_id,
+            trigger=trigger_from_tags(tags),
+        )
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._run is not None:
+            self._run.close()
+
+    @property
+    def run(self) -> ReminderRun:
+        if self._run is None:
+            raise RuntimeError("ReminderRunResource used outside a run")
+        return self._run

@@ -1,0 +1,207 @@
+"""One invocation of the reminders job: lock -> select -> dispatch -> log.
+
+ReminderRun holds the steps the Dagster ops call, one per op, and makes the
+guarantees hold whatever calls them: a run that does not get the lock writes
+'skipped' and never touches the scheduler or dispatch services; an error in
+any step writes 'failed' and releases the lock at once; close() (resource
+teardown, or a `finally`) releases it on every other path. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Protocol
+
+from reminders_pipeline.dispatch import BatchProgress, ReminderDispatchService
+from reminders_pipeline.lock import LockHolder
+from reminders_pipeline.runlog import RunCounts, RunLog
+from reminders_pipeline.scheduler import DueSelection, ReminderSchedulerService
+
+log = logging.getLogger(__name__)
+
+
+class Lock(Protocol):
+    """What a run needs of its lock (RunLock in production, a fake in unit tests)."""
+
+    backend_pid: int
+
+    def __enter__(self) -> Lock: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def try_acquire(self) -> bool: ...
+    def holder(self) -> LockHolder | None: ...
+    def ensure_held(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    status: str
+    as_of: date
+    dagster_run_id: str | None
+    run_row_id: int | None
+    selected: int = 0
+    created: int = 0
+    already_existed: int = 0
+    duration_s: float = 0.0
+    holder: LockHolder | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["as_of"] = self.as_of.isoformat()
+        data["holder"] = self.holder.describe() if self.holder else None
+        return data
+
+
+class ReminderRun:
+    def __init__(
+        self,
+        *,
+        lock: Lock,
+        runlog: RunLog,
+        scheduler: ReminderSchedulerService,
+        dispatcher: ReminderDispatchService,
+        dagster_run_id: str | None = None,
+        trigger: str = "manual",
+    ) -> None:
+        self.lock = lock
+        self.runlog = runlog
+        self.scheduler = scheduler
+        self.dispatcher = dispatcher
+        self.dagster_run_id = dagster_run_id
+        self.trigger = trigger
+        self.as_of: date | None = None
+        self.run_row_id: int | None = None
+        self.summary: RunSummary | None = None
+        self._lock_open = False
+        self._started = 0.0
+        self._counts = RunCounts()
+
+    # -- steps -----------------------------------------------------------------
+
+    def start(self, as_of: date) -> RunSummary | None:
+        """Take the lock. Returns None when acquired, or the 'skipped' summary."""
+        self.as_of = as_of
+        self._started = time.perf_counter()
+        self.lock.__enter__()
+        self._lock_open = True
+        if not self.lock.try_acquire():
+            holder = self.lock.holder()
+            self._close_lock()
+            self.run_row_id = self.runlog.skipped(as_of, self.dagster_run_id, self.trigger, holder)
+            log.warning(
+                "skipped the reminders run for %s: another run holds the lock (%s)",
+                as_of,
+                holder.describe() if holder else "holder unknown: it released meanwhile",
+            )
+            self.summary = self._summary("skipped", holder=holder)
+            return self.summary
+        with self._failing_on_error():
+            abandoned = self.runlog.mark_abandoned()
+            for row in abandoned:
+                log.warning(
+                    "marked run %s (Dagster run %s, started %s) abandoned",
+                    row["id"],
+                    row["dagster_run_id"],
+                    row["started_at"],
+                )
+            self.run_row_id = self.runlog.start(
+                as_of, self.dagster_run_id, self.trigger, self.lock.backend_pid
+            )
+        return None
+
+    def select(self) -> DueSelection:
+        assert self.as_of is not None, "start() first"
+        with self._failing_on_error():
+            return self.scheduler.select_due(self.as_of)
+
+    def dispatch(
+        self, on_progress: Callable[[BatchProgress], None] = lambda progress: None
+    ) -> RunCounts:
+        assert self.as_of is not None, "start() first"
+
+        def track(progress: BatchProgress) -> None:
+            self._counts = progress.counts
+            on_progress(progress)
+
+        with self._failing_on_error():
+            self._counts = self.dispatcher.dispatch(
+                self.as_of,
+                self.run_row_id,
+                before_batch=self.lock.ensure_held,
+                on_progress=track,
+            )
+            return self._counts
+
+    def finish(self) -> RunSummary:
+        """Record success and release the lock."""
+        assert self.run_row_id is not None, "start() first"
+        with self._failing_on_error():
+            self.runlog.succeeded(self.run_row_id, self._counts)
+        self._close_lock()
+        self.summary = self._summary("success")
+        return self.summary
+
+    def fail(self, error: str) -> RunSummary:
+        """Record failure and release the lock. Safe to call more than once."""
+        if self.summary is not None:
+            return self.summary
+        try:
+            if self.run_row_id is not None:
+                self.runlog.failed(self.run_row_id, error, self._counts)
+        finally:
+            self._close_lock()
+            self.summary = self._summary("failed", error=error)
+        return self.summary
+
+    def close(self) -> None:
+        """End of the run, however it went: an unfinished run is failed, the lock released."""
+        if self._lock_open and self.summary is None:
+            self.fail("the run ended before it finished (an earlier step failed or was stopped)")
+        self._close_lock()
+
+    def execute(self, as_of: date) -> RunSummary:
+        """The whole run without Dagster."""
+        try:
+            skipped = self.start(as_of)
+            if skipped is not None:
+                return skipped
+            self.select()
+            self.dispatch()
+            return self.finish()
+        finally:
+            self.close()
+
+    # -- internals -------------------------------------------------------------
+
+    @contextmanager
+    def _failing_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            self.fail(f"{type(exc).__name__}: {exc}".strip())
+            raise
+
+    def _close_lock(self) -> None:
+        if self._lock_open:
+            self._lock_open = False
+            self.lock.close()
+
+    def _summary(self, status: str, **extra: Any) -> RunSummary:
+        assert self.as_of is not None
+        return RunSummary(
+            status=status,
+            as_of=self.as_of,
+            dagster_run_id=self.dagster_run_id,
+            run_row_id=self.run_row_id,
+            selected=self._counts.selected,
+            created=self._counts.created,
+            already_existed=self._counts.already_existed,
+            duration_s=round(time.perf_counter() - self._started, 3),
+            **extra,
+        )

@@ -1,0 +1,94 @@
+"""The execution log: one reminder_runs row per invocation.
+
+Statuses: 'running' while a run holds the lock, then 'success' or 'failed';
+'skipped' when another run held the lock; 'abandoned' for a 'running' row whose
+process died (marked by the next run that gets the lock). Each write is its own
+short transaction on its own connection, so the log survives the loss of the
+lock connection and a rollback of dispatch work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.lock import LockHolder
+
+MAX_ERROR_LENGTH = 4000
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    selected: int = 0
+    created: int = 0
+    already_existed: int = 0
+
+
+class RunLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def mark_abandoned(self) -> list[dict[str, Any]]:
+        """Mark every 'running' row abandoned. Call only while holding the run lock."""
+        return self.db.fetch_all("mark_abandoned_runs")
+
+    def start(
+        self, as_of: date, dagster_run_id: str | None, trigger: str, lock_backend_pid: int
+    ) -> int:
+        row = self.db.fetch_one(
+            "insert_running_run",
+            as_of=as_of,
+            dagster_run_id=dagster_run_id,
+            trigger=trigger,
+            lock_backend_pid=lock_backend_pid,
+        )
+        assert row is not None
+        return row["id"]
+
+    def skipped(
+        self, as_of: date, dagster_run_id: str | None, trigger: str, holder: LockHolder | None
+    ) -> int:
+        reason = "another run holds the run lock"
+        if holder is not None:
+            reason += f" ({holder.describe()})"
+        row = self.db.fetch_one(
+            "insert_skipped_run",
+            as_of=as_of,
+            dagster_run_id=dagster_run_id,
+            trigger=trigger,
+            reason=reason,
+            blocked_by_pid=holder.pid if holder else None,
+            blocked_by_application_name=holder.application_name if holder else None,
+            blocked_by_run_id=holder.run_id if holder else None,
+            blocked_since=holder.since if holder else None,
+        )
+        assert row is not None
+        return row["id"]
+
+    def succeeded(self, run_row_id: int, counts: RunCounts) -> None:
+        self.db.fetch_one(
+            "finish_run_success",
+            id=run_row_id,
+            selected=counts.selected,
+            created=counts.created,
+            already_existed=counts.already_existed,
+        )
+
+    def failed(self, run_row_id: int, error: str, counts: RunCounts | None = None) -> None:
+        counts = counts or RunCounts()
+        self.db.fetch_one(
+            "finish_run_failed",
+            id=run_row_id,
+            error=error[:MAX_ERROR_LENGTH],
+            selected=counts.selected,
+            created=counts.created,
+            already_existed=counts.already_existed,
+        )
+
+    def recent(self, limit: int = 20, offset: int = 0, status: str | None = None) -> list[dict]:
+        return self.db.fetch_all("list_runs", limit=limit, offset=offset, status=status)
+
+    def for_dagster_run(self, dagster_run_id: str) -> list[dict[str, Any]]:
+        return self.db.fetch_all("runs_for_dagster_run", dagster_run_id=dagster_run_id)

@@ -1,0 +1,55 @@
+"""ReminderSchedulerService: which assignments are due on a given date.
+
+The due rule: an 'active' assignment is due on date D when D - last_contact_date
+reaches its interval (its own, or the configured default). While the silence
+lasts, a reminder repeats every interval, up to a maximum per silence. The rule
+itself is SQL (queries.sql: count_due_assignments, dispatch_due_batch), so it is
+applied set-based, in the database, and in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.settings import ReminderSettings
+
+
+@dataclass(frozen=True)
+class DueSelection:
+    """What a run for `as_of` will work through. Counts are a snapshot; dispatch recounts."""
+
+    as_of: date
+    due: int
+    active: int
+
+
+def reminder_due_on(
+    last_contact: date, interval_days: int, as_of: date, max_per_silence: int
+) -> tuple[int, date] | None:
+    """The latest reminder due on or before as_of: (sequence, due date), or None.
+
+    The pure form of the rule the SQL applies; used by tests and by the admin
+    API to show the next due date.
+    """
+    silent_days = (as_of - last_contact).days
+    if silent_days < interval_days:
+        return None
+    sequence = min(silent_days // interval_days, max_per_silence)
+    return sequence, last_contact + timedelta(days=sequence * interval_days)
+
+
+class ReminderSchedulerService:
+    def __init__(self, db: Database, settings: ReminderSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def select_due(self, as_of: date) -> DueSelection:
+        row = self.db.fetch_one(
+            "count_due_assignments",
+            as_of=as_of,
+            default_interval=self.settings.default_interval_days,
+        )
+        assert row is not None
+        return DueSelection(as_of=as_of, due=row["due"], active=row["active"])

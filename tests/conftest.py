@@ -1,0 +1,82 @@
+"""Shared fixtures: a PostgreSQL server, a migrated template, and one fresh database per test.
+
+The server is REMINDERS_TEST_DATABASE_URL when set (any database on it; tests
+create their own), otherwise an embedded PostgreSQL started for the session.
+Each test that asks for `db_url` gets `CREATE DATABASE ... TEMPLATE` of a
+database migrated once: fast, isolated, and commits are real (lock tests need
+that).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.migrate import upgrade
+from reminders_pipeline.db.url import start_embedded, with_database
+
+TEST_URL_VAR = "REMINDERS_TEST_DATABASE_URL"
+
+
+def _admin(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A URL to a maintenance database on the test server."""
+    url = os.environ.get(TEST_URL_VAR)
+    if url:
+        return url
+    pgdata = Path(tmp_path_factory.mktemp("embedded-pg")) / "pgdata"
+    return with_database(start_embedded(pgdata), "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> Iterator[str]:
+    name = f"reminders_tpl_{os.getpid()}"
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    upgrade(with_database(pg_server_url, name))
+    yield name
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"reminders_t_{uuid.uuid4().hex[:12]}"
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield with_database(pg_server_url, name)
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(db_url: str) -> Database:
+    return Database(db_url)
+
+
+@pytest.fixture
+def reminders_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for code and subprocesses under test: this test's database and homes."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        "REMINDERS_DATABASE_URL": db_url,
+        "REMINDERS_HOME": str(tmp_path / "reminders_home"),
+        "DAGSTER_HOME": str(dagster_home),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
