@@ -90,9 +90,7 @@ def db_status() -> None:
 
 @cli.command()
 @click.option("--assignments", "count", type=int, required=True, help="How many assignments.")
-@click.option(
-    "--due-fraction", type=float, default=0.1, show_default=True, help="Share due today."
-)
+@click.option("--due-fraction", type=float, default=0.1, show_default=True, help="Share due today.")
 @click.option("--reset", is_flag=True, help="Empty the reminders tables first.")
 def seed(count: int, due_fraction: float, reset: bool) -> None:
     """Write synthetic mentors, assignments and activities."""
@@ -108,9 +106,7 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
     settings = ReminderSettings.from_env()
     started = time.perf_counter()
     show = sys.stderr.isatty()
-    with click.progressbar(
-        length=count, label="seeding", file=sys.stderr, hidden=not show
-    ) as bar:
+    with click.progressbar(length=count, label="seeding", file=sys.stderr, hidden=not show) as bar:
         result = seed_data(
             Database(url),
             assignments=count,

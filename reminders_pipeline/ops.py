@@ -1,6 +1,5 @@
 """The reminders job's ops: each hands the run resource to one step of ReminderRun."""
 
-
 from datetime import date
 
 from dagster import MetadataValue, OpExecutionContext, Out, Output, op

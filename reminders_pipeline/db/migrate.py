@@ -43,7 +43,9 @@ def _config(connection: sqlalchemy.Connection | None = None) -> Config:
 
 def _engine(url: str) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
-        "postgresql+psycopg://", creator=lambda: connect(url, row_factory=tuple_row), poolclass=NullPool
+        "postgresql+psycopg://",
+        creator=lambda: connect(url, row_factory=tuple_row),
+        poolclass=NullPool,
     )
 
 

@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on the connection that reminders_pipeline.db.migrate hands in."""
+"""Alembic environment: migrations run on the connection that db.migrate hands in."""
 
 from alembic import context
 
