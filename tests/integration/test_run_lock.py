@@ -1,0 +1,65 @@
+"""The advisory lock on real PostgreSQL, always observed from a second connection."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from reminders_pipeline.db.connector import connect
+from reminders_pipeline.errors import LockLost
+from reminders_pipeline.lock import LOCK_KEY, RunLock, find_lock_holder
+from tests.helpers.locks import lock_free
+
+
+def test_second_session_cannot_take_the_lock_while_the_first_holds_it(db_url):
+    with RunLock(db_url, "run-a") as first, RunLock(db_url, "run-b") as second:
+        assert first.try_acquire()
+        assert not second.try_acquire()
+        holder = second.holder()
+        assert holder is not None
+        assert holder.pid == first.backend_pid
+        assert holder.run_id == "run-a"
+        assert holder.application_name == "reminders-run:run-a"
+    assert lock_free(db_url)
+
+
+def test_release_frees_the_lock_for_other_sessions(db_url):
+    with RunLock(db_url, "run-a") as lock:
+        assert lock.try_acquire()
+        assert not lock_free(db_url)
+        assert lock.release() is True
+        assert lock_free(db_url)
+
+
+def test_closing_the_session_drops_the_lock_without_unlock(db_url):
+    lock = RunLock(db_url, "run-a").__enter__()
+    assert lock.try_acquire()
+    lock.conn.close()  # as if the process died: no pg_advisory_unlock
+    assert lock_free(db_url)
+
+
+def test_unlock_of_a_lock_not_held_is_logged_as_error(db_url, caplog):
+    with RunLock(db_url, "run-a") as lock:
+        assert lock.try_acquire()
+        # Someone unlocks behind our back (stands in for a pooler swapping sessions).
+        lock.conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEY)
+        with caplog.at_level(logging.ERROR, logger="reminders_pipeline.lock"):
+            assert lock.release() is False
+    assert "returned false" in caplog.text
+
+
+def test_ensure_held_raises_when_the_lock_session_is_terminated(db_url):
+    with RunLock(db_url, "run-a") as lock:
+        assert lock.try_acquire()
+        lock.ensure_held()
+        with connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (lock.backend_pid,))
+        with pytest.raises(LockLost):
+            lock.ensure_held()
+    assert lock_free(db_url)
+
+
+def test_holder_is_none_when_free(db_url):
+    with connect(db_url, autocommit=True) as conn:
+        assert find_lock_holder(conn) is None
