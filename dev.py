@@ -60,8 +60,10 @@ def _run(*args: str) -> int:
 
 
 def lint() -> int:
-    return _run(str(BIN / "ruff"), "check", ".") or _run(
-        str(BIN / "ruff"), "format", "--check", "."
+    return (
+        _run(str(BIN / "ruff"), "check", ".")
+        or _run(str(BIN / "ruff"), "format", "--check", ".")
+        or _run(str(BIN / "lint-imports"))
     )
 
 
