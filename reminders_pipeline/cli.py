@@ -244,7 +244,12 @@ def lock_status(as_json: bool) -> None:
     elif holder is None:
         click.echo(f"free (advisory lock {LOCK_KEY[0]}, {LOCK_KEY[1]})")
     else:
-        click.echo(f"held by {holder.describe()}")
+        click.echo(f"held by pid {holder.pid}")
+        click.echo(f"  application_name: {holder.application_name}")
+        click.echo(f"  Dagster run id:   {holder.run_id or 'unknown'}")
+        click.echo(f"  since:            {holder.since.isoformat() if holder.since else '?'}")
+        if holder.client_addr:
+            click.echo(f"  client:           {holder.client_addr}")
 
 
 def main(argv: list[str] | None = None) -> None:
