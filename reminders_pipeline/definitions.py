@@ -2,7 +2,19 @@
 
 from dagster import Definitions
 
+from reminders_pipeline.alerts.resource import alert_resource_from_env
 from reminders_pipeline.jobs import reminders_job
+from reminders_pipeline.resources import RemindersDatabaseResource
 from reminders_pipeline.schedules import daily_reminders_schedule
+from reminders_pipeline.sensors import all_sensors
 
-defs = Definitions(jobs=[reminders_job], schedules=[daily_reminders_schedule])
+defs = Definitions(
+    jobs=[reminders_job],
+    schedules=[daily_reminders_schedule],
+    sensors=all_sensors,
+    resources={
+        # REMINDERS_DATABASE_URL (or the embedded server), like the job's own resource.
+        "reminders_db": RemindersDatabaseResource(),
+        "alerts": alert_resource_from_env(),
+    },
+)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.db.url import database_url, validate_url
+from reminders_pipeline.lock import LockHolder, find_lock_holder
 from reminders_pipeline.run import ReminderRun
+from reminders_pipeline.runlog import RunLog
 from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
 
@@ -71,3 +74,24 @@ class ReminderRunResource(ConfigurableResource):
         if self._run is None:
             raise RuntimeError("ReminderRunResource used outside a run")
         return self._run
+
+
+class RemindersDatabaseResource(ConfigurableResource):
+    """The reminders database for schedules and sensors: the execution log and the lock holder.
+
+    Short connections per evaluation; never takes the run lock.
+    """
+
+    database_url: str | None = None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return validate_url(self.database_url, "the resource's database_url")
+        return database_url()
+
+    def runlog(self) -> RunLog:
+        return RunLog(Database(self.resolved_database_url()))
+
+    def lock_holder(self) -> LockHolder | None:
+        with connect(self.resolved_database_url(), autocommit=True) as conn:
+            return find_lock_holder(conn)

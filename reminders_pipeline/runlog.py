@@ -92,3 +92,33 @@ class RunLog:
 
     def for_dagster_run(self, dagster_run_id: str) -> list[dict[str, Any]]:
         return self.db.fetch_all("runs_for_dagster_run", dagster_run_id=dagster_run_id)
+
+    # -- for the Dagster schedule and sensors ------------------------------------
+
+    def tick_skipped(
+        self,
+        as_of: date,
+        reason: str,
+        *,
+        trigger: str = "schedule",
+        blocking_run_id: str | None = None,
+        holder: LockHolder | None = None,
+    ) -> int:
+        """A schedule tick that launched no run: a 'skipped' row with the reason as error."""
+        row = self.db.fetch_one(
+            "insert_skipped_run",
+            as_of=as_of,
+            dagster_run_id=None,
+            trigger=trigger,
+            reason=reason[:MAX_ERROR_LENGTH],
+            blocked_by_pid=holder.pid if holder else None,
+            blocked_by_application_name=holder.application_name if holder else None,
+            blocked_by_run_id=blocking_run_id or (holder.run_id if holder else None),
+            blocked_since=holder.since if holder else None,
+        )
+        assert row is not None
+        return row["id"]
+
+    def running_started_before(self, older_than_s: float) -> list[dict[str, Any]]:
+        """'running' rows that started more than older_than_s seconds ago."""
+        return self.db.fetch_all("running_runs_started_before", older_than_s=older_than_s)

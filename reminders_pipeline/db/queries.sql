@@ -222,3 +222,13 @@ WITH rows AS (
 INSERT INTO activities (assignment_id, kind, occurred_on, registered_via, registered_by)
 SELECT id, 'contact', last_contact_date, 'direct', 'seed'
 FROM inserted;
+
+------------------------------------------------------------------ operations (Dagster schedule, sensors)
+
+-- name: running_runs_started_before
+-- 'running' rows older than a threshold: long runs, also those started outside Dagster.
+SELECT id, dagster_run_id, as_of, trigger, started_at, lock_backend_pid
+FROM reminder_runs
+WHERE status = 'running'
+  AND started_at <= clock_timestamp() - make_interval(secs => %(older_than_s)s)
+ORDER BY id;

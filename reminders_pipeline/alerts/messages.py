@@ -1,0 +1,158 @@
+"""What each alert says. One Alert renders as a log line, Slack text, JSON and email."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from reminders_pipeline.lock import LockHolder
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str
+    title: str
+    text: str
+    facts: dict[str, str] = field(default_factory=dict)
+    link: str | None = None
+
+    def as_text(self) -> str:
+        lines = [self.title, self.text]
+        lines += [f"{key}: {value}" for key, value in self.facts.items()]
+        if self.link:
+            lines.append(f"link: {self.link}")
+        return "\n".join(line for line in lines if line)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": "reminders_pipeline",
+            "kind": self.kind,
+            "title": self.title,
+            "text": self.text,
+            "facts": dict(self.facts),
+            "link": self.link,
+        }
+
+    def as_slack(self) -> dict[str, Any]:
+        """The `text` field is all a Slack-compatible incoming webhook needs (also Mattermost)."""
+        body = "\n".join(f"*{key}*: {value}" for key, value in self.facts.items())
+        link = f"\n<{self.link}|Open in Dagster>" if self.link else ""
+        return {"text": f":warning: *{self.title}*\n{self.text}\n{body}{link}".strip()}
+
+    def as_email(self, sender: str, recipients: list[str]) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = f"[reminders] {self.title}"
+        message["From"] = sender
+        message["To"] = ", ".join(recipients)
+        message.set_content(self.as_text() + "\n")
+        return message
+
+
+def run_url(base_url: str | None, run_id: str) -> str | None:
+    return f"{base_url.rstrip('/')}/runs/{run_id}" if base_url else None
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else "unknown"
+
+
+def _minutes(elapsed: timedelta) -> str:
+    return f"{elapsed.total_seconds() / 60:.0f} min"
+
+
+def long_run_alert(
+    *,
+    run_id: str | None,
+    started_at: datetime | None,
+    elapsed: timedelta,
+    threshold: timedelta,
+    source: str,
+    holds_lock: bool | None,
+    link: str | None = None,
+    reminder_runs_id: int | None = None,
+) -> Alert:
+    facts = {
+        "run id": run_id or "none (run outside Dagster)",
+        "started": _when(started_at),
+        "elapsed": _minutes(elapsed),
+        "threshold": _minutes(threshold),
+        "seen in": source,
+    }
+    if reminder_runs_id is not None:
+        facts["reminder_runs id"] = str(reminder_runs_id)
+    text = f"A reminders run has been in progress for {_minutes(elapsed)}."
+    if holds_lock is False:
+        facts["holds the run lock"] = "no"
+        text += (
+            " It does not hold the reminders run lock, so its worker is probably gone"
+            " (host crash?): if so, terminate the run in the Dagster UI to free the queue."
+        )
+    elif holds_lock:
+        facts["holds the run lock"] = "yes"
+    return Alert("long_run", f"Reminders run running for {_minutes(elapsed)}", text, facts, link)
+
+
+def run_failed_alert(
+    *, run_id: str, job_name: str, error: str, partition: str | None, link: str | None
+) -> Alert:
+    facts = {"run id": run_id, "job": job_name}
+    if partition:
+        facts["partition"] = partition
+    facts["error"] = error
+    return Alert(
+        "run_failed", f"Reminders run failed ({partition or run_id[:8]})", error, facts, link
+    )
+
+
+def repeated_skips_alert(
+    *,
+    count: int,
+    since: datetime | None,
+    last_reason: str | None,
+    holder: LockHolder | None,
+    recorded_holder: str | None,
+) -> Alert:
+    facts = {"skipped in a row": str(count), "first skip": _when(since)}
+    if last_reason:
+        facts["last reason"] = last_reason
+    if holder is not None:
+        facts["lock holder now"] = holder.describe()
+        facts["pid"] = str(holder.pid)
+    elif recorded_holder:
+        facts["lock holder (recorded)"] = recorded_holder
+    else:
+        facts["lock holder now"] = "nobody"
+    return Alert(
+        "repeated_skips",
+        f"Reminders skipped {count} times in a row",
+        "The last reminders runs were all skipped. This usually means a stuck run is holding"
+        " the run lock or blocking the queue.",
+        facts,
+    )
+
+
+def stale_lock_alert(*, holder: LockHolder, why: str, link: str | None = None) -> Alert:
+    facts = {
+        "pid": str(holder.pid),
+        "application_name": holder.application_name or "",
+        "session since": _when(holder.since),
+        "run id": holder.run_id or "none",
+        "client": holder.client_addr or "local socket",
+        "why stale": why,
+        "to free it": f"SELECT pg_terminate_backend({holder.pid});",
+    }
+    return Alert(
+        "stale_lock",
+        f"Stale reminders run lock held by pid {holder.pid}",
+        "The reminders run lock is held by a session whose run is not in progress, so every"
+        " run will be skipped. It is not terminated automatically: check the session, then"
+        f" terminate backend pid {holder.pid} if it is indeed stale.",
+        facts,
+        link,
+    )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
