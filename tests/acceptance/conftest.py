@@ -1,0 +1,33 @@
+"""Fixtures for acceptance tests: `reminders` child processes and a dispatch gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.support import NotificationsGate, RemindersCli
+
+
+@pytest.fixture
+def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
+    """Run the `reminders` command as a child process against this test's database."""
+    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
+        yield cli
+
+
+@pytest.fixture
+def notifications_gate(db_url: str) -> Iterator[Callable[[], NotificationsGate]]:
+    gates: list[NotificationsGate] = []
+
+    def close_gate() -> NotificationsGate:
+        gate = NotificationsGate(db_url)
+        gates.append(gate)
+        return gate
+
+    try:
+        yield close_gate
+    finally:
+        for gate in gates:
+            gate.open()
