@@ -15,3 +15,37 @@ class DatabaseUnavailable(RemindersError):
 
 class LockLost(RemindersError):
     """The run's advisory lock session is gone; dispatching must stop."""
+
+
+class ActivityRefused(RemindersError):
+    """A contact registration was refused; nothing was written.
+
+    `problems` lists the refused rows (position, assignment_id, occurred_on,
+    problem), the first few of them; `refused` is how many there were.
+    """
+
+    def __init__(self, message: str, problems: list[dict], refused: int) -> None:
+        super().__init__(message)
+        self.problems = problems
+        self.refused = refused
+
+
+class AssignmentNotFound(RemindersError):
+    """No assignment has this id."""
+
+    def __init__(self, assignment_id: int) -> None:
+        super().__init__(f"assignment {assignment_id} does not exist")
+        self.assignment_id = assignment_id
+
+
+class CorrectionRefused(RemindersError):
+    """A manual correction is invalid; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.detail = message
+
+
+class TokenError(RemindersError):
+    """An admin token cannot be created, found or revoked as asked."""

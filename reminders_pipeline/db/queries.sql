@@ -232,3 +232,138 @@ FROM reminder_runs
 WHERE status = 'running'
   AND started_at <= clock_timestamp() - make_interval(secs => %(older_than_s)s)
 ORDER BY id;
+
+------------------------------------------------------------------ activities and admin API
+-- Contact registrations (activities.py) and the admin API (admin/). The
+-- triggers of migration 0002 keep assignments.last_contact_date in step with
+-- activities; nothing here repeats that rule.
+
+-- name: register_contacts
+-- Every registration path, one set-based statement. All or nothing: when any
+-- row is refused, nothing is inserted and the refusals come back (the first 20,
+-- in input order) with their total count.
+WITH input AS (
+    SELECT t.assignment_id, t.occurred_on, t.position
+    FROM unnest(%(assignment_ids)s::bigint[], %(occurred_on)s::date[])
+         WITH ORDINALITY AS t (assignment_id, occurred_on, position)
+), target AS (
+    -- Locked in id order: registrations (and closings) of the same assignments
+    -- queue instead of deadlocking, and a concurrent close cannot slip in.
+    SELECT a.id, a.mentor_id, a.status, a.started_on
+    FROM assignments a
+    WHERE a.id IN (SELECT assignment_id FROM input)
+    ORDER BY a.id
+    FOR NO KEY UPDATE
+), checked AS (
+    SELECT i.position, i.assignment_id, i.occurred_on,
+           CASE WHEN i.assignment_id IS NULL OR i.occurred_on IS NULL THEN 'missing_value'
+                WHEN t.id IS NULL THEN 'unknown_assignment'
+                WHEN t.status = 'closed' THEN 'closed_assignment'
+                WHEN %(mentor_id)s::bigint IS NOT NULL
+                     AND t.mentor_id <> %(mentor_id)s::bigint THEN 'not_the_mentor'
+                WHEN i.occurred_on > %(today)s::date THEN 'future_date'
+                WHEN i.occurred_on < t.started_on THEN 'before_assignment_start'
+           END AS problem
+    FROM input i
+    LEFT JOIN target t ON t.id = i.assignment_id
+), inserted AS (
+    INSERT INTO activities (assignment_id, kind, occurred_on, registered_via, registered_by)
+    SELECT assignment_id, 'contact', occurred_on, %(registered_via)s, %(registered_by)s
+    FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM checked WHERE problem IS NOT NULL)
+    ORDER BY position
+    RETURNING id
+)
+SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM inserted) AS activity_ids,
+       (SELECT count(*) FROM checked WHERE problem IS NOT NULL) AS refused,
+       (SELECT coalesce(jsonb_agg(to_jsonb(p) ORDER BY p.position), '[]'::jsonb)
+        FROM (SELECT position, assignment_id, occurred_on, problem
+              FROM checked
+              WHERE problem IS NOT NULL
+              ORDER BY position
+              LIMIT 20) p) AS problems;
+
+-- name: admin_lock_assignment
+-- FOR UPDATE (not NO KEY UPDATE) also waits for transactions still inserting
+-- activities of this assignment, so old_value in the audit is what they left.
+SELECT id, status, started_on, last_contact_date
+FROM assignments
+WHERE id = %(id)s
+FOR UPDATE;
+
+-- name: admin_correct_last_contact_date
+-- The correction and its audit row, written together.
+WITH updated AS (
+    UPDATE assignments
+    SET last_contact_date = %(new_value)s
+    WHERE id = %(assignment_id)s
+    RETURNING id
+)
+INSERT INTO admin_audit (token_name, assignment_id, old_value, new_value, reason)
+SELECT %(token_name)s, id, %(old_value)s, %(new_value)s, %(reason)s
+FROM updated
+RETURNING id, at;
+
+-- name: admin_assignment
+SELECT id, mentor_id, status, started_on, last_contact_date, reminder_interval_days, created_at
+FROM assignments
+WHERE id = %(id)s;
+
+-- name: admin_recent_reminders
+SELECT id, kind, due_on, silence_started_on, sequence, channel, state, attempts,
+       created_at, delivered_at
+FROM notifications
+WHERE assignment_id = %(id)s
+ORDER BY due_on DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: admin_recent_activities
+SELECT id, kind, occurred_on, registered_via, registered_by, created_at
+FROM activities
+WHERE assignment_id = %(id)s
+ORDER BY occurred_on DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: admin_list_audit
+SELECT id, token_name, action, assignment_id, old_value, new_value, reason, at
+FROM admin_audit
+WHERE (%(assignment_id)s::bigint IS NULL OR assignment_id = %(assignment_id)s::bigint)
+ORDER BY at DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: admin_insert_token
+INSERT INTO admin_tokens (name, key_id, token_hash, scopes)
+VALUES (%(name)s, %(key_id)s, %(token_hash)s, %(scopes)s::text[])
+ON CONFLICT (name) DO NOTHING
+RETURNING id, created_at;
+
+-- name: admin_token_by_key
+SELECT id, name, token_hash, scopes, revoked_at
+FROM admin_tokens
+WHERE key_id = %(key_id)s;
+
+-- name: admin_token_used
+-- At most one write a minute per token: last_used_at is for humans.
+UPDATE admin_tokens
+SET last_used_at = now()
+WHERE id = %(id)s
+  AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute');
+
+-- name: admin_revoke_token
+UPDATE admin_tokens
+SET revoked_at = now()
+WHERE name = %(name)s AND revoked_at IS NULL
+RETURNING revoked_at;
+
+-- name: admin_token_by_name
+SELECT name, scopes, created_at, revoked_at, last_used_at
+FROM admin_tokens
+WHERE name = %(name)s;
+
+-- name: admin_list_tokens
+SELECT name, scopes, created_at, revoked_at, last_used_at
+FROM admin_tokens
+ORDER BY created_at, id;
+
+-- name: admin_ping
+SELECT 1 AS ok;
