@@ -1,0 +1,87 @@
+"""Runs of the reminders job in a test Dagster instance, in any state, at any time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, EventLogEntry
+from dagster._core.remote_origin import (
+    RegisteredCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.test_utils import create_run_for_test
+
+from reminders_pipeline.jobs import reminders_job
+
+# The run storage derives a run's status (and start/end times) from these events.
+_EVENT_FOR_STATUS = {
+    DagsterRunStatus.QUEUED: DagsterEventType.RUN_ENQUEUED,
+    DagsterRunStatus.STARTING: DagsterEventType.RUN_STARTING,
+    DagsterRunStatus.STARTED: DagsterEventType.RUN_START,
+    DagsterRunStatus.SUCCESS: DagsterEventType.RUN_SUCCESS,
+    DagsterRunStatus.FAILURE: DagsterEventType.RUN_FAILURE,
+    DagsterRunStatus.CANCELING: DagsterEventType.RUN_CANCELING,
+    DagsterRunStatus.CANCELED: DagsterEventType.RUN_CANCELED,
+}
+
+
+# Queued runs must name where they would be launched from.
+_ORIGIN = RemoteJobOrigin(
+    RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("reminders_pipeline"), "__repository__"),
+    reminders_job.name,
+)
+
+
+def report(
+    instance: DagsterInstance,
+    run_id: str,
+    status: DagsterRunStatus,
+    at: datetime | None = None,
+    message: str = "",
+) -> None:
+    event = DagsterEvent(
+        event_type_value=_EVENT_FOR_STATUS[status].value,
+        job_name=reminders_job.name,
+        message=message,
+    )
+    instance.handle_new_event(
+        EventLogEntry(
+            error_info=None,
+            level=logging.INFO,
+            user_message=message,
+            run_id=run_id,
+            timestamp=at.timestamp() if at else time.time(),
+            dagster_event=event,
+        )
+    )
+
+
+def job_run(
+    instance: DagsterInstance,
+    status: DagsterRunStatus,
+    *,
+    started_at: datetime | None = None,
+    run_id: str | None = None,
+    **tags: str,
+) -> str:
+    """A run of the reminders job that has gone through the events up to `status`."""
+    run = create_run_for_test(
+        instance,
+        job_name=reminders_job.name,
+        run_id=run_id,
+        status=DagsterRunStatus.NOT_STARTED,
+        remote_job_origin=_ORIGIN,
+        tags={"dagster/partition": "2025-03-29", **tags},
+    )
+    if status == DagsterRunStatus.NOT_STARTED:
+        return run.run_id
+    if status == DagsterRunStatus.QUEUED:
+        report(instance, run.run_id, status)
+        return run.run_id
+    report(instance, run.run_id, DagsterRunStatus.STARTED, started_at)
+    if status != DagsterRunStatus.STARTED:
+        report(instance, run.run_id, status)
+    return run.run_id
