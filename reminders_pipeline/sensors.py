@@ -192,12 +192,20 @@ def long_running_reminders_sensor(
 # ------------------------------------------------------------------ failures
 
 
+def _root_cause(error: Any) -> str:
+    # Dagster wraps an op's exception ("Error occurred while executing op ..."):
+    # the operator needs the innermost one.
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def failure_message(context: RunFailureSensorContext) -> str:
     """The step errors when a step failed; otherwise why the run failed (crash, timeout)."""
     errors = []
     for event in context.get_step_failure_events():
         error = getattr(event.event_specific_data, "error", None)
-        errors.append(f"{event.step_key}: {error.message.strip() if error else event.message}")
+        errors.append(f"{event.step_key}: {_root_cause(error) if error else event.message}")
     if errors:
         return "\n".join(errors)
     message = context.failure_event.message or "the run failed"

@@ -117,13 +117,11 @@ def repeated_skips_alert(
     facts = {"skipped in a row": str(count), "first skip": _when(since)}
     if last_reason:
         facts["last reason"] = last_reason
+    if recorded_holder:
+        facts["blocked by (last skip)"] = recorded_holder
+    facts["lock holder now"] = holder.describe() if holder is not None else "nobody"
     if holder is not None:
-        facts["lock holder now"] = holder.describe()
         facts["pid"] = str(holder.pid)
-    elif recorded_holder:
-        facts["lock holder (recorded)"] = recorded_holder
-    else:
-        facts["lock holder now"] = "nobody"
     return Alert(
         "repeated_skips",
         f"Reminders skipped {count} times in a row",

@@ -1,0 +1,328 @@
+"""Alerting sensors over runs in every state: each alert fires once, at a real local webhook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    SensorDefinition,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from reminders_pipeline import sensors
+from reminders_pipeline.alerts.resource import AlertResource
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.definitions import defs
+from reminders_pipeline.jobs import reminders_job
+from reminders_pipeline.lock import RunLock
+from reminders_pipeline.resources import ReminderRunResource, RemindersDatabaseResource
+from reminders_pipeline.runlog import RunCounts, RunLog
+from tests.helpers.alert_servers import WebhookServer
+from tests.helpers.dagster_runs import job_run, report
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    with WebhookServer() as server:
+        yield server
+
+
+@pytest.fixture
+def resources(db_url: str, webhook: WebhookServer) -> dict[str, Any]:
+    return {
+        "reminders_db": RemindersDatabaseResource(database_url=db_url),
+        "alerts": AlertResource(
+            webhook_url=webhook.url(), ui_base_url="http://dagster.test", backoff_factor_s=0.01
+        ),
+    }
+
+
+def evaluate(
+    sensor: SensorDefinition, instance: DagsterInstance, resources: dict, cursor: str | None
+) -> tuple[str, str | None]:
+    """Call the sensor once; returns its skip message (the tick history) and the new cursor."""
+    with build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources=resources,
+        repository_def=defs.get_repository_def(),
+    ) as context:
+        result = sensor(context)
+        return result.skip_message or "", context.cursor
+
+
+def alerts_of(webhook: WebhookServer, kind: str) -> list[dict[str, Any]]:
+    return [r.body for r in webhook.received if r.body["kind"] == kind]
+
+
+def running_row(db: Database, dagster_run_id: str | None, minutes_ago: int, pid: int = 1) -> int:
+    with db.connection() as conn:
+        row = conn.execute(
+            "INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, started_at,"
+            " lock_backend_pid) VALUES ('running', '2025-03-30', %s, 'cli',"
+            " now() - make_interval(mins => %s), %s) RETURNING id",
+            (dagster_run_id, minutes_ago, pid),
+        ).fetchone()
+    return row["id"]
+
+
+# ------------------------------------------------------------------ long runs
+
+
+def test_long_run_alerts_once_per_run_in_dagster_and_outside_it(
+    instance: DagsterInstance, db: Database, resources: dict, webhook: WebhookServer
+) -> None:
+    long = job_run(instance, DagsterRunStatus.STARTED, started_at=NOW - timedelta(minutes=45))
+    job_run(instance, DagsterRunStatus.STARTED, started_at=NOW - timedelta(minutes=5))
+    job_run(instance, DagsterRunStatus.QUEUED)  # waiting in the queue is not running
+    job_run(instance, DagsterRunStatus.SUCCESS, started_at=NOW - timedelta(hours=3))
+    running_row(db, long, 45)  # the same run seen in the log: covered by the Dagster alert
+    cli_row = running_row(db, "cli-run-0001", 40)
+    running_row(db, "cli-run-0002", 10)
+
+    message, cursor = evaluate(sensors.long_running_reminders_sensor, instance, resources, None)
+
+    alerts = alerts_of(webhook, "long_run")
+    assert [a["facts"]["run id"] for a in alerts] == [long, "cli-run-0001"]
+    dagster_alert, cli_alert = alerts
+    assert dagster_alert["facts"]["elapsed"] == "45 min"
+    assert dagster_alert["facts"]["started"].startswith(
+        (NOW - timedelta(minutes=45)).date().isoformat()
+    )
+    assert dagster_alert["facts"]["holds the run lock"] == "no"
+    assert dagster_alert["link"] == f"http://dagster.test/runs/{long}"
+    assert cli_alert["facts"]["reminder_runs id"] == str(cli_row)
+    assert "reminder_runs" in cli_alert["facts"]["seen in"]
+    assert long in message
+
+    again, cursor = evaluate(sensors.long_running_reminders_sensor, instance, resources, cursor)
+    assert len(alerts_of(webhook, "long_run")) == 2, "each long run alerts once"
+    assert "no run over" in again
+
+    # A finished run leaves the cursor, which only remembers what is still running.
+    report(instance, long, DagsterRunStatus.SUCCESS)
+    _, cursor = evaluate(sensors.long_running_reminders_sensor, instance, resources, cursor)
+    assert long not in (cursor or "")
+
+
+def test_long_run_that_holds_the_lock_says_so(
+    instance: DagsterInstance, db_url: str, resources: dict, webhook: WebhookServer
+) -> None:
+    run_id = job_run(instance, DagsterRunStatus.STARTED, started_at=NOW - timedelta(minutes=31))
+    with RunLock(db_url, run_id) as lock:
+        assert lock.try_acquire()
+        evaluate(sensors.long_running_reminders_sensor, instance, resources, None)
+    [alert] = alerts_of(webhook, "long_run")
+    assert alert["facts"]["holds the run lock"] == "yes"
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_failed_run_alerts_once_with_its_error_and_a_link(
+    instance: DagsterInstance, resources: dict, webhook: WebhookServer
+) -> None:
+    sensor = sensors.reminders_run_failure_sensor
+    # The first evaluation only sets the cursor: old failures do not alert.
+    job_run(instance, DagsterRunStatus.FAILURE)
+    cursor = sensor.evaluate_tick(
+        build_sensor_context(
+            instance=instance, resources=resources, repository_def=defs.get_repository_def()
+        )
+    ).cursor
+    assert alerts_of(webhook, "run_failed") == []
+
+    result = reminders_job.execute_in_process(
+        instance=instance,
+        partition_key="2025-03-30",
+        raise_on_error=False,
+        resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
+    )
+    assert not result.success
+
+    for _ in range(2):
+        with build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources=resources,
+            repository_def=defs.get_repository_def(),
+        ) as context:
+            cursor = sensor.evaluate_tick(context).cursor
+
+    [alert] = alerts_of(webhook, "run_failed")
+    assert alert["facts"]["run id"] == result.run_id
+    assert alert["facts"]["partition"] == "2025-03-30"
+    assert "cannot connect to the reminders database" in alert["text"]
+    assert alert["link"] == f"http://dagster.test/runs/{result.run_id}"
+
+
+def test_crashed_run_alert_explains_the_crash(
+    instance: DagsterInstance, resources: dict, webhook: WebhookServer
+) -> None:
+    run_id = job_run(instance, DagsterRunStatus.STARTED)
+    instance.report_engine_event(
+        f"Run execution process for {run_id} was terminated by signal 9 (SIGKILL).",
+        instance.get_run_by_id(run_id),
+    )
+    instance.report_run_failed(instance.get_run_by_id(run_id))
+    failure = instance.get_records_for_run(run_id).records[-1].event_log_entry.dagster_event
+    context = build_run_status_sensor_context(
+        sensor_name="reminders_run_failure_sensor",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run_id),
+        resources=resources,
+    ).for_run_failure()
+    sensors.reminders_run_failure_sensor(context)
+    [alert] = alerts_of(webhook, "run_failed")
+    assert "terminated by signal 9 (SIGKILL)" in alert["text"]
+
+
+# ------------------------------------------------------------------ repeated skips
+
+
+def test_repeated_skips_alert_once_per_streak_naming_the_holder(
+    instance: DagsterInstance, db: Database, db_url: str, resources: dict, webhook: WebhookServer
+) -> None:
+    log = RunLog(db)
+    sensor = sensors.repeated_skips_sensor
+    ok = log.start(NOW.date(), "r-ok", "manual", 1)
+    log.succeeded(ok, RunCounts())
+    log.tick_skipped(NOW.date(), "Skipped: run r-stuck is STARTED", blocking_run_id="r-stuck")
+
+    _, cursor = evaluate(sensor, instance, resources, None)
+    assert alerts_of(webhook, "repeated_skips") == [], "one skip is not a streak"
+
+    with RunLock(db_url, "r-stuck") as lock:
+        assert lock.try_acquire()
+        log.skipped(NOW.date(), "r-2", "schedule", lock.holder())
+        message, cursor = evaluate(sensor, instance, resources, cursor)
+        pid = lock.backend_pid
+    [alert] = alerts_of(webhook, "repeated_skips")
+    assert alert["facts"]["skipped in a row"] == "2"
+    assert alert["facts"]["pid"] == str(pid)
+    assert "r-stuck" in alert["facts"]["lock holder now"]
+    assert "2 skipped runs in a row" in message
+
+    log.tick_skipped(NOW.date(), "Skipped again", blocking_run_id="r-stuck")
+    _, cursor = evaluate(sensor, instance, resources, cursor)
+    assert len(alerts_of(webhook, "repeated_skips")) == 1, "a longer streak does not re-alert"
+
+    ok = log.start(NOW.date(), "r-ok2", "manual", 1)
+    log.succeeded(ok, RunCounts())
+    _, cursor = evaluate(sensor, instance, resources, cursor)
+    log.tick_skipped(NOW.date(), "Skipped", blocking_run_id="r-x")
+    log.tick_skipped(NOW.date(), "Skipped", blocking_run_id="r-x")
+    _, cursor = evaluate(sensor, instance, resources, cursor)
+    second = alerts_of(webhook, "repeated_skips")
+    assert len(second) == 2, "a new streak alerts again"
+    assert second[1]["facts"]["lock holder now"] == "nobody"
+    assert second[1]["facts"]["blocked by (last skip)"] == "run r-x"
+
+
+# ------------------------------------------------------------------ stale lock
+
+
+@pytest.fixture
+def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sensors, "STALE_LOCK_GRACE_S", 0)
+
+
+@pytest.mark.parametrize(
+    "status", [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+)
+def test_lock_held_for_a_finished_run_alerts_once_with_the_pid(
+    instance: DagsterInstance,
+    db_url: str,
+    resources: dict,
+    webhook: WebhookServer,
+    no_grace: None,
+    status: DagsterRunStatus,
+) -> None:
+    run_id = job_run(instance, status)
+    with RunLock(db_url, run_id) as lock:
+        assert lock.try_acquire()
+        message, cursor = evaluate(sensors.stale_lock_sensor, instance, resources, None)
+        evaluate(sensors.stale_lock_sensor, instance, resources, cursor)
+        pid = lock.backend_pid
+        assert lock.holder() is not None, "the sensor never terminates the session"
+    [alert] = alerts_of(webhook, "stale_lock")
+    assert alert["facts"]["pid"] == str(pid)
+    assert alert["facts"]["run id"] == run_id
+    assert alert["facts"]["why stale"] == f"its Dagster run is {status.value}"
+    assert alert["facts"]["to free it"] == f"SELECT pg_terminate_backend({pid});"
+    assert f"pid {pid}" in message
+
+
+def test_lock_held_by_a_run_unknown_to_dagster_alerts(
+    instance: DagsterInstance, db_url: str, resources: dict, webhook: WebhookServer, no_grace: None
+) -> None:
+    with RunLock(db_url, "gone-run-42") as lock:
+        assert lock.try_acquire()
+        evaluate(sensors.stale_lock_sensor, instance, resources, None)
+    [alert] = alerts_of(webhook, "stale_lock")
+    assert "unknown to Dagster" in alert["facts"]["why stale"]
+
+
+def test_lock_held_by_a_run_in_progress_is_not_stale(
+    instance: DagsterInstance,
+    db: Database,
+    db_url: str,
+    resources: dict,
+    webhook: WebhookServer,
+    no_grace: None,
+) -> None:
+    in_dagster = job_run(instance, DagsterRunStatus.STARTED)
+    with RunLock(db_url, in_dagster) as lock:
+        assert lock.try_acquire()
+        evaluate(sensors.stale_lock_sensor, instance, resources, None)
+    # A CLI run in another Dagster instance: unknown here, but its 'running' row is live.
+    with RunLock(db_url, "cli-elsewhere") as lock:
+        assert lock.try_acquire()
+        running_row(db, "cli-elsewhere", 0, lock.backend_pid)
+        evaluate(sensors.stale_lock_sensor, instance, resources, None)
+    # Nobody holds it at all.
+    message, _ = evaluate(sensors.stale_lock_sensor, instance, resources, None)
+    assert alerts_of(webhook, "stale_lock") == []
+    assert "free or held by a run in progress" in message
+
+
+def test_a_just_opened_lock_session_gets_a_grace_period(
+    instance: DagsterInstance, db_url: str, resources: dict, webhook: WebhookServer
+) -> None:
+    assert sensors.STALE_LOCK_GRACE_S > 0
+    with RunLock(db_url, "starting-run") as lock:
+        assert lock.try_acquire()
+        evaluate(sensors.stale_lock_sensor, instance, resources, None)
+    assert alerts_of(webhook, "stale_lock") == []
+
+
+def test_sensors_report_a_database_that_is_down_and_do_not_fail(
+    instance: DagsterInstance, webhook: WebhookServer
+) -> None:
+    down = {
+        "reminders_db": RemindersDatabaseResource(database_url="postgresql://x@127.0.0.1:1/x"),
+        "alerts": AlertResource(webhook_url=webhook.url()),
+    }
+    for sensor in (
+        sensors.long_running_reminders_sensor,
+        sensors.repeated_skips_sensor,
+        sensors.stale_lock_sensor,
+    ):
+        message, _ = evaluate(sensor, instance, down, None)
+        assert "failed: DatabaseUnavailable" in message
