@@ -252,6 +252,11 @@ def lock_status(as_json: bool) -> None:
             click.echo(f"  client:           {holder.client_addr}")
 
 
+from reminders_pipeline.admin.cli import admin  # noqa: E402
+
+cli.add_command(admin)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every expected error is one line on stderr and a non-zero exit."""
     try:

@@ -53,3 +53,19 @@ class ReminderSchedulerService:
         )
         assert row is not None
         return DueSelection(as_of=as_of, due=row["due"], active=row["active"])
+
+
+def next_reminder_due_on(
+    last_contact: date, interval_days: int, as_of: date, max_per_silence: int
+) -> date | None:
+    """The due date of the next reminder of this silence on or after as_of, or None.
+
+    None when the silence has already used its reminders before as_of. A
+    reminder due today counts as next: today's run may not have happened yet.
+    For active assignments; others get no reminders at all.
+    """
+    silent_days = (as_of - last_contact).days
+    sequence = max(1, -(-silent_days // interval_days))  # ceiling division
+    if sequence > max_per_silence:
+        return None
+    return last_contact + timedelta(days=sequence * interval_days)

@@ -333,7 +333,7 @@ LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: admin_insert_token
 INSERT INTO admin_tokens (name, key_id, token_hash, scopes)
-VALUES (%(name)s, %(key_id)s, %(token_hash)s, %(scopes)s::text[])
+VALUES (%(token_name)s, %(key_id)s, %(token_hash)s, %(scopes)s::text[])
 ON CONFLICT (name) DO NOTHING
 RETURNING id, created_at;
 
@@ -352,13 +352,13 @@ WHERE id = %(id)s
 -- name: admin_revoke_token
 UPDATE admin_tokens
 SET revoked_at = now()
-WHERE name = %(name)s AND revoked_at IS NULL
+WHERE name = %(token_name)s AND revoked_at IS NULL
 RETURNING revoked_at;
 
 -- name: admin_token_by_name
 SELECT name, scopes, created_at, revoked_at, last_used_at
 FROM admin_tokens
-WHERE name = %(name)s;
+WHERE name = %(token_name)s;
 
 -- name: admin_list_tokens
 SELECT name, scopes, created_at, revoked_at, last_used_at

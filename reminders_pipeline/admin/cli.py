@@ -1,0 +1,95 @@
+"""`reminders admin`: serve the admin API and manage its tokens.
+
+FastAPI and uvicorn are imported inside `serve` only, so every other
+`reminders` command starts without them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from reminders_pipeline.admin.tokens import READ, SCOPES
+
+
+def _database_url() -> str:
+    # Imported here: reminders_pipeline.cli imports this module at its end.
+    from reminders_pipeline.cli import _require_migrated, _url
+
+    url = _url()
+    _require_migrated(url)
+    return url
+
+
+def _token_store():  # noqa: ANN202
+    from reminders_pipeline.admin.tokens import TokenStore
+    from reminders_pipeline.db.connector import Database
+
+    return TokenStore(Database(_database_url()))
+
+
+@click.group()
+def admin() -> None:
+    """The admin API: serve it, manage its bearer tokens."""
+
+
+@admin.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port."
+)
+def serve(host: str, port: int) -> None:
+    """Serve the admin API (OpenAPI docs at /docs) on the reminders database."""
+    import uvicorn
+
+    from reminders_pipeline.admin.app import create_app
+    from reminders_pipeline.settings import ReminderSettings
+
+    app = create_app(_database_url(), ReminderSettings.from_env())
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@admin.command("create-token")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    type=click.Choice(SCOPES),
+    multiple=True,
+    help=f"A scope to grant (repeatable); default {READ}.",
+)
+def create_token(name: str, scopes: tuple[str, ...]) -> None:
+    """Create a bearer token NAME. It is printed once, on stdout; only its hash is kept."""
+    granted = scopes or (READ,)
+    token = _token_store().create(name, granted)
+    click.echo(
+        f"created token {name!r} with scope(s) {', '.join(sorted(set(granted)))}; "
+        "it is shown only now, store it safely:",
+        err=True,
+    )
+    click.echo(token)
+
+
+@admin.command("revoke-token")
+@click.argument("name")
+def revoke_token(name: str) -> None:
+    """Revoke the bearer token NAME at once."""
+    revoked_at = _token_store().revoke(name)
+    click.echo(f"revoked token {name!r} at {revoked_at.isoformat(timespec='seconds')}")
+
+
+@admin.command("list-tokens")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_tokens(as_json: bool) -> None:
+    """Token names, scopes and use (never the tokens themselves)."""
+    rows = _token_store().list()
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        click.echo("no tokens")
+    for r in rows:
+        state = f"revoked {r['revoked_at']:%F}" if r["revoked_at"] else "active"
+        used = f"last used {r['last_used_at']:%F %T}" if r["last_used_at"] else "never used"
+        click.echo(f"{r['name']:<24} {','.join(r['scopes']):<14} {state:<18} {used}")

@@ -1,0 +1,149 @@
+"""AssignmentAdminService: what the admin API shows and corrects (no web framework here).
+
+A manual correction writes assignments.last_contact_date directly, together
+with its admin_audit row, in one transaction that holds the assignment's row
+lock: two corrections of one assignment run one after the other, each audits
+the value the previous one left, and the last one wins. The activity triggers
+only act when activities change, so a later contact still moves the date
+forward and the audit keeps the manual value (docs/decisions/contact-reset-guarantee.md).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.queries import query
+from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused
+from reminders_pipeline.scheduler import next_reminder_due_on, reminder_due_on
+from reminders_pipeline.settings import ReminderSettings
+
+REASON_MAX_LENGTH = 500
+RECENT_REMINDERS = 10
+RECENT_ACTIVITIES = 10
+RECENT_CORRECTIONS = 5
+
+
+def check_reason(reason: str) -> str:
+    """A reason is required, bounded, and plain text (PostgreSQL refuses NUL in text)."""
+    reason = reason.strip()
+    if not reason:
+        raise CorrectionRefused("reason", "is required")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise CorrectionRefused("reason", f"must be at most {REASON_MAX_LENGTH} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t\n" for ch in reason):
+        raise CorrectionRefused("reason", "must not contain control characters")
+    return reason
+
+
+class AssignmentAdminService:
+    def __init__(self, db: Database, settings: ReminderSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def assignment(self, assignment_id: int) -> dict[str, Any]:
+        """The assignment, its next reminder due date and its recent history."""
+        with self.db.connection() as conn:
+            row = conn.execute(query("admin_assignment"), {"id": assignment_id}).fetchone()
+            if row is None:
+                raise AssignmentNotFound(assignment_id)
+            return self._view(conn, row)
+
+    def correct_last_contact_date(
+        self, assignment_id: int, new_value: date, reason: str, *, token_name: str
+    ) -> dict[str, Any]:
+        """Set last_contact_date by hand and audit it; returns the assignment and the audit row."""
+        reason = check_reason(reason)
+        today = self.settings.today()
+        if new_value > today:
+            raise CorrectionRefused(
+                "last_contact_date", f"must not be in the future (today is {today.isoformat()})"
+            )
+        with self.db.connection() as conn:
+            locked = conn.execute(query("admin_lock_assignment"), {"id": assignment_id}).fetchone()
+            if locked is None:
+                raise AssignmentNotFound(assignment_id)
+            if new_value < locked["started_on"]:
+                raise CorrectionRefused(
+                    "last_contact_date",
+                    "must not be before the assignment started "
+                    f"({locked['started_on'].isoformat()})",
+                )
+            audit = conn.execute(
+                query("admin_correct_last_contact_date"),
+                {
+                    "assignment_id": assignment_id,
+                    "old_value": locked["last_contact_date"],
+                    "new_value": new_value,
+                    "reason": reason,
+                    "token_name": token_name,
+                },
+            ).fetchone()
+            assert audit is not None
+            row = conn.execute(query("admin_assignment"), {"id": assignment_id}).fetchone()
+            view = self._view(conn, row)
+        view["correction"] = {
+            "audit_id": audit["id"],
+            "token_name": token_name,
+            "old_value": locked["last_contact_date"],
+            "new_value": new_value,
+            "reason": reason,
+            "at": audit["at"],
+        }
+        return view
+
+    def audit(
+        self, *, limit: int, offset: int, assignment_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self.db.fetch_all(
+            "admin_list_audit", limit=limit, offset=offset, assignment_id=assignment_id
+        )
+
+    def _view(self, conn: psycopg.Connection, row: dict[str, Any]) -> dict[str, Any]:
+        today = self.settings.today()
+        interval = row["reminder_interval_days"] or self.settings.default_interval_days
+        max_per_silence = self.settings.max_reminders_per_silence
+        active = row["status"] == "active"
+        reminders = conn.execute(
+            query("admin_recent_reminders"), {"id": row["id"], "limit": RECENT_REMINDERS}
+        ).fetchall()
+        last = row["last_contact_date"]
+        current = reminder_due_on(last, interval, today, max_per_silence) if active else None
+        created = current is not None and any(r["due_on"] == current[1] for r in reminders)
+        next_due = next_reminder_due_on(last, interval, today, max_per_silence) if active else None
+        if created and current is not None and next_due == current[1]:
+            # Today's reminder exists already: the next one is the one after it.
+            next_due = next_reminder_due_on(
+                last, interval, today + timedelta(days=1), max_per_silence
+            )
+        return {
+            "id": row["id"],
+            "mentor_id": row["mentor_id"],
+            "status": row["status"],
+            "started_on": row["started_on"],
+            "last_contact_date": row["last_contact_date"],
+            "reminder_interval_days": interval,
+            "interval_is_default": row["reminder_interval_days"] is None,
+            "today": today,
+            "next_reminder_due_on": next_due,
+            # The reminder today's run would create (or has created), if any.
+            "current_reminder": None
+            if current is None
+            else {
+                "sequence": current[0],
+                "due_on": current[1],
+                "created": created,
+            },
+            "recent_reminders": reminders,
+            "recent_activities": conn.execute(
+                query("admin_recent_activities"), {"id": row["id"], "limit": RECENT_ACTIVITIES}
+            ).fetchall(),
+            "recent_corrections": conn.execute(
+                query("admin_list_audit"),
+                {"assignment_id": row["id"], "limit": RECENT_CORRECTIONS, "offset": 0},
+            ).fetchall(),
+        }
