@@ -1,0 +1,173 @@
+"""The admin API as operators run it: `reminders admin serve` (uvicorn) on a free port,
+tokens made with `reminders admin create-token`, real HTTP, real PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from tests.acceptance.support import wait_for
+from tests.helpers.admin_api import LAST, TODAY, bearer, make_assignment
+from tests.helpers.data import db_rows
+
+pytestmark = pytest.mark.acceptance
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    token: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_token(reminders_cli, name: str, *scopes: str) -> str:
+    args = ["admin", "create-token", name]
+    for scope in scopes:
+        args += ["--scope", scope]
+    done = reminders_cli(*args, timeout=60)
+    assert done.returncode == 0, done.describe()
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def server(reminders_cli) -> Iterator[Server]:
+    token = create_token(reminders_cli, "ops", "read", "correct")
+    port = free_port()
+    child = reminders_cli.start("admin", "serve", "--host", "127.0.0.1", "--port", str(port))
+    base_url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if not child.alive():
+            pytest.fail(f"the admin server exited:\n{child.finished().describe()}")
+        try:
+            return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, timeout=60, what="the admin server to answer /healthz")
+    yield Server(base_url, token)
+    child.close()
+
+
+def test_create_token_prints_it_once_and_keeps_only_its_hash(reminders_cli, db):
+    done = reminders_cli("admin", "create-token", "ci", "--scope", "read", timeout=60)
+
+    assert done.returncode == 0, done.describe()
+    token = done.stdout.strip()
+    assert token.startswith("rmd_") and len(token) > 50
+    assert "shown only now" in done.stderr and token not in done.stderr
+    [row] = db_rows(db, "SELECT name, scopes, token_hash FROM admin_tokens")
+    assert (row["name"], row["scopes"]) == ("ci", ["read"])
+    assert token.encode() not in bytes(row["token_hash"])
+
+
+def test_token_commands_fail_with_one_line(reminders_cli):
+    create_token(reminders_cli, "ci")
+    again = reminders_cli("admin", "create-token", "ci", timeout=60)
+    assert again.returncode == 1
+    assert again.stderr.strip() == (
+        "error: a token named 'ci' already exists (names are never reused)"
+    )
+    unknown = reminders_cli("admin", "revoke-token", "nobody", timeout=60)
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "error: no token named 'nobody'")
+    bad = reminders_cli("admin", "create-token", "no spaces", timeout=60)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: token name 'no spaces'")
+    scope = reminders_cli("admin", "create-token", "x", "--scope", "root", timeout=60)
+    assert scope.returncode == 2 and "'root' is not one of 'read', 'correct'" in scope.stderr
+
+
+def test_the_served_api_authenticates_corrects_and_audits(server, reminders_cli, db):
+    assignment = make_assignment(db)
+    url = f"{server.base_url}/assignments/{assignment}/last-contact-date"
+    body = {"last_contact_date": (TODAY - timedelta(days=1)).isoformat(), "reason": "phoned"}
+
+    assert httpx.put(url, json=body).status_code == 401
+    reader = create_token(reminders_cli, "reader", "read")
+    assert httpx.put(url, json=body, headers=bearer(reader)).status_code == 403
+
+    response = httpx.put(url, json=body, headers=bearer(server.token))
+    assert response.status_code == 200, response.text
+    assert response.json()["next_reminder_due_on"] == (TODAY + timedelta(days=9)).isoformat()
+    [audit] = db_rows(db, "SELECT token_name, old_value, new_value, reason FROM admin_audit")
+    assert audit == {
+        "token_name": "ops",
+        "old_value": LAST,
+        "new_value": TODAY - timedelta(days=1),
+        "reason": "phoned",
+    }
+    assert httpx.get(f"{server.base_url}/docs").status_code == 200
+    assert httpx.get(f"{server.base_url}/openapi.json").json()["info"]["title"]
+
+
+def test_a_revoked_token_is_refused_at_once(server, reminders_cli):
+    headers = bearer(server.token)
+    assert httpx.get(f"{server.base_url}/runs", headers=headers).status_code == 200
+    done = reminders_cli("admin", "revoke-token", "ops", timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("revoked token 'ops' at ")
+    response = httpx.get(f"{server.base_url}/runs", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "invalid or revoked token"}
+
+
+def test_two_concurrent_corrections_are_both_audited_and_the_last_one_wins(server, db_url, db):
+    assignment = make_assignment(db)
+    url = f"{server.base_url}/assignments/{assignment}/last-contact-date"
+    days = {"first": TODAY - timedelta(days=4), "second": TODAY - timedelta(days=2)}
+    responses: dict[str, httpx.Response] = {}
+
+    def send(label: str) -> None:
+        body = {"last_contact_date": days[label].isoformat(), "reason": label}
+        responses[label] = httpx.put(url, json=body, headers=bearer(server.token), timeout=60)
+
+    # Hold the assignment's row lock so both requests are in flight at once.
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM assignments WHERE id = %s FOR UPDATE", (assignment,))
+        threads = [threading.Thread(target=send, args=(label,)) for label in days]
+        for t in threads:
+            t.start()
+        wait_for(
+            lambda: waiting_on_a_row_lock(db_url) >= 2,
+            timeout=30,
+            what="both corrections to wait on the assignment's row lock",
+        )
+        holder.commit()
+    for t in threads:
+        t.join(60)
+
+    assert {label: r.status_code for label, r in responses.items()} == {
+        "first": 200,
+        "second": 200,
+    }
+    audits = db_rows(
+        db,
+        "SELECT reason, old_value, new_value FROM admin_audit WHERE assignment_id = %s ORDER BY id",
+        (assignment,),
+    )
+    assert len(audits) == 2
+    earlier, later = audits
+    # Serialised: the later one saw (and audited) the value the earlier one left.
+    assert earlier["old_value"] == LAST
+    assert later["old_value"] == earlier["new_value"]
+    final = db_rows(db, "SELECT last_contact_date FROM assignments WHERE id = %s", (assignment,))
+    assert final[0]["last_contact_date"] == later["new_value"]
+    assert responses[later["reason"]].json()["last_contact_date"] == later["new_value"].isoformat()
+
+
+def waiting_on_a_row_lock(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
