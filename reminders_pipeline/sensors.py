@@ -214,7 +214,7 @@ def failure_message(context: RunFailureSensorContext) -> str:
         for entry in context.instance.all_logs(
             context.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT
         )
-        if entry.message.startswith("Run execution process for")
+        if "Run execution process for" in entry.message
     ]
     return f"{message} {crashes[-1]}" if crashes else message
 

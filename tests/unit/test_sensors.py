@@ -87,10 +87,11 @@ def running_row(db: Database, dagster_run_id: str | None, minutes_ago: int, pid:
 def test_long_run_alerts_once_per_run_in_dagster_and_outside_it(
     instance: DagsterInstance, db: Database, resources: dict, webhook: WebhookServer
 ) -> None:
-    long = job_run(instance, DagsterRunStatus.STARTED, started_at=NOW - timedelta(minutes=45))
-    job_run(instance, DagsterRunStatus.STARTED, started_at=NOW - timedelta(minutes=5))
+    now = datetime.now(UTC)
+    long = job_run(instance, DagsterRunStatus.STARTED, started_at=now - timedelta(minutes=45))
+    job_run(instance, DagsterRunStatus.STARTED, started_at=now - timedelta(minutes=5))
     job_run(instance, DagsterRunStatus.QUEUED)  # waiting in the queue is not running
-    job_run(instance, DagsterRunStatus.SUCCESS, started_at=NOW - timedelta(hours=3))
+    job_run(instance, DagsterRunStatus.SUCCESS, started_at=now - timedelta(hours=3))
     running_row(db, long, 45)  # the same run seen in the log: covered by the Dagster alert
     cli_row = running_row(db, "cli-run-0001", 40)
     running_row(db, "cli-run-0002", 10)
@@ -102,7 +103,7 @@ def test_long_run_alerts_once_per_run_in_dagster_and_outside_it(
     dagster_alert, cli_alert = alerts
     assert dagster_alert["facts"]["elapsed"] == "45 min"
     assert dagster_alert["facts"]["started"].startswith(
-        (NOW - timedelta(minutes=45)).date().isoformat()
+        (now - timedelta(minutes=45)).date().isoformat()
     )
     assert dagster_alert["facts"]["holds the run lock"] == "no"
     assert dagster_alert["link"] == f"http://dagster.test/runs/{long}"
@@ -176,7 +177,8 @@ def test_crashed_run_alert_explains_the_crash(
 ) -> None:
     run_id = job_run(instance, DagsterRunStatus.STARTED)
     instance.report_engine_event(
-        f"Run execution process for {run_id} was terminated by signal 9 (SIGKILL).",
+        f"[DagsterApiServer] Run execution process for {run_id} was terminated by signal 9"
+        " (SIGKILL).",
         instance.get_run_by_id(run_id),
     )
     instance.report_run_failed(instance.get_run_by_id(run_id))
