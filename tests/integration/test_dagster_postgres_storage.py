@@ -1,0 +1,126 @@
+"""The job through Dagster's launch path against an instance on dagster-postgres storage,
+configured by the shipped dagster.postgres.yaml (and its psycopg2 scheme)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from dagster import DagsterInstance, execute_job, reconstructable
+from dagster._core.instance.ref import InstanceRef
+from psycopg.conninfo import conninfo_to_dict
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.url import with_database
+from reminders_pipeline.jobs import reminders_job
+from reminders_pipeline.lock import RunLock
+from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+
+REPO = Path(__file__).resolve().parents[2]
+DAYS = [date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)]
+
+
+@pytest.fixture
+def postgres_instance(
+    pg_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reminders_env: dict
+) -> Iterator[tuple[DagsterInstance, str]]:
+    """A Dagster instance whose storage is a fresh database on the test server."""
+    name = f"dagster_storage_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(pg_server_url)
+    host = str(params.get("host") or "127.0.0.1")
+    config = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text())
+    if host.startswith("/"):
+        # The embedded server listens on a unix socket: libpq takes its folder as `host`,
+        # which the URL's hostname cannot carry; the params are passed through as is.
+        config["storage"]["postgres"]["postgres_db"]["params"] = {"host": host}
+        host = "localhost"
+    home = tmp_path / "dagster_pg_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    for var, value in {
+        "DAGSTER_PG_HOST": host,
+        "DAGSTER_PG_PORT": str(params.get("port") or 5432),
+        "DAGSTER_PG_DB": name,
+        "DAGSTER_PG_USERNAME": str(params.get("user") or "postgres"),
+        "DAGSTER_PG_PASSWORD": str(params.get("password") or ""),
+        "DAGSTER_HOME": str(home),
+    }.items():
+        monkeypatch.setenv(var, value)
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    try:
+        yield instance, with_database(pg_server_url, name)
+    finally:
+        instance.dispose()
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def launch(instance: DagsterInstance, day: date):  # noqa: ANN201 (ExecuteJobResult)
+    return execute_job(
+        reconstructable(reminders_job),
+        instance=instance,
+        tags={"dagster/partition": day.isoformat(), "reminders/trigger": "test"},
+    )
+
+
+def test_the_shipped_postgres_config_names_the_psycopg2_driver() -> None:
+    config = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text())
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    shipped = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    for key in ("concurrency", "run_monitoring"):
+        assert config[key] == shipped[key], f"{key} differs between the two instance configs"
+
+
+def test_job_runs_on_postgres_storage_and_a_rerun_creates_nothing_new(
+    postgres_instance: tuple[DagsterInstance, str], db: Database
+) -> None:
+    instance, storage_url = postgres_instance
+    mentor = add_mentor(db)
+    add_assignment(db, mentor, DAYS[0] - timedelta(days=10))
+    add_assignment(db, mentor, DAYS[0] - timedelta(days=1), interval_days=1)
+
+    first = [launch(instance, day) for day in DAYS]
+    assert all(result.success for result in first)
+    created = notifications(db)
+    assert len(created) == 4  # one for the first assignment, three for the daily one
+
+    again = [launch(instance, day) for day in DAYS]  # the same days once more
+    assert all(result.success for result in again)
+    assert notifications(db) == created, "a re-run created reminders"
+    assert [r["created"] for r in runs(db)] == [2, 1, 1, 0, 0, 0]
+
+    # Runs, tags and events live in Dagster's Postgres storage.
+    for result in first + again:
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None and run.tags["reminders/outcome"] == "success"
+    with psycopg.connect(storage_url) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
+        assert conn.execute("SELECT count(*) FROM event_logs").fetchone()[0] > 6
+
+
+def test_a_skipped_run_shows_as_skipped_with_the_lock_holder(
+    postgres_instance: tuple[DagsterInstance, str], db_url: str
+) -> None:
+    instance, _ = postgres_instance
+    with RunLock(db_url, "holder-run-7") as lock:
+        assert lock.try_acquire()
+        result = launch(instance, DAYS[0])
+        pid = lock.backend_pid
+    assert result.success
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and run.tags["reminders/outcome"] == "skipped"
+    [output] = [
+        e
+        for e in result.all_events
+        if e.is_successful_output and e.step_output_data.output_name == "skipped"
+    ]
+    metadata = output.step_output_data.metadata
+    assert metadata["holder_pid"].value == pid
+    assert metadata["holder_run_id"].value == "holder-run-7"
