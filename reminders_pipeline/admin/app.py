@@ -17,10 +17,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reminders_pipeline.admin.corrections import (
     REASON_MAX_LENGTH,
@@ -320,6 +322,22 @@ def create_app(url: str, settings: ReminderSettings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=422, content=jsonable_encoder({"detail": errors, "message": message})
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 for a body it cannot decode (not UTF-8, say); our
+        # routes never raise 400, so it is always that: an invalid body, a 422.
+        if exc.status_code == 400:
+            return JSONResponse(
+                status_code=422,
+                content={
+                    "detail": [
+                        {"loc": ["body"], "msg": "is not valid JSON text", "type": "json_invalid"}
+                    ],
+                    "message": "body: is not valid JSON text",
+                },
+            )
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(CorrectionRefused)
     async def correction_refused(request: Request, exc: CorrectionRefused) -> JSONResponse:
