@@ -139,13 +139,20 @@ def check_long_runs(
         if row["id"] in alerted_rows or row["dagster_run_id"] in in_progress:
             continue  # already alerted, or the Dagster run above covers it
         elapsed = now - row["started_at"]
+        known = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
+        source = (
+            f"reminder_runs, left 'running' although its Dagster run is {known.status.value}"
+            " (the process died; the next run marks the row abandoned)"
+            if known is not None
+            else f"reminder_runs (trigger {row['trigger']}, outside this Dagster instance)"
+        )
         alerts.send(
             long_run_alert(
                 run_id=row["dagster_run_id"],
                 started_at=row["started_at"],
                 elapsed=elapsed,
                 threshold=threshold,
-                source=f"reminder_runs (trigger {row['trigger']}, outside this Dagster instance)",
+                source=source,
                 holds_lock=(holder is not None and holder.pid == row["lock_backend_pid"])
                 if lock_known
                 else None,

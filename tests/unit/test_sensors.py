@@ -95,12 +95,15 @@ def test_long_run_alerts_once_per_run_in_dagster_and_outside_it(
     running_row(db, long, 45)  # the same run seen in the log: covered by the Dagster alert
     cli_row = running_row(db, "cli-run-0001", 40)
     running_row(db, "cli-run-0002", 10)
+    dead = job_run(instance, DagsterRunStatus.FAILURE, started_at=now - timedelta(minutes=50))
+    running_row(db, dead, 50)  # its worker was killed: the row stays 'running'
 
     message, cursor = evaluate(sensors.long_running_reminders_sensor, instance, resources, None)
 
     alerts = alerts_of(webhook, "long_run")
-    assert [a["facts"]["run id"] for a in alerts] == [long, "cli-run-0001"]
-    dagster_alert, cli_alert = alerts
+    assert [a["facts"]["run id"] for a in alerts] == [long, "cli-run-0001", dead]
+    dagster_alert, cli_alert, dead_alert = alerts
+    assert "its Dagster run is FAILURE" in dead_alert["facts"]["seen in"]
     assert dagster_alert["facts"]["elapsed"] == "45 min"
     assert dagster_alert["facts"]["started"].startswith(
         (now - timedelta(minutes=45)).date().isoformat()
@@ -112,7 +115,7 @@ def test_long_run_alerts_once_per_run_in_dagster_and_outside_it(
     assert long in message
 
     again, cursor = evaluate(sensors.long_running_reminders_sensor, instance, resources, cursor)
-    assert len(alerts_of(webhook, "long_run")) == 2, "each long run alerts once"
+    assert len(alerts_of(webhook, "long_run")) == 3, "each long run alerts once"
     assert "no run over" in again
 
     # A finished run leaves the cursor, which only remembers what is still running.
