@@ -150,10 +150,9 @@ def dagster_dev(
         )
         yield dagster
     finally:
-        _shut_down(process)
+        clean = _shut_down(process)
         instance.dispose()
-        if process.returncode not in (0, -signal.SIGINT):
-            print(dagster.log_tail())
+    assert clean, f"dagster dev did not stop on Ctrl-C within 30 s:\n{dagster.log_tail()}"
 
 
 def _code_location_loaded(dagster: Dagster) -> bool:
@@ -168,15 +167,19 @@ def _code_location_loaded(dagster: Dagster) -> bool:
     return bool(result.get("repositoriesOrError", {}).get("nodes"))
 
 
-def _shut_down(process: subprocess.Popen) -> None:
-    """Ctrl-C first (dagster dev stops its webserver, daemon and code server), then SIGKILL."""
+def _shut_down(process: subprocess.Popen) -> bool:
+    """Ctrl-C first (dagster dev stops its webserver, daemon and code server), then SIGKILL
+    whatever is left of the process group. True when Ctrl-C was enough."""
+    clean = False
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
+            clean = True
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # anything left in the group
     process.wait(timeout=10)
+    return clean
 
 
 class Gate:
