@@ -19,10 +19,11 @@ the previous one's dirty pages):
   4b. cli          `reminders run --json` as a child process (Python start and imports too)
 
 Phases 1 to 3 run --repeat times (default 3); the median round is shown, with
-every round's time. Memory for phases 2 and 3 is measured two ways: the tracemalloc peak (Python heap
-allocations during the phase) and the growth of the process's peak RSS
-(ru_maxrss) across the phase, with the absolute peak RSS. Dagster is imported only
-after phase 3, so the RSS figures of 2 and 3 are those of the services alone.
+every round's time. Memory for phases 2 and 3 is measured two ways: the
+tracemalloc peak (Python heap allocations during the phase) and the growth of
+the process's peak RSS (ru_maxrss) across the phase, with the absolute peak RSS.
+Dagster is imported only after phase 3, so the RSS figures of 2 and 3 are those
+of the services alone.
 Not part of the test suite: nothing here asserts on time.
 """
 
