@@ -20,29 +20,39 @@
 
 CREATE FUNCTION activities_contacts_added() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    moved_ids   bigint[];
+    moved_dates date[];
 BEGIN
-    -- Lock the rows that will move, in id order, so concurrent registrations
-    -- touching the same assignments queue instead of deadlocking.
-    PERFORM 1
-    FROM assignments a
-    JOIN (SELECT assignment_id, max(occurred_on) AS latest
-          FROM added_activities
-          WHERE kind = 'contact'
-          GROUP BY assignment_id) n ON n.assignment_id = a.id
-    WHERE a.last_contact_date < n.latest
-    ORDER BY a.id
-    FOR NO KEY UPDATE OF a;
+    -- One join, filtered before aggregating: only assignments whose date really
+    -- moves are collected. The seed, whose activities match the assignments'
+    -- dates already, finds none and stops here.
+    SELECT array_agg(id ORDER BY id), array_agg(latest ORDER BY id)
+    INTO moved_ids, moved_dates
+    FROM (SELECT a.id, max(n.occurred_on) AS latest
+          FROM added_activities n
+          JOIN assignments a ON a.id = n.assignment_id
+          WHERE n.kind = 'contact'
+            AND n.occurred_on > a.last_contact_date
+          GROUP BY a.id) moved;
+    IF moved_ids IS NULL THEN
+        RETURN NULL;
+    END IF;
 
-    -- Only rows that really move are written: the seed, whose activities match
-    -- the assignments' dates already, updates nothing.
+    -- Lock in id order, so concurrent registrations touching the same
+    -- assignments queue instead of deadlocking.
+    PERFORM 1
+    FROM assignments
+    WHERE id = ANY (moved_ids)
+    ORDER BY id
+    FOR NO KEY UPDATE;
+
+    -- Re-checked on the locked, newest version: a concurrent later contact wins.
     UPDATE assignments a
-    SET last_contact_date = n.latest
-    FROM (SELECT assignment_id, max(occurred_on) AS latest
-          FROM added_activities
-          WHERE kind = 'contact'
-          GROUP BY assignment_id) n
-    WHERE a.id = n.assignment_id
-      AND a.last_contact_date < n.latest;
+    SET last_contact_date = m.latest
+    FROM unnest(moved_ids, moved_dates) AS m (id, latest)
+    WHERE a.id = m.id
+      AND a.last_contact_date < m.latest;
     RETURN NULL;
 END
 $$;
