@@ -233,6 +233,17 @@ WHERE status = 'running'
   AND started_at <= clock_timestamp() - make_interval(secs => %(older_than_s)s)
 ORDER BY id;
 
+-- name: live_run_sessions
+-- Dagster run ids of every session named reminders-run:<run id> (lock.py): a run
+-- opens it before taking the lock and keeps it until the lock is released, so it
+-- is the run worker's heartbeat, between steps too (not only while holding the
+-- lock). All databases of the server count: any sign of life keeps a run alive.
+-- application_name is visible to every role, even for other users' sessions.
+SELECT DISTINCT substr(application_name, length(%(prefix)s) + 1) AS run_id
+FROM pg_stat_activity
+WHERE starts_with(application_name, %(prefix)s)
+ORDER BY run_id;
+
 ------------------------------------------------------------------ activities and admin API
 -- Contact registrations (activities.py) and the admin API (admin/). The
 -- triggers of migration 0002 keep assignments.last_contact_date in step with
