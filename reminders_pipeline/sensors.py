@@ -7,6 +7,11 @@
 - stale lock: the run lock held by a session whose run is not in progress,
   once per session. The session is never terminated automatically.
 
+One sensor acts: zombie runs (reminders_pipeline.zombies) are runs Dagster shows
+STARTED or STARTING whose worker is gone (no reminders database session for the
+grace period); it reports them failed, so the one-at-a-time queue moves on, and
+alerts once per run.
+
 Messages and delivery live in reminders_pipeline.alerts (plain Python); cursors
 here remember what was already alerted.
 """
@@ -43,6 +48,13 @@ from reminders_pipeline.jobs import reminders_job
 from reminders_pipeline.lock import APPLICATION_PREFIX, LockHolder
 from reminders_pipeline.resources import RemindersDatabaseResource
 from reminders_pipeline.schedules import env_int
+from reminders_pipeline.zombies import (
+    RunSeen,
+    find_zombies,
+    live_run_ids,
+    zombie_alert,
+    zombie_failure_message,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -395,9 +407,140 @@ def stale_lock_sensor(
     return _summary(fired, problems, "the run lock is free or held by a run in progress")
 
 
+# ------------------------------------------------------------------ zombie runs
+
+# Off switch: REMINDERS_ZOMBIE_SENSOR=off. The sensor then starts stopped and, if
+# turned on in the UI anyway, does nothing, so a deployment can opt out for sure.
+ZOMBIE_SENSOR_ON = os.environ.get("REMINDERS_ZOMBIE_SENSOR", "on").strip().lower() not in (
+    "off",
+    "false",
+    "0",
+    "no",
+)
+# How long a run in progress may have no reminders session before it is failed.
+# Far above the seconds a live run spends without one (zombies.py); 10 s at least.
+ZOMBIE_GRACE_S = env_int("REMINDERS_ZOMBIE_GRACE_S", 300, 10, 24 * 60 * 60)
+ZOMBIE_INTERVAL_S = env_int("REMINDERS_ZOMBIE_INTERVAL_S", SENSOR_INTERVAL_S, 5, 3600)
+ZOMBIE_STATUSES = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+def _timestamp(moment: datetime | float | None) -> datetime | None:
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        # SQLite run storage returns naive UTC.
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(moment, UTC)
+
+
+def _run_seen(instance: DagsterInstance, record: Any) -> RunSeen:
+    run = record.dagster_run
+    if run.status == DagsterRunStatus.STARTED:
+        since = _timestamp(record.start_time)
+    else:  # STARTING: since its launch, as run monitoring counts it
+        since = _timestamp(instance.get_run_stats(run.run_id).launch_time)
+    return RunSeen(
+        run_id=run.run_id,
+        status=run.status.value,
+        since=since or _timestamp(record.update_timestamp),
+        partition=run.tags.get("dagster/partition"),
+    )
+
+
+def check_zombie_runs(
+    instance: DagsterInstance,
+    reminders_db: RemindersDatabaseResource,
+    alerts: AlertResource,
+    cursor: str | None,
+    grace: timedelta,
+    logger: Any = None,
+) -> tuple[list[str], list[str], str | None]:
+    """Fail and alert once per zombie run. Returns (fired, problems, cursor).
+
+    The cursor maps run ids without a session to when that was first seen.
+    """
+    state = _load_cursor(cursor)
+    raw = state.get("missing") if isinstance(state.get("missing"), dict) else {}
+    missing = {run_id: ts for run_id, value in raw.items() if (ts := _parse_time(value))}
+    problems: list[str] = []
+    records = instance.get_run_records(
+        filters=RunsFilter(job_name=reminders_job.name, statuses=ZOMBIE_STATUSES)
+    )
+    if not records:
+        return [], problems, json.dumps({"missing": {}})
+    # Without the heartbeat there is no verdict: keep the cursor as it was.
+    live = _try(
+        "reading the reminders sessions",
+        lambda: live_run_ids(reminders_db.resolved_database_url()),
+        problems,
+    )
+    if live is None:
+        return [], problems, cursor
+    now = now_utc()
+    verdict = find_zombies(
+        [_run_seen(instance, record) for record in records], live, missing, now, grace
+    )
+    fired: list[str] = []
+    for zombie in verdict.zombies:
+        run_id = zombie.run.run_id
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status not in ZOMBIE_STATUSES:
+            continue  # it ended meanwhile
+        try:
+            # What run monitoring does with a run worker it finds dead.
+            instance.report_run_failed(run, zombie_failure_message(zombie, now))
+        except Exception as exc:
+            log.exception("could not mark run %s failed", run_id)
+            problems.append(f"marking run {run_id} failed failed: {type(exc).__name__}: {exc}")
+            verdict.missing_since[run_id] = zombie.missing_since  # try again next time
+            continue
+        alerts.send(zombie_alert(zombie, now, grace, alerts.run_url(run_id)), logger=logger)
+        fired.append(f"run {run_id} had no session for {zombie.missing_for(now)}: marked failed")
+    new_cursor = {run_id: ts.isoformat() for run_id, ts in verdict.missing_since.items()}
+    return fired, problems, json.dumps({"missing": new_cursor})
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@sensor(
+    name="zombie_run_sensor",
+    minimum_interval_seconds=ZOMBIE_INTERVAL_S,
+    default_status=SENSOR_STATUS if ZOMBIE_SENSOR_ON else DefaultSensorStatus.STOPPED,
+    description=(
+        "Marks failed (and alerts once for) reminders runs shown STARTED or STARTING with no"
+        f" reminders database session for {ZOMBIE_GRACE_S} s: their worker is gone."
+    ),
+)
+def zombie_run_sensor(
+    context: SensorEvaluationContext,
+    reminders_db: RemindersDatabaseResource,
+    alerts: AlertResource,
+) -> SkipReason:
+    if not ZOMBIE_SENSOR_ON:
+        return SkipReason("off: REMINDERS_ZOMBIE_SENSOR=off")
+    fired, problems, cursor = check_zombie_runs(
+        context.instance,
+        reminders_db,
+        alerts,
+        context.cursor,
+        timedelta(seconds=ZOMBIE_GRACE_S),
+        context.log,
+    )
+    if cursor is not None:
+        context.update_cursor(cursor)
+    return _summary(fired, problems, "no zombie run")
+
+
 all_sensors = [
     long_running_reminders_sensor,
     reminders_run_failure_sensor,
     repeated_skips_sensor,
     stale_lock_sensor,
+    zombie_run_sensor,
 ]
