@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from datetime import date, datetime
 from typing import Any
 
@@ -257,6 +258,10 @@ from reminders_pipeline.admin.cli import admin  # noqa: E402
 cli.add_command(admin)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every expected error is one line on stderr and a non-zero exit."""
     try:
@@ -274,8 +279,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        click.echo(f"error: database error: {first}", err=True)
+        click.echo(f"error: database error: {_first_line(exc)}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        # A bug or an environment problem we did not foresee: still one line, and
+        # the traceback for whoever asks for it.
+        args = sys.argv[1:] if argv is None else argv
+        if "-v" in args or "--verbose" in args:
+            traceback.print_exc()
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            "(run with -v for the traceback)",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process guard, first use must not race
+    fcntl = None  # type: ignore[assignment]
 
 from dagster import DagsterInstance, execute_job, reconstructable
 
@@ -25,7 +32,28 @@ def dagster_instance() -> DagsterInstance:
         if not config.exists():
             config.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(Path(home).resolve())
-    return DagsterInstance.get()
+    with _first_use_guard(Path(os.environ["DAGSTER_HOME"])):
+        instance = DagsterInstance.get()
+        # Touch each storage under the guard: SQLite storage creates its schema on
+        # first use, and two processes doing that at once fail ("table runs already
+        # exists"), which would leave an invocation without any record.
+        instance.get_runs_count()
+        _ = instance.event_log_storage, instance.schedule_storage
+    return instance
+
+
+@contextmanager
+def _first_use_guard(home: Path) -> Iterator[None]:
+    """Serialise instance creation across processes sharing one DAGSTER_HOME."""
+    if fcntl is None or not home.is_dir():
+        yield
+        return
+    with open(home / ".reminders-instance.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_partition(as_of: date) -> str:

@@ -25,7 +25,9 @@ def validate_url(url: str, source: str = ENV_VAR) -> str:
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"{source} is not a valid PostgreSQL connection string: {exc}") from None
+        raise ConfigError(
+            f"{source} is not a valid PostgreSQL connection string: {str(exc).strip()}"
+        ) from None
     return url
 
 

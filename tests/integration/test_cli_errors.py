@@ -39,9 +39,6 @@ def test_unreachable_database_is_one_error_line(reminders_cli, args):
     assert_one_clear_error(result, "cannot connect", "127.0.0.1:1")
 
 
-# Remove the xfail once reminders_pipeline/db/url.py validate_url strips psycopg's
-# message: it ends in a newline, so stderr gets a blank second line.
-@pytest.mark.xfail(strict=True, reason="validate_url: blank second line on stderr")
 @pytest.mark.parametrize("url", ["not a url", "postgresql://[::1"])
 def test_malformed_database_url_is_one_error_line(reminders_cli, url):
     result = reminders_cli("run", "--json", env={"REMINDERS_DATABASE_URL": url}, timeout=60)
