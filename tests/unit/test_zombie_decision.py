@@ -101,6 +101,9 @@ def test_the_failure_message_says_why() -> None:
 def test_the_decision_module_does_not_import_dagster() -> None:
     tree = ast.parse(Path(zombies.__file__).read_text())
     imported = {
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
     } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any(name.split(".")[0] == "dagster" for name in imported), imported
