@@ -37,12 +37,21 @@ LOCK_KEY = (LOCK_NAMESPACE, REMINDERS_RUN_JOB)
 APPLICATION_PREFIX = "reminders-run:"
 
 # TCP keepalives bound how long a vanished host (power loss, network split) keeps
-# the lock: after about idle + interval * count seconds PostgreSQL drops the session.
+# the lock. The client side (libpq) notices a dead server; only the server side
+# makes PostgreSQL drop the session of a client host that went away, after about
+# idle + interval * count seconds instead of the kernel's two hours. The server
+# settings are SET after connecting rather than passed as startup options, which
+# some poolers refuse; on a Unix socket PostgreSQL ignores them.
 KEEPALIVES = {
     "keepalives": 1,
     "keepalives_idle": 30,
     "keepalives_interval": 10,
     "keepalives_count": 3,
+}
+SERVER_KEEPALIVES = {
+    "tcp_keepalives_idle": 30,
+    "tcp_keepalives_interval": 10,
+    "tcp_keepalives_count": 3,
 }
 
 
@@ -118,6 +127,8 @@ class RunLock:
             application_name=application_name_for(self.run_id),
             **KEEPALIVES,
         )
+        for name, value in SERVER_KEEPALIVES.items():
+            self._conn.execute(f"SET {name} = {int(value)}")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

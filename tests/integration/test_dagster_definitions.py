@@ -41,6 +41,7 @@ def test_every_job_schedule_and_sensor_resolves() -> None:
         "reminders_run_failure_sensor",
         "repeated_skips_sensor",
         "stale_lock_sensor",
+        "zombie_run_sensor",
     }
     for sensor in repo.sensor_defs:
         assert sensor.default_status == DefaultSensorStatus.RUNNING

@@ -63,3 +63,20 @@ def test_ensure_held_raises_when_the_lock_session_is_terminated(db_url):
 def test_holder_is_none_when_free(db_url):
     with connect(db_url, autocommit=True) as conn:
         assert find_lock_holder(conn) is None
+
+
+def test_lock_session_sets_server_side_keepalives(db_url):
+    """So PostgreSQL itself drops the lock of a client host that vanished (TCP only)."""
+    with RunLock(db_url, "run-a") as lock:
+        rows = lock.conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name LIKE 'tcp_keepalives_%'"
+        ).fetchall()
+        unix_socket = lock.conn.info.host.startswith("/")
+    settings = {r["name"]: r["setting"] for r in rows}
+    if unix_socket:
+        pytest.skip("PostgreSQL ignores TCP keepalives on a Unix socket")
+    assert settings == {
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_interval": "10",
+        "tcp_keepalives_count": "3",
+    }
