@@ -30,9 +30,8 @@ A run is therefore judged a zombie only when BOTH hold:
 A mistaken verdict could not double-send: a run that still opens its lock
 session after being failed meets the advisory lock and the unique reminder key
 like any other run. What a verdict cannot see: a session the server has not yet
-noticed is dead (host power loss with no TCP keepalive from the server side)
-keeps the run "alive" until PostgreSQL drops it; the run also still holds the
-lock then, so freeing the queue would only produce skipped runs.
+noticed is dead (host power loss) keeps the run "alive" until PostgreSQL drops
+it, about a minute with the server-side keepalives the lock session sets.
 """
 
 from __future__ import annotations
