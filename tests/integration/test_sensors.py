@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,6 @@ from dagster import (
     SensorDefinition,
     build_run_status_sensor_context,
     build_sensor_context,
-    instance_for_test,
 )
 
 from reminders_pipeline import sensors
@@ -28,28 +26,6 @@ from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import job_run, report
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookServer]:
-    with WebhookServer() as server:
-        yield server
-
-
-@pytest.fixture
-def resources(db_url: str, webhook: WebhookServer) -> dict[str, Any]:
-    return {
-        "reminders_db": RemindersDatabaseResource(database_url=db_url),
-        "alerts": AlertResource(
-            webhook_url=webhook.url(), ui_base_url="http://dagster.test", backoff_factor_s=0.01
-        ),
-    }
 
 
 def evaluate(

@@ -7,14 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context, instance_for_test
+from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
 
 from reminders_pipeline import sensors
 from reminders_pipeline.alerts.resource import AlertResource
@@ -26,28 +25,6 @@ from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import job_run, report
 
 GRACE_S = 1
-
-
-@pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookServer]:
-    with WebhookServer() as server:
-        yield server
-
-
-@pytest.fixture
-def resources(db_url: str, webhook: WebhookServer) -> dict[str, Any]:
-    return {
-        "reminders_db": RemindersDatabaseResource(database_url=db_url),
-        "alerts": AlertResource(
-            webhook_url=webhook.url(), ui_base_url="http://dagster.test", backoff_factor_s=0.01
-        ),
-    }
 
 
 @pytest.fixture(autouse=True)
