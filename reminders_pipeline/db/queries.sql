@@ -120,8 +120,9 @@ WHERE status = 'active';
 -- name: dispatch_due_batch
 -- One batch of active assignments in id order (keyset pagination). Each due one
 -- gets the latest reminder due on or before as_of: reminder number
--- min(days silent / interval, max per silence), due on last contact +
--- number * interval. The unique natural key makes a second copy a no-op.
+-- min(days silent / interval, max per silence) of the silence that began at the
+-- last contact, due on last contact + number * interval. The unique natural key
+-- (assignment, kind, silence, number) makes a second copy a no-op.
 WITH batch AS (
     SELECT id,
            mentor_id,

@@ -179,3 +179,23 @@ def test_next_run_marks_a_dead_running_row_abandoned(db, db_url, mixed_assignmen
     assert summary.status == "success"
     statuses = [(r["dagster_run_id"], r["status"]) for r in runs(db)]
     assert statuses == [("dead-run", "abandoned"), ("test-run", "success")]
+
+
+def test_changing_the_interval_mid_silence_repeats_no_reminder_and_keeps_the_cap(db, db_url):
+    mentor = add_mentor(db)
+    last = date(2026, 1, 1)
+    assignment = add_assignment(db, mentor, last)
+    for day in (date(2026, 1, 11), date(2026, 1, 21), date(2026, 1, 31)):
+        run_once(db_url, day)
+    assert [n[3] for n in notifications(db)] == [1, 2, 3]
+
+    # The interval changes while the silence lasts: 7, then 14 days.
+    for interval, day in ((7, date(2026, 2, 6)), (14, date(2026, 2, 7))):
+        with db.connection() as conn:
+            conn.execute(
+                "UPDATE assignments SET reminder_interval_days = %s WHERE id = %s",
+                (interval, assignment),
+            )
+        assert run_once(db_url, day).created == 0
+
+    assert [n[3] for n in notifications(db)] == [1, 2, 3]
