@@ -127,8 +127,14 @@ class RunLock:
             application_name=application_name_for(self.run_id),
             **KEEPALIVES,
         )
-        for name, value in SERVER_KEEPALIVES.items():
-            self._conn.execute(f"SET {name} = {int(value)}")
+        try:
+            for name, value in SERVER_KEEPALIVES.items():
+                self._conn.execute(f"SET {name} = {int(value)}")
+        except BaseException:
+            # A session left open here would carry this run's name, and look alive.
+            self._conn.close()
+            self._conn = None
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:

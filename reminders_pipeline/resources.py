@@ -7,13 +7,12 @@ from pydantic import PrivateAttr
 
 from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.db.url import database_url, validate_url
+from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.lock import LockHolder, find_lock_holder
 from reminders_pipeline.run import ReminderRun
 from reminders_pipeline.runlog import RunLog
 from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
-
-_env_defaults = ReminderSettings()
 
 
 def trigger_from_tags(tags: dict[str, str]) -> str:
@@ -43,12 +42,25 @@ class ReminderRunResource(ConfigurableResource):
 
     def settings(self) -> ReminderSettings:
         env = ReminderSettings.from_env()
+
+        def positive(name: str, value: int | None, default: int) -> int:
+            if value is None:
+                return default
+            if value < 1:
+                raise ConfigError(f"resource config {name} must be at least 1, got {value}")
+            return value
+
         return ReminderSettings(
             timezone=env.timezone,
-            default_interval_days=self.default_interval_days or env.default_interval_days,
-            max_reminders_per_silence=self.max_reminders_per_silence
-            or env.max_reminders_per_silence,
-            batch_size=self.batch_size or env.batch_size,
+            default_interval_days=positive(
+                "default_interval_days", self.default_interval_days, env.default_interval_days
+            ),
+            max_reminders_per_silence=positive(
+                "max_reminders_per_silence",
+                self.max_reminders_per_silence,
+                env.max_reminders_per_silence,
+            ),
+            batch_size=positive("batch_size", self.batch_size, env.batch_size),
         )
 
     def resolved_database_url(self) -> str:

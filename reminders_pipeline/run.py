@@ -88,10 +88,12 @@ class ReminderRun:
         """Take the lock. Returns None when acquired, or the 'skipped' summary."""
         self.as_of = as_of
         self._started = time.perf_counter()
-        self.lock.__enter__()
-        self._lock_open = True
-        if not self.lock.try_acquire():
-            holder = self.lock.holder()
+        with self._failing_on_error():
+            self.lock.__enter__()
+            self._lock_open = True
+            acquired = self.lock.try_acquire()
+            holder = None if acquired else self.lock.holder()
+        if not acquired:
             self._close_lock()
             self.run_row_id = self.runlog.skipped(as_of, self.dagster_run_id, self.trigger, holder)
             log.warning(
@@ -154,6 +156,8 @@ class ReminderRun:
         try:
             if self.run_row_id is not None:
                 self.runlog.failed(self.run_row_id, error, self._counts)
+            elif self.as_of is not None:
+                self._log_failure_before_start(error)
         finally:
             self._close_lock()
             self.summary = self._summary("failed", error=error)
@@ -186,6 +190,16 @@ class ReminderRun:
         except BaseException as exc:
             self.fail(f"{type(exc).__name__}: {exc}".strip())
             raise
+
+    def _log_failure_before_start(self, error: str) -> None:
+        """Best effort: the database that refused the lock may refuse this too."""
+        assert self.as_of is not None
+        try:
+            self.run_row_id = self.runlog.failed_before_start(
+                self.as_of, self.dagster_run_id, self.trigger, error
+            )
+        except Exception:
+            log.exception("could not log the failed reminders run for %s", self.as_of)
 
     def _close_lock(self) -> None:
         if self._lock_open:

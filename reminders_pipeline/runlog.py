@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.errors import LockLost
 from reminders_pipeline.lock import LockHolder
 
 MAX_ERROR_LENGTH = 4000
@@ -68,13 +69,18 @@ class RunLog:
         return row["id"]
 
     def succeeded(self, run_row_id: int, counts: RunCounts) -> None:
-        self.db.fetch_one(
+        row = self.db.fetch_one(
             "finish_run_success",
             id=run_row_id,
             selected=counts.selected,
             created=counts.created,
             already_existed=counts.already_existed,
         )
+        if row is None:
+            raise LockLost(
+                f"reminder_runs row {run_row_id} is no longer 'running': another run took the "
+                "lock and marked it abandoned, so this run's lock session was lost"
+            )
 
     def failed(self, run_row_id: int, error: str, counts: RunCounts | None = None) -> None:
         counts = counts or RunCounts()
@@ -86,6 +92,20 @@ class RunLog:
             created=counts.created,
             already_existed=counts.already_existed,
         )
+
+    def failed_before_start(
+        self, as_of: date, dagster_run_id: str | None, trigger: str, error: str
+    ) -> int:
+        """Log an invocation that failed before it had a 'running' row."""
+        row = self.db.fetch_one(
+            "insert_failed_run",
+            as_of=as_of,
+            dagster_run_id=dagster_run_id,
+            trigger=trigger,
+            error=error[:MAX_ERROR_LENGTH],
+        )
+        assert row is not None
+        return row["id"]
 
     def recent(self, limit: int = 20, offset: int = 0, status: str | None = None) -> list[dict]:
         return self.db.fetch_all("list_runs", limit=limit, offset=offset, status=status)

@@ -66,6 +66,8 @@ VALUES (
 RETURNING id, started_at;
 
 -- name: finish_run_success
+-- Matches nothing when another run marked this one abandoned: this run lost its
+-- lock session, and the caller records it failed instead.
 UPDATE reminder_runs
 SET status = 'success',
     finished_at = clock_timestamp(),
@@ -73,6 +75,13 @@ SET status = 'success',
     created = %(created)s,
     already_existed = %(already_existed)s
 WHERE id = %(id)s AND status = 'running'
+RETURNING id;
+
+-- name: insert_failed_run
+-- An invocation that failed before it could write its 'running' row (the lock
+-- connection refused, say) is logged all the same.
+INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, finished_at, error)
+VALUES ('failed', %(as_of)s, %(dagster_run_id)s, %(trigger)s, clock_timestamp(), %(error)s)
 RETURNING id;
 
 -- name: finish_run_failed
@@ -83,7 +92,9 @@ SET status = 'failed',
     created = %(created)s,
     already_existed = %(already_existed)s,
     error = %(error)s
-WHERE id = %(id)s AND status = 'running'
+-- 'abandoned': another run took over after this one lost its lock session; the
+-- real outcome replaces that guess.
+WHERE id = %(id)s AND status IN ('running', 'abandoned')
 RETURNING id;
 
 -- name: list_runs

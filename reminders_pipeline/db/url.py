@@ -24,9 +24,12 @@ def validate_url(url: str, source: str = ENV_VAR) -> str:
     """Check that a connection string parses; the error names the setting, not the secret."""
     try:
         conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
+    except psycopg.ProgrammingError:
+        # psycopg's message quotes the offending part, which may be the password.
         raise ConfigError(
-            f"{source} is not a valid PostgreSQL connection string: {str(exc).strip()}"
+            f"{source} is not a valid PostgreSQL connection string (expected "
+            "postgresql://user:password@host:port/dbname, with special characters "
+            "percent-encoded, or key=value pairs)"
         ) from None
     return url
 

@@ -6,8 +6,9 @@ from datetime import date, timedelta
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
-from reminders_pipeline.errors import LockLost
+from reminders_pipeline.errors import DatabaseUnavailable, LockLost
 from reminders_pipeline.lock import LOCK_KEY, application_name_for
 from reminders_pipeline.scheduler import reminder_due_on
 from reminders_pipeline.services import build_reminder_run
@@ -162,8 +163,11 @@ def test_lost_lock_session_stops_dispatch_and_fails_the_run(db, db_url, mixed_as
     assert len(batches) == 1
     [row] = runs(db)
     assert row["status"] == "failed" and "LockLost" in row["error"]
-    # Only the first batch (3 assignments) was written before dispatch stopped.
-    assert {a for a, *_ in notifications(db)} <= set(sorted(mixed_assignments.values())[:3])
+    # Exactly the due assignments of the first batch (3 assignments) were written.
+    assert {a for a, *_ in notifications(db)} == {
+        mixed_assignments["silent_10"],
+        mixed_assignments["silent_25"],
+    }
 
 
 def test_next_run_marks_a_dead_running_row_abandoned(db, db_url, mixed_assignments):
@@ -199,3 +203,40 @@ def test_changing_the_interval_mid_silence_repeats_no_reminder_and_keeps_the_cap
         assert run_once(db_url, day).created == 0
 
     assert [n[3] for n in notifications(db)] == [1, 2, 3]
+
+
+def test_an_invocation_that_cannot_open_its_lock_connection_is_still_logged(db, db_url):
+    with db.connection() as conn:
+        conn.execute("CREATE ROLE reminders_no_login NOLOGIN")
+    try:
+        run = build_reminder_run(db_url, SETTINGS, dagster_run_id="refused-run")
+        # The lock connection is refused; the run log's own connection is not.
+        run.lock.url = make_conninfo(db_url, user="reminders_no_login")
+        with pytest.raises(DatabaseUnavailable):
+            run.execute(AS_OF)
+    finally:
+        with db.connection() as conn:
+            conn.execute("DROP ROLE reminders_no_login")
+
+    [row] = runs(db)
+    assert (row["status"], row["dagster_run_id"]) == ("failed", "refused-run")
+    assert "cannot connect" in row["error"]
+
+
+def test_a_run_whose_row_was_marked_abandoned_records_failed_not_success(db, db_url):
+    run = build_reminder_run(db_url, SETTINGS, dagster_run_id="lost-run")
+    assert run.start(AS_OF) is None
+    run.select()
+    run.dispatch()
+    # Its lock session is lost, and another run takes over and marks it abandoned.
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (run.lock.backend_pid,))
+    assert run_once(db_url).status == "success"
+
+    with pytest.raises(LockLost):
+        run.finish()
+    run.close()
+
+    lost = [r for r in runs(db) if r["dagster_run_id"] == "lost-run"]
+    assert [r["status"] for r in lost] == ["failed"]
+    assert "marked it abandoned" in lost[0]["error"]
