@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import DailyPartitionsDefinition, in_process_executor, job, mem_io_manager
+from dagster import DailyPartitionsDefinition, in_process_executor, job
 
 from reminders_pipeline.ops import (
     acquire_run_lock,
@@ -33,7 +33,9 @@ reminder_partitions = DailyPartitionsDefinition(
     # All ops share one process, so the run lock's session lives across them.
     executor_def=in_process_executor,
     partitions_def=reminder_partitions,
-    resource_defs={"reminders": ReminderRunResource(), "io_manager": mem_io_manager},
+    # Outputs go to the default filesystem IO manager, so a failed run can be
+    # re-executed from the failed op (which then takes the lock itself).
+    resource_defs={"reminders": ReminderRunResource()},
     tags={
         SINGLETON_TAG: "daily-follow-up",
         "dagster/max_runtime": str(

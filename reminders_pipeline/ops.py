@@ -1,11 +1,13 @@
 """The reminders job's ops: each hands the run resource to one step of ReminderRun."""
 
 from datetime import date
+from typing import Any
 
 from dagster import MetadataValue, OpExecutionContext, Out, Output, op
 
 from reminders_pipeline.dispatch import BatchProgress
 from reminders_pipeline.resources import ReminderRunResource
+from reminders_pipeline.run import RunSummary
 from reminders_pipeline.runlog import RunCounts
 from reminders_pipeline.scheduler import DueSelection
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
@@ -41,37 +43,57 @@ def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
             },
         )
         return
+    metadata = report_skipped(context, skipped)
+    holder = skipped.holder.describe() if skipped.holder else None
+    yield Output({"holder": holder}, "skipped", metadata=metadata)
+
+
+def report_skipped(context: OpExecutionContext, skipped: RunSummary) -> dict[str, Any]:
+    """Tag the run as skipped, log the holder, and return it as op metadata."""
     holder = skipped.holder
     context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "skipped"})
     context.log.warning(
         f"Another run holds the reminders lock; skipping ({holder.describe() if holder else '?'})"
     )
-    yield Output(
-        {"holder": holder.describe() if holder else None},
-        "skipped",
-        metadata={
-            "holder_pid": holder.pid if holder else None,
-            "holder_application_name": holder.application_name if holder else None,
-            "holder_run_id": holder.run_id if holder else None,
-            "holder_since": holder.since.isoformat() if holder and holder.since else None,
-            "reminder_runs_id": skipped.run_row_id,
-        },
-    )
+    return {
+        "holder_pid": holder.pid if holder else None,
+        "holder_application_name": holder.application_name if holder else None,
+        "holder_run_id": holder.run_id if holder else None,
+        "holder_since": holder.since.isoformat() if holder and holder.since else None,
+        "reminder_runs_id": skipped.run_row_id,
+    }
 
 
-@op
+def lock_held_or_skipped(context: OpExecutionContext, reminders: ReminderRunResource) -> bool:
+    """In a re-execution from failure the run starts at this op: take the lock here.
+
+    False (and the run recorded as skipped) when another run holds it.
+    """
+    skipped = reminders.run.ensure_started(as_of_for(context))
+    if skipped is None:
+        return True
+    report_skipped(context, skipped)
+    return False
+
+
+@op(out=Out(DueSelection, is_required=False))
 def select_due_assignments(
     context: OpExecutionContext, reminders: ReminderRunResource, as_of: date
-) -> Output[DueSelection]:
+):
+    if not lock_held_or_skipped(context, reminders):
+        return
     selection = reminders.run.select()
     context.log.info(f"{selection.due} of {selection.active} active assignments due on {as_of}")
-    return Output(selection, metadata={"due": selection.due, "active": selection.active})
+    yield Output(selection, metadata={"due": selection.due, "active": selection.active})
 
 
-@op
+@op(out=Out(RunCounts, is_required=False))
 def dispatch_reminders(
     context: OpExecutionContext, reminders: ReminderRunResource, selection: DueSelection
-) -> Output[RunCounts]:
+):
+    if not lock_held_or_skipped(context, reminders):
+        return
+
     def report(progress: BatchProgress) -> None:
         done = min(progress.scanned, selection.active) if selection.active else progress.scanned
         context.log.info(
@@ -81,7 +103,7 @@ def dispatch_reminders(
         )
 
     counts = reminders.run.dispatch(on_progress=report)
-    return Output(
+    yield Output(
         counts,
         metadata={
             "selected": counts.selected,
@@ -91,17 +113,19 @@ def dispatch_reminders(
     )
 
 
-@op
+@op(out=Out(is_required=False))
 def release_run_lock(
     context: OpExecutionContext, reminders: ReminderRunResource, counts: RunCounts
-) -> Output[None]:
+):
+    if not lock_held_or_skipped(context, reminders):
+        return
     summary = reminders.run.finish()
     context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "success"})
-    return Output(
+    yield Output(
         None,
         metadata={
             "status": summary.status,
             "duration_s": MetadataValue.float(summary.duration_s),
-            "created": counts.created,
+            "created": summary.created,
         },
     )

@@ -117,6 +117,13 @@ class ReminderRun:
             )
         return None
 
+    def ensure_started(self, as_of: date) -> RunSummary | None:
+        """start() unless this process already did: a re-execution from failure
+        begins at a later step, and must take the lock and log itself all the same."""
+        if self.as_of is None:
+            return self.start(as_of)
+        return None
+
     def select(self) -> DueSelection:
         assert self.as_of is not None, "start() first"
         with self._failing_on_error():
