@@ -15,11 +15,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -30,6 +29,7 @@ from dagster_graphql import DagsterGraphQLClient
 from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.jobs import reminders_job
 from reminders_pipeline.lock import LockHolder, find_lock_holder
+from tests.acceptance.support import wait_for
 from tests.helpers.alert_servers import WebhookServer, free_port
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 
@@ -39,22 +39,10 @@ REPO = Path(__file__).resolve().parents[2]
 DAGSTER_BIN = Path(sys.executable).with_name("dagster")
 STARTUP_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 90
-T = TypeVar("T")
 
 # Three backfill days and assignments whose reminders differ from day to day.
 D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-
-
-def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
 
 
 @dataclass
