@@ -72,6 +72,9 @@ SENSOR_STATUS = (
 )
 RUNNING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
+# Set on a run that zombie_run_sensor failed (its alert already went out).
+ZOMBIE_TAG = "reminders/failed_as_zombie"
+
 
 def _load_cursor(cursor: str | None) -> dict[str, Any]:
     try:
@@ -247,6 +250,11 @@ def failure_message(context: RunFailureSensorContext) -> str:
 )
 def reminders_run_failure_sensor(context: RunFailureSensorContext, alerts: AlertResource) -> None:
     run = context.dagster_run
+    if run.tags.get(ZOMBIE_TAG):
+        # zombie_run_sensor failed it and sent the alert that explains why: one
+        # incident, one alert.
+        context.log.info(f"run {run.run_id} was failed as a zombie; already alerted")
+        return
     alerts.send(
         run_failed_alert(
             run_id=run.run_id,
@@ -487,6 +495,8 @@ def check_zombie_runs(
         if run is None or run.status not in ZOMBIE_STATUSES:
             continue  # it ended meanwhile
         try:
+            # The tag tells the failure sensor this failure is already alerted.
+            instance.add_run_tags(run_id, {ZOMBIE_TAG: "true"})
             # What run monitoring does with a run worker it finds dead.
             instance.report_run_failed(run, zombie_failure_message(zombie, now))
         except Exception as exc:

@@ -186,3 +186,32 @@ def test_grace_interval_and_switch_come_from_the_environment(reminders_env: dict
         )
         == "120 15 False STOPPED 15"
     )
+
+
+def test_a_zombie_gets_one_alert_not_a_second_one_from_the_failure_sensor(
+    instance: DagsterInstance, resources: dict, webhook: WebhookServer
+) -> None:
+    failure_sensor = sensors.reminders_run_failure_sensor
+    failure_cursor = failure_sensor.evaluate_tick(
+        build_sensor_context(
+            instance=instance, resources=resources, repository_def=defs.get_repository_def()
+        )
+    ).cursor
+    long_ago = datetime.now(UTC) - timedelta(minutes=30)
+    dead = job_run(instance, DagsterRunStatus.STARTED, started_at=long_ago)
+
+    _, cursor = evaluate(instance, resources, None)
+    time.sleep(GRACE_S + 0.2)
+    evaluate(instance, resources, cursor)
+    assert instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
+    for _ in range(2):
+        with build_sensor_context(
+            instance=instance,
+            cursor=failure_cursor,
+            resources=resources,
+            repository_def=defs.get_repository_def(),
+        ) as context:
+            failure_cursor = failure_sensor.evaluate_tick(context).cursor
+
+    assert [a["facts"]["run id"] for a in zombie_alerts(webhook)] == [dead]
+    assert [r.body for r in webhook.received if r.body["kind"] == "run_failed"] == []
