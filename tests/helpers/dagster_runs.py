@@ -5,8 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, EventLogEntry
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    EventLogEntry,
+    build_sensor_context,
+)
 from dagster._core.remote_origin import (
     RegisteredCodeLocationOrigin,
     RemoteJobOrigin,
@@ -14,7 +22,9 @@ from dagster._core.remote_origin import (
 )
 from dagster._core.test_utils import create_run_for_test
 
+from reminders_pipeline.definitions import defs
 from reminders_pipeline.jobs import reminders_job
+from reminders_pipeline.sensors import reminders_run_failure_sensor
 
 # The run storage derives a run's status (and start/end times) from these events.
 _EVENT_FOR_STATUS = {
@@ -86,3 +96,32 @@ def job_run(
     if status != DagsterRunStatus.STARTED:
         report(instance, run.run_id, status)
     return run.run_id
+
+
+def evaluate_sensor(
+    sensor: Any, instance: DagsterInstance, resources: dict, cursor: str | None
+) -> tuple[str, str | None]:
+    """Call a plain sensor once; returns its skip message (the tick history) and new cursor."""
+    with build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources=resources,
+        repository_def=defs.get_repository_def(),
+    ) as context:
+        result = sensor(context)
+        return result.skip_message or "", context.cursor
+
+
+def failure_sensor_ticks(
+    instance: DagsterInstance, resources: dict, cursor: str | None, ticks: int = 1
+) -> str | None:
+    """Evaluate the run-failure sensor `ticks` times through Dagster's tick; the new cursor."""
+    for _ in range(ticks):
+        with build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources=resources,
+            repository_def=defs.get_repository_def(),
+        ) as context:
+            cursor = reminders_run_failure_sensor.evaluate_tick(context).cursor
+    return cursor

@@ -11,19 +11,17 @@ from dagster import (
     DagsterRunStatus,
     SensorDefinition,
     build_run_status_sensor_context,
-    build_sensor_context,
 )
 
 from reminders_pipeline import sensors
 from reminders_pipeline.alerts.resource import AlertResource
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.definitions import defs
 from reminders_pipeline.jobs import reminders_job
 from reminders_pipeline.lock import RunLock
 from reminders_pipeline.resources import ReminderRunResource, RemindersDatabaseResource
 from reminders_pipeline.runlog import RunCounts, RunLog
 from tests.helpers.alert_servers import WebhookServer
-from tests.helpers.dagster_runs import job_run, report
+from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
 
 NOW = datetime.now(UTC)
 
@@ -31,15 +29,7 @@ NOW = datetime.now(UTC)
 def evaluate(
     sensor: SensorDefinition, instance: DagsterInstance, resources: dict, cursor: str | None
 ) -> tuple[str, str | None]:
-    """Call the sensor once; returns its skip message (the tick history) and the new cursor."""
-    with build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources=resources,
-        repository_def=defs.get_repository_def(),
-    ) as context:
-        result = sensor(context)
-        return result.skip_message or "", context.cursor
+    return evaluate_sensor(sensor, instance, resources, cursor)
 
 
 def alerts_of(webhook: WebhookServer, kind: str) -> list[dict[str, Any]]:
@@ -117,14 +107,9 @@ def test_long_run_that_holds_the_lock_says_so(
 def test_failed_run_alerts_once_with_its_error_and_a_link(
     instance: DagsterInstance, resources: dict, webhook: WebhookServer
 ) -> None:
-    sensor = sensors.reminders_run_failure_sensor
     # The first evaluation only sets the cursor: old failures do not alert.
     job_run(instance, DagsterRunStatus.FAILURE)
-    cursor = sensor.evaluate_tick(
-        build_sensor_context(
-            instance=instance, resources=resources, repository_def=defs.get_repository_def()
-        )
-    ).cursor
+    cursor = failure_sensor_ticks(instance, resources, None)
     assert alerts_of(webhook, "run_failed") == []
 
     result = reminders_job.execute_in_process(
@@ -135,14 +120,7 @@ def test_failed_run_alerts_once_with_its_error_and_a_link(
     )
     assert not result.success
 
-    for _ in range(2):
-        with build_sensor_context(
-            instance=instance,
-            cursor=cursor,
-            resources=resources,
-            repository_def=defs.get_repository_def(),
-        ) as context:
-            cursor = sensor.evaluate_tick(context).cursor
+    failure_sensor_ticks(instance, resources, cursor, ticks=2)
 
     [alert] = alerts_of(webhook, "run_failed")
     assert alert["facts"]["run id"] == result.run_id

@@ -13,16 +13,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus
 
 from reminders_pipeline import sensors
 from reminders_pipeline.alerts.resource import AlertResource
-from reminders_pipeline.definitions import defs
 from reminders_pipeline.lock import RunLock, application_name_for
 from reminders_pipeline.resources import RemindersDatabaseResource
 from reminders_pipeline.zombies import live_run_ids
 from tests.helpers.alert_servers import WebhookServer
-from tests.helpers.dagster_runs import job_run, report
+from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
 
 GRACE_S = 1
 
@@ -33,14 +32,7 @@ def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def evaluate(instance: DagsterInstance, resources: dict, cursor: str | None) -> tuple[str, str]:
-    with build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources=resources,
-        repository_def=defs.get_repository_def(),
-    ) as context:
-        result = sensors.zombie_run_sensor(context)
-        return result.skip_message or "", context.cursor
+    return evaluate_sensor(sensors.zombie_run_sensor, instance, resources, cursor)
 
 
 def zombie_alerts(webhook: WebhookServer) -> list[dict[str, Any]]:
@@ -191,12 +183,7 @@ def test_grace_interval_and_switch_come_from_the_environment(reminders_env: dict
 def test_a_zombie_gets_one_alert_not_a_second_one_from_the_failure_sensor(
     instance: DagsterInstance, resources: dict, webhook: WebhookServer
 ) -> None:
-    failure_sensor = sensors.reminders_run_failure_sensor
-    failure_cursor = failure_sensor.evaluate_tick(
-        build_sensor_context(
-            instance=instance, resources=resources, repository_def=defs.get_repository_def()
-        )
-    ).cursor
+    failure_cursor = failure_sensor_ticks(instance, resources, None)
     long_ago = datetime.now(UTC) - timedelta(minutes=30)
     dead = job_run(instance, DagsterRunStatus.STARTED, started_at=long_ago)
 
@@ -204,14 +191,7 @@ def test_a_zombie_gets_one_alert_not_a_second_one_from_the_failure_sensor(
     time.sleep(GRACE_S + 0.2)
     evaluate(instance, resources, cursor)
     assert instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
-    for _ in range(2):
-        with build_sensor_context(
-            instance=instance,
-            cursor=failure_cursor,
-            resources=resources,
-            repository_def=defs.get_repository_def(),
-        ) as context:
-            failure_cursor = failure_sensor.evaluate_tick(context).cursor
+    failure_sensor_ticks(instance, resources, failure_cursor, ticks=2)
 
     assert [a["facts"]["run id"] for a in zombie_alerts(webhook)] == [dead]
     assert [r.body for r in webhook.received if r.body["kind"] == "run_failed"] == []
