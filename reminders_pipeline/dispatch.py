@@ -4,14 +4,22 @@ Active assignments are walked in id order (keyset pagination); each batch is
 one INSERT ... SELECT ... ON CONFLICT DO NOTHING committed on its own, so a
 crash mid-run loses nothing and the next run finishes the rest. Nothing is
 loaded into Python but one summary row per batch.
+
+A run hands in `transaction`: a transaction on its lock's own session, so each
+batch (and the batch's counts on the run's row) commits only while that session
+lives, and dies with it. Without one (benchmarks, tools that hold no lock) each
+batch gets a short connection of its own.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
+
+import psycopg
 
 from reminders_pipeline.channels import CHANNELS, DeliveryChannel
 from reminders_pipeline.db.connector import Database
@@ -20,6 +28,8 @@ from reminders_pipeline.runlog import RunCounts
 from reminders_pipeline.settings import ReminderSettings
 
 FOLLOW_UP_REMINDER = "follow_up_reminder"
+
+Transaction = Callable[[], AbstractContextManager[psycopg.Connection]]
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class ReminderDispatchService:
         as_of: date,
         run_row_id: int | None,
         *,
+        transaction: Transaction | None = None,
         before_batch: Callable[[], None] = lambda: None,
         on_progress: Callable[[BatchProgress], None] = lambda progress: None,
     ) -> RunCounts:
@@ -54,9 +65,10 @@ class ReminderDispatchService:
         after_id = 0
         batches = scanned = selected = created = 0
         sql = query("dispatch_due_batch")
-        with self.db.connection() as conn:
-            while True:
-                before_batch()
+        in_transaction = transaction or self._own_connection
+        while True:
+            before_batch()
+            with in_transaction() as conn:
                 row = conn.execute(
                     sql,
                     {
@@ -71,22 +83,36 @@ class ReminderDispatchService:
                         "run_id": run_row_id,
                     },
                 ).fetchone()
-                conn.commit()
-                if row is None or row["last_id"] is None:
-                    break
-                after_id = row["last_id"]
-                batches += 1
-                scanned += row["scanned"]
-                selected += row["due"]
-                created += row["created"]
-                on_progress(
-                    BatchProgress(
-                        batches=batches,
-                        scanned=scanned,
-                        counts=RunCounts(selected, created, selected - created),
-                        elapsed_s=time.perf_counter() - started,
+                if run_row_id is not None and row is not None and row["last_id"] is not None:
+                    conn.execute(
+                        query("add_run_batch_counts"),
+                        {
+                            "id": run_row_id,
+                            "selected": row["due"],
+                            "created": row["created"],
+                            "already_existed": row["due"] - row["created"],
+                        },
                     )
+            if row is None or row["last_id"] is None:
+                break
+            after_id = row["last_id"]
+            batches += 1
+            scanned += row["scanned"]
+            selected += row["due"]
+            created += row["created"]
+            on_progress(
+                BatchProgress(
+                    batches=batches,
+                    scanned=scanned,
+                    counts=RunCounts(selected, created, selected - created),
+                    elapsed_s=time.perf_counter() - started,
                 )
-                if row["scanned"] < self.settings.batch_size:
-                    break
+            )
+            if row["scanned"] < self.settings.batch_size:
+                break
         return RunCounts(selected=selected, created=created, already_existed=selected - created)
+
+    @contextmanager
+    def _own_connection(self) -> Iterator[psycopg.Connection]:
+        with self.db.connection() as conn:
+            yield conn

@@ -17,6 +17,10 @@ class LockLost(RemindersError):
     """The run's advisory lock session is gone; dispatching must stop."""
 
 
+class RunInterrupted(RemindersError):
+    """A signal (SIGTERM, SIGINT) stopped the run; the message names it."""
+
+
 class ActivityRefused(RemindersError):
     """A contact registration was refused; nothing was written.
 

@@ -10,6 +10,8 @@ a session lock and not a transaction lock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -158,6 +160,40 @@ class RunLock:
     def holder(self) -> LockHolder | None:
         return find_lock_holder(self.conn)
 
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        """One transaction on the lock's own session: the run's writes go through here.
+
+        Work done on this session dies with it: if the session is lost (network,
+        pg_terminate_backend, server restart) the statement in flight is gone from
+        the server and its transaction rolled back, so nothing of this run can go on
+        writing while another run takes the lock.
+        """
+        conn = self.conn
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken:
+                raise LockLost(
+                    f"the run lock session was lost (database connection lost: {_first_line(exc)})"
+                ) from exc
+            raise
+
+    def cancel(self) -> None:
+        """Cancel the statement in flight on the lock session, on the server.
+
+        Safe to call from a signal handler or another thread: psycopg sends the
+        cancel request on a connection of its own.
+        """
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            conn.cancel_safe(timeout=5.0)
+        except Exception as exc:  # the session may be gone already; nothing left to cancel
+            log.warning("could not cancel the run's statement in flight: %s", exc)
+
     def ensure_held(self) -> None:
         """Raise LockLost unless this session still holds the lock."""
         try:
@@ -172,6 +208,9 @@ class RunLock:
         if not self.acquired:
             return False
         self.acquired = False
+        if self.conn.closed or self.conn.broken:
+            log.warning("the run lock session is gone: PostgreSQL dropped the lock with it")
+            return False
         try:
             row = self.conn.execute(query("release_run_lock"), _params()).fetchone()
         except psycopg.Error as exc:
@@ -195,3 +234,7 @@ class RunLock:
         finally:
             self._conn.close()
             self._conn = None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource, InitResourceContext
+from collections.abc import Callable
+
+from dagster import (
+    ConfigurableResource,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    InitResourceContext,
+)
 from pydantic import PrivateAttr
 
 from reminders_pipeline.db.connector import Database, connect
@@ -23,6 +31,33 @@ def trigger_from_tags(tags: dict[str, str]) -> str:
     if "dagster/sensor_name" in tags:
         return "sensor"
     return tags.get("reminders/trigger", "manual")
+
+
+def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str], str]:
+    """Name who stopped the run: Dagster terminates a run (from the UI, or run
+    monitoring past dagster/max_runtime) by sending SIGINT to its process, and
+    records why in the run's RUN_CANCELING events."""
+
+    def describe(reason: str) -> str:
+        try:
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.status not in (
+                DagsterRunStatus.CANCELING,
+                DagsterRunStatus.CANCELED,
+            ):
+                return reason
+            records = instance.all_logs(run_id, of_type=DagsterEventType.RUN_CANCELING)
+            messages = [
+                r.dagster_event.message
+                for r in records
+                if r.dagster_event is not None and r.dagster_event.message
+            ]
+            why = "; ".join(dict.fromkeys(messages)) or "termination requested"
+            return f"{reason}: Dagster is terminating the run ({why})"
+        except Exception:  # the cause is a nicety; the signal name is already the answer
+            return reason
+
+    return describe
 
 
 class ReminderRunResource(ConfigurableResource):
@@ -76,6 +111,8 @@ class ReminderRunResource(ConfigurableResource):
             dagster_run_id=context.run_id,
             trigger=trigger_from_tags(tags),
         )
+        if context.instance is not None:
+            self._run.describe_stop = dagster_stop_cause(context.instance, context.run_id)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._run is not None:

@@ -5,24 +5,35 @@ guarantees hold whatever calls them: a run that does not get the lock writes
 'skipped' and never touches the scheduler or dispatch services; an error in
 any step writes 'failed' and releases the lock at once; close() (resource
 teardown, or a `finally`) releases it on every other path. No Dagster here.
+
+The dispatch batches and the 'success' row go through the lock's own session,
+so the run's writes live exactly as long as its lock. While a step runs (in the
+main thread), SIGTERM and SIGINT stop the run: the statement in flight is
+cancelled on the server, no further statement starts, the run is recorded
+'failed' naming the signal, and the lock is released.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Protocol
 
 from reminders_pipeline.dispatch import BatchProgress, ReminderDispatchService
+from reminders_pipeline.errors import RunInterrupted
 from reminders_pipeline.lock import LockHolder
 from reminders_pipeline.runlog import RunCounts, RunLog
 from reminders_pipeline.scheduler import DueSelection, ReminderSchedulerService
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Lock(Protocol):
@@ -35,6 +46,14 @@ class Lock(Protocol):
     def try_acquire(self) -> bool: ...
     def holder(self) -> LockHolder | None: ...
     def ensure_held(self) -> None: ...
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A transaction on the lock's own session (the connection it yields)."""
+        ...
+
+    def cancel(self) -> None:
+        """Cancel the statement in flight on the lock's session; callable from a signal handler."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -81,6 +100,10 @@ class ReminderRun:
         self._lock_open = False
         self._started = 0.0
         self._counts = RunCounts()
+        self._stop_reason: str | None = None
+        # Turns "terminated by SIGINT" into what is known about who sent it (the
+        # Dagster resource asks the instance whether the run is being terminated).
+        self.describe_stop: Callable[[str], str] = lambda reason: reason
 
     # -- steps -----------------------------------------------------------------
 
@@ -91,6 +114,7 @@ class ReminderRun:
         with self._failing_on_error():
             self.lock.__enter__()
             self._lock_open = True
+            self._raise_if_stopped()
             acquired = self.lock.try_acquire()
             holder = None if acquired else self.lock.holder()
         if not acquired:
@@ -138,20 +162,29 @@ class ReminderRun:
             self._counts = progress.counts
             on_progress(progress)
 
+        def before_batch() -> None:
+            self._raise_if_stopped()
+            self.lock.ensure_held()
+
         with self._failing_on_error():
             self._counts = self.dispatcher.dispatch(
                 self.as_of,
                 self.run_row_id,
-                before_batch=self.lock.ensure_held,
+                transaction=self.lock.transaction,
+                before_batch=before_batch,
                 on_progress=track,
             )
+            # The last batch committed on the lock's session; make sure it still holds.
+            self.lock.ensure_held()
             return self._counts
 
     def finish(self) -> RunSummary:
-        """Record success and release the lock."""
+        """Record success, through the lock's own session while it holds the lock, and release."""
         assert self.run_row_id is not None, "start() first"
         with self._failing_on_error():
-            self.runlog.succeeded(self.run_row_id, self._counts)
+            self.lock.ensure_held()
+            with self.lock.transaction() as conn:
+                self.runlog.succeeded(self.run_row_id, self._counts, conn)
         self._close_lock()
         self.summary = self._summary("success")
         return self.summary
@@ -170,10 +203,26 @@ class ReminderRun:
             self.summary = self._summary("failed", error=error)
         return self.summary
 
+    def interrupt(self, reason: str) -> None:
+        """Stop the run: no further statement starts, the one in flight is cancelled.
+
+        Called from a signal handler (or another thread); the step that is running
+        then fails with RunInterrupted and records `reason`.
+        """
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._lock_open:
+            self.lock.cancel()
+
     def close(self) -> None:
         """End of the run, however it went: an unfinished run is failed, the lock released."""
         if self._lock_open and self.summary is None:
-            self.fail("the run ended before it finished (an earlier step failed or was stopped)")
+            if self._stop_reason is not None:
+                self.fail(self.describe_stop(self._stop_reason))
+            else:
+                self.fail(
+                    "the run ended before it finished (an earlier step failed or was stopped)"
+                )
         self._close_lock()
 
     def execute(self, as_of: date) -> RunSummary:
@@ -192,11 +241,53 @@ class ReminderRun:
 
     @contextmanager
     def _failing_on_error(self) -> Iterator[None]:
+        with self._stopping_on_signals():
+            try:
+                # Stop before the next statement when a signal came between steps.
+                self._raise_if_stopped()
+                yield
+            except BaseException as exc:
+                if self._stop_reason is not None:
+                    # The error is the cancellation (or what followed it): name the cause.
+                    reason = self.describe_stop(self._stop_reason)
+                    self.fail(reason)
+                    if isinstance(exc, RunInterrupted):
+                        raise
+                    raise RunInterrupted(reason) from exc
+                self.fail(f"{type(exc).__name__}: {exc}".strip())
+                raise
+
+    def _raise_if_stopped(self) -> None:
+        if self._stop_reason is not None:
+            raise RunInterrupted(self._stop_reason)
+
+    @contextmanager
+    def _stopping_on_signals(self) -> Iterator[None]:
+        """While a step runs, SIGTERM/SIGINT stop the run instead of raising mid-statement.
+
+        An exception raised from a signal handler inside psycopg's wait (Dagster
+        raises DagsterExecutionInterruptedError there) leaves the statement running
+        on the server; this handler cancels it there and lets the step fail cleanly.
+        The handlers that were installed (Dagster's, or Python's) come back after.
+        Signal handlers can only be set from the main thread; elsewhere this is a no-op.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+        def on_signal(signum: int, _frame: object) -> None:
+            name = signal.Signals(signum).name
+            log.warning("%s received: stopping the reminders run", name)
+            self.interrupt(f"terminated by {name}")
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_signal)
         try:
             yield
-        except BaseException as exc:
-            self.fail(f"{type(exc).__name__}: {exc}".strip())
-            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _log_failure_before_start(self, error: str) -> None:
         """Best effort: the database that refused the lock may refuse this too."""

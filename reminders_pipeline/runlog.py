@@ -4,20 +4,36 @@ Statuses: 'running' while a run holds the lock, then 'success' or 'failed';
 'skipped' when another run held the lock; 'abandoned' for a 'running' row whose
 process died (marked by the next run that gets the lock). Each write is its own
 short transaction on its own connection, so the log survives the loss of the
-lock connection and a rollback of dispatch work.
+lock connection and a rollback of dispatch work; except 'success', which goes
+through the lock's own session and only while it holds the lock, and the batch
+counts, which commit with each batch on that session (see dispatch.py).
+
+Recording 'failed' retries with backoff for a while: the error that failed the
+run is often the database going away (a restart), and the outcome should still
+land once it is back.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import backoff
+import psycopg
+
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.errors import LockLost
-from reminders_pipeline.lock import LockHolder
+from reminders_pipeline.db.queries import query
+from reminders_pipeline.errors import DatabaseUnavailable, LockLost
+from reminders_pipeline.lock import LOCK_NAMESPACE, REMINDERS_RUN_JOB, LockHolder
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 4000
+# How long recording a run's failure keeps trying while the database is away
+# (a restart takes seconds; a failover up to a minute or so).
+RECORD_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +44,9 @@ class RunCounts:
 
 
 class RunLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, record_retry_s: float = RECORD_RETRY_S) -> None:
         self.db = db
+        self.record_retry_s = record_retry_s
 
     def mark_abandoned(self) -> list[dict[str, Any]]:
         """Mark every 'running' row abandoned. Call only while holding the run lock."""
@@ -68,30 +85,58 @@ class RunLog:
         assert row is not None
         return row["id"]
 
-    def succeeded(self, run_row_id: int, counts: RunCounts) -> None:
-        row = self.db.fetch_one(
-            "finish_run_success",
-            id=run_row_id,
-            selected=counts.selected,
-            created=counts.created,
-            already_existed=counts.already_existed,
-        )
+    def succeeded(self, run_row_id: int, counts: RunCounts, conn: psycopg.Connection) -> None:
+        """Record success on `conn`, the lock's own session, only while it holds the lock."""
+        row = conn.execute(
+            query("finish_run_success"),
+            {
+                "id": run_row_id,
+                "selected": counts.selected,
+                "created": counts.created,
+                "already_existed": counts.already_existed,
+                "namespace": LOCK_NAMESPACE,
+                "job": REMINDERS_RUN_JOB,
+            },
+        ).fetchone()
         if row is None:
             raise LockLost(
-                f"reminder_runs row {run_row_id} is no longer 'running': another run took the "
-                "lock and marked it abandoned, so this run's lock session was lost"
+                f"reminder_runs row {run_row_id} was not recorded as success: this run's session "
+                "no longer holds the run lock, or another run took the lock and marked it abandoned"
             )
 
     def failed(self, run_row_id: int, error: str, counts: RunCounts | None = None) -> None:
+        """Record failure; while the database is unreachable, retry with backoff for a while."""
         counts = counts or RunCounts()
-        self.db.fetch_one(
-            "finish_run_failed",
-            id=run_row_id,
-            error=error[:MAX_ERROR_LENGTH],
-            selected=counts.selected,
-            created=counts.created,
-            already_existed=counts.already_existed,
-        )
+
+        def record() -> None:
+            self.db.fetch_one(
+                "finish_run_failed",
+                id=run_row_id,
+                error=error[:MAX_ERROR_LENGTH],
+                selected=counts.selected,
+                created=counts.created,
+                already_existed=counts.already_existed,
+            )
+
+        self._retrying(record, f"recording run {run_row_id} as failed")()
+
+    def _retrying(self, fn: Any, what: str) -> Any:
+        def on_backoff(details: Any) -> None:
+            log.warning(
+                "%s: the database is unreachable (%s); retrying in %.1fs",
+                what,
+                details.get("exception"),
+                details.get("wait", 0.0),
+            )
+
+        return backoff.on_exception(
+            backoff.expo,
+            (DatabaseUnavailable, psycopg.OperationalError),
+            max_time=self.record_retry_s,
+            max_value=5,
+            on_backoff=on_backoff,
+            logger=None,
+        )(fn)
 
     def failed_before_start(
         self, as_of: date, dagster_run_id: str | None, trigger: str, error: str

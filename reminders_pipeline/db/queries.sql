@@ -41,13 +41,28 @@ LIMIT 1;
 ------------------------------------------------------------------ execution log
 
 -- name: mark_abandoned_runs
--- Only called while holding the run lock: no other 'running' row can be alive.
+-- Only called while holding the run lock: no other 'running' row can be alive,
+-- and its lock session is certainly gone. The reason says what is known: a
+-- server restart after the run started ended every session, so that is the
+-- cause; otherwise the session ended without the run recording an outcome (the
+-- process died, or its connection was cut and it could not log afterwards).
 UPDATE reminder_runs
 SET status = 'abandoned',
     finished_at = clock_timestamp(),
-    error = 'the process running it stopped before recording an outcome'
+    error = CASE
+        WHEN pg_postmaster_start_time() > started_at THEN
+            'the database server restarted at '
+            || to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            || ' while this run held the lock; its lock session ended with the restart '
+            || 'and the run recorded no outcome afterwards'
+        ELSE
+            'the run''s lock session' || coalesce(' (backend pid ' || lock_backend_pid || ')', '')
+            || ' ended without the run recording an outcome: its process died or lost its '
+            || 'database connection'
+    END
 WHERE status = 'running'
-RETURNING id, dagster_run_id, started_at;
+RETURNING id, dagster_run_id, started_at, error;
 
 -- name: insert_running_run
 INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, lock_backend_pid)
@@ -66,8 +81,10 @@ VALUES (
 RETURNING id, started_at;
 
 -- name: finish_run_success
--- Matches nothing when another run marked this one abandoned: this run lost its
--- lock session, and the caller records it failed instead.
+-- Runs on the lock's own session, and only while that very session holds the run
+-- lock: a run that lost its lock (and with it its session) can never record
+-- success. Matches nothing when another run marked this one abandoned; the
+-- caller then records it failed instead.
 UPDATE reminder_runs
 SET status = 'success',
     finished_at = clock_timestamp(),
@@ -75,7 +92,27 @@ SET status = 'success',
     created = %(created)s,
     already_existed = %(already_existed)s
 WHERE id = %(id)s AND status = 'running'
+  AND EXISTS (
+      SELECT 1
+      FROM pg_locks
+      WHERE locktype = 'advisory'
+        AND granted
+        AND pid = pg_backend_pid()
+        AND classid = %(namespace)s::bigint::oid
+        AND objid = %(job)s::bigint::oid
+        AND objsubid = 2
+  )
 RETURNING id;
+
+-- name: add_run_batch_counts
+-- In the same transaction as the batch's INSERT, on the lock session: the counts
+-- of every committed batch are on the row of the run that did the work, whatever
+-- becomes of that run afterwards (failed, abandoned).
+UPDATE reminder_runs
+SET selected = coalesce(selected, 0) + %(selected)s,
+    created = coalesce(created, 0) + %(created)s,
+    already_existed = coalesce(already_existed, 0) + %(already_existed)s
+WHERE id = %(id)s;
 
 -- name: insert_failed_run
 -- An invocation that failed before it could write its 'running' row (the lock
@@ -85,12 +122,13 @@ VALUES ('failed', %(as_of)s, %(dagster_run_id)s, %(trigger)s, clock_timestamp(),
 RETURNING id;
 
 -- name: finish_run_failed
+-- Counts already on the row (committed batches) are the truth and stay.
 UPDATE reminder_runs
 SET status = 'failed',
     finished_at = clock_timestamp(),
-    selected = %(selected)s,
-    created = %(created)s,
-    already_existed = %(already_existed)s,
+    selected = coalesce(selected, %(selected)s),
+    created = coalesce(created, %(created)s),
+    already_existed = coalesce(already_existed, %(already_existed)s),
     error = %(error)s
 -- 'abandoned': another run took over after this one lost its lock session; the
 -- real outcome replaces that guess.

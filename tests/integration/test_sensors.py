@@ -32,6 +32,15 @@ def evaluate(
     return evaluate_sensor(sensor, instance, resources, cursor)
 
 
+def succeed(db_url: str, log: RunLog, dagster_run_id: str) -> None:
+    """A successful run in the log: success is recorded on the session holding the lock."""
+    with RunLock(db_url, dagster_run_id) as lock:
+        assert lock.try_acquire()
+        row_id = log.start(NOW.date(), dagster_run_id, "manual", lock.backend_pid)
+        with lock.transaction() as conn:
+            log.succeeded(row_id, RunCounts(), conn)
+
+
 def alerts_of(webhook: WebhookServer, kind: str) -> list[dict[str, Any]]:
     return [r.body for r in webhook.received if r.body["kind"] == kind]
 
@@ -160,8 +169,7 @@ def test_repeated_skips_alert_once_per_streak_naming_the_holder(
 ) -> None:
     log = RunLog(db)
     sensor = sensors.repeated_skips_sensor
-    ok = log.start(NOW.date(), "r-ok", "manual", 1)
-    log.succeeded(ok, RunCounts())
+    succeed(db_url, log, "r-ok")
     log.tick_skipped(NOW.date(), "Skipped: run r-stuck is STARTED", blocking_run_id="r-stuck")
 
     _, cursor = evaluate(sensor, instance, resources, None)
@@ -182,8 +190,7 @@ def test_repeated_skips_alert_once_per_streak_naming_the_holder(
     _, cursor = evaluate(sensor, instance, resources, cursor)
     assert len(alerts_of(webhook, "repeated_skips")) == 1, "a longer streak does not re-alert"
 
-    ok = log.start(NOW.date(), "r-ok2", "manual", 1)
-    log.succeeded(ok, RunCounts())
+    succeed(db_url, log, "r-ok2")
     _, cursor = evaluate(sensor, instance, resources, cursor)
     log.tick_skipped(NOW.date(), "Skipped", blocking_run_id="r-x")
     log.tick_skipped(NOW.date(), "Skipped", blocking_run_id="r-x")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pytest
 
+from reminders_pipeline.errors import RunInterrupted
 from reminders_pipeline.lock import LockHolder
 from reminders_pipeline.run import ReminderRun
 from reminders_pipeline.runlog import RunCounts
@@ -45,6 +48,14 @@ class FakeLock:
     def ensure_held(self) -> None:
         assert self.held
 
+    @contextmanager
+    def transaction(self):
+        assert self.held
+        yield "lock-session"
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
     def close(self) -> None:
         self.held = False
         self.closed = True
@@ -68,7 +79,8 @@ class FakeRunLog:
     def skipped(self, as_of, dagster_run_id, trigger, holder):
         return self._add(status="skipped", as_of=as_of, holder=holder)
 
-    def succeeded(self, row_id, counts):
+    def succeeded(self, row_id, counts, conn):
+        assert conn == "lock-session", "success is recorded through the lock's session"
         self.rows[row_id].update(status="success", counts=counts)
 
     def failed(self, row_id, error, counts=None):
@@ -92,9 +104,11 @@ class RecordingDispatcher:
         self.calls = 0
         self.error = error
 
-    def dispatch(self, as_of, run_row_id, *, before_batch, on_progress):
+    def dispatch(self, as_of, run_row_id, *, transaction, before_batch, on_progress):
         self.calls += 1
         before_batch()
+        with transaction() as session:
+            assert session == "lock-session", "dispatch runs on the lock's session"
         if self.error:
             raise self.error
         return RunCounts(selected=2, created=2, already_existed=0)
@@ -166,4 +180,58 @@ def test_close_fails_a_run_whose_later_steps_never_ran():
 
     assert log.rows[1]["status"] == "failed"
     assert "ended before it finished" in log.rows[1]["error"]
+    assert lock.closed
+
+
+class SignalledDispatcher:
+    """Receives a real signal in the middle of its work, then keeps going batch by batch."""
+
+    def __init__(self, sig: int) -> None:
+        self.sig = sig
+        self.batches = 0
+
+    def dispatch(self, as_of, run_row_id, *, transaction, before_batch, on_progress):
+        import os
+
+        before_batch()
+        with transaction():
+            self.batches += 1
+            os.kill(os.getpid(), self.sig)  # handled at once, in this (the main) thread
+        while True:  # the next batch must not start
+            before_batch()
+            with transaction():
+                self.batches += 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_run_before_its_next_statement_and_records_it(sig):
+    lock = FakeLock(free=True)
+    dispatcher = SignalledDispatcher(sig)
+    run, log = make_run(lock, dispatcher=dispatcher)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    with pytest.raises(RunInterrupted, match=f"terminated by {sig.name}"):
+        run.execute(AS_OF)
+
+    assert dispatcher.batches == 1
+    assert getattr(lock, "cancelled", False), "the statement in flight is cancelled"
+    assert log.rows[1]["status"] == "failed"
+    assert log.rows[1]["error"] == f"terminated by {sig.name}"
+    assert lock.closed and not lock.held
+    # The handlers that were there before (pytest's, Python's) are back.
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_signal_between_steps_stops_the_next_one():
+    lock = FakeLock(free=True)
+    scheduler, dispatcher = RecordingScheduler(), RecordingDispatcher()
+    run, log = make_run(lock, scheduler, dispatcher)
+    run.start(AS_OF)
+    run.interrupt("terminated by SIGTERM")
+
+    with pytest.raises(RunInterrupted):
+        run.select()
+
+    assert scheduler.calls == 0 and dispatcher.calls == 0
+    assert log.rows[1] == {"status": "failed", "as_of": AS_OF, "error": "terminated by SIGTERM"}
     assert lock.closed
