@@ -14,11 +14,13 @@ try:
 except ImportError:  # not POSIX: no cross-process guard, first use must not race
     fcntl = None  # type: ignore[assignment]
 
+import backoff
+import psycopg
 from dagster import DagsterInstance, execute_job, reconstructable
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import embedded_home
-from reminders_pipeline.errors import ConfigError
+from reminders_pipeline.errors import ConfigError, DatabaseUnavailable
 from reminders_pipeline.jobs import reminder_partitions, reminders_job
 from reminders_pipeline.runlog import RunLog
 
@@ -79,8 +81,7 @@ def run_reminders_job(
             tags={"dagster/partition": key, "reminders/trigger": trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
-    rows = RunLog(Database(url)).for_dagster_run(result.run_id)
-    row = rows[0] if rows else None
+    row, lookup_error = _run_row(url, result.run_id)
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure and e.event_specific_data]
@@ -91,8 +92,17 @@ def run_reminders_job(
                 break
     if row is not None:
         error = row["error"] if row["status"] == "failed" else error
+    elif lookup_error is not None:
+        # The run's own record is out of reach: say so, with what Dagster saw.
+        error = f"{lookup_error}; the run's outcome could not be read" + (
+            f" (Dagster: {error})" if error else ""
+        )
+    if row is not None:
+        status = row["status"]
+    else:
+        status = "success" if result.success and lookup_error is None else "failed"
     return {
-        "status": row["status"] if row else ("success" if result.success else "failed"),
+        "status": status,
         "run_id": result.run_id,
         "as_of": key,
         "selected": (row or {}).get("selected") or 0,
@@ -112,3 +122,28 @@ def run_reminders_job(
         ),
         "error": error if (row is None or row["status"] != "success") else None,
     }
+
+
+# After a run, its row is read back; a database that is restarting gets a while.
+ROW_LOOKUP_RETRY_S = 30.0
+
+
+def _run_row(url: str, dagster_run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's reminder_runs row, or why it cannot be read (the database is gone)."""
+
+    @backoff.on_exception(
+        backoff.expo,
+        (DatabaseUnavailable, psycopg.OperationalError),
+        max_time=ROW_LOOKUP_RETRY_S,
+        max_value=5,
+        logger=None,
+    )
+    def lookup() -> list[dict[str, Any]]:
+        return RunLog(Database(url)).for_dagster_run(dagster_run_id)
+
+    try:
+        rows = lookup()
+    except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None, f"lost the database connection: {first}"
+    return (rows[0] if rows else None), None
