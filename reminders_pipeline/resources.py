@@ -41,9 +41,12 @@ def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str]
     def describe(reason: str) -> str:
         try:
             run = instance.get_run_by_id(run_id)
+            # Run monitoring marks the run failed as soon as its terminate call
+            # returns, possibly before this process gets here.
             if run is None or run.status not in (
                 DagsterRunStatus.CANCELING,
                 DagsterRunStatus.CANCELED,
+                DagsterRunStatus.FAILURE,
             ):
                 return reason
             records = instance.all_logs(run_id, of_type=DagsterEventType.RUN_CANCELING)
@@ -52,8 +55,11 @@ def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str]
                 for r in records
                 if r.dagster_event is not None and r.dagster_event.message
             ]
-            why = "; ".join(dict.fromkeys(messages)) or "termination requested"
-            return f"{reason}: Dagster is terminating the run ({why})"
+            if not messages:
+                return reason
+            return (
+                f"{reason}: Dagster is terminating the run ({'; '.join(dict.fromkeys(messages))})"
+            )
         except Exception:  # the cause is a nicety; the signal name is already the answer
             return reason
 

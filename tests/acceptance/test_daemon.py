@@ -100,11 +100,19 @@ def alert_webhook() -> Iterator[WebhookServer]:
 
 
 @pytest.fixture
+def dagster_yaml(reminders_env: dict[str, str]) -> Path:
+    """The instance config `dagster dev` runs with: the shipped one (a test module may
+    override this fixture to change a setting)."""
+    path = Path(reminders_env["DAGSTER_HOME"]) / "dagster.yaml"
+    shutil.copy(REPO / "dagster.yaml", path)
+    return path
+
+
+@pytest.fixture
 def dagster_dev(
-    reminders_env: dict[str, str], tmp_path: Path, alert_webhook: WebhookServer
+    reminders_env: dict[str, str], tmp_path: Path, alert_webhook: WebhookServer, dagster_yaml: Path
 ) -> Iterator[Dagster]:
-    home = Path(reminders_env["DAGSTER_HOME"])
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the shipped instance config
+    home = dagster_yaml.parent
     port = free_port()
     env = {
         **os.environ,
