@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.lock import application_name_for
+from tests.acceptance.support import backends_waiting_on
 from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
     REPO,
     RUN_TIMEOUT_S,
@@ -72,7 +73,9 @@ def statements_of(url: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def waiting_at_gate(url: str, run_id: str) -> bool:
-    return any(s["wait_event_type"] == "Lock" for s in statements_of(url, run_id))
+    """The run holds the lock and a dispatch INSERT waits at the gate."""
+    h = holder(url)
+    return bool(h and h.run_id == run_id and backends_waiting_on(url, "notifications"))
 
 
 def row_of(db: Database, run_id: str) -> dict[str, Any] | None:
@@ -84,7 +87,9 @@ def assert_stopped_cleanly(
 ) -> dict[str, Any]:
     """Right after Dagster stops the run: nothing of it on the server, a failed row."""
     wait_for(
-        lambda: not statements_of(db_url, run_id),
+        lambda: (
+            not statements_of(db_url, run_id) and not backends_waiting_on(db_url, "notifications")
+        ),
         timeout=STOPPED_WITHIN_S,
         what=f"run {run_id}'s INSERT to be cancelled on the server",
     )
@@ -104,7 +109,9 @@ def assert_stopped_cleanly(
         timeout=RUN_TIMEOUT_S,
         what=f"run {run_id} to end in Dagster",
     )
-    print(f"run {run_id}: statement cancelled {cancelled_after:.1f}s after the stop; {status}")
+    print(
+        f"run {run_id}: cancelled {cancelled_after:.1f}s after the stop; {status}; {row['error']}"
+    )
     assert row["status"] == "failed", row
     assert row["error"].startswith("terminated by SIGINT: Dagster is terminating the run"), row
     return row
