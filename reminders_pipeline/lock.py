@@ -55,6 +55,12 @@ SERVER_KEEPALIVES = {
     "tcp_keepalives_interval": 10,
     "tcp_keepalives_count": 3,
 }
+# The run's statements execute on the lock session, and a backend busy with one
+# (an INSERT waiting for a row lock, say) does not read its socket: without this
+# check a killed client's session, and the lock with it, would live on until the
+# statement ends. PostgreSQL 14+ polls the socket this often (ms) while a
+# statement runs and ends the session when the client has gone.
+CLIENT_CONNECTION_CHECK_INTERVAL_MS = 1000
 
 
 def application_name_for(run_id: str | None) -> str:
@@ -132,6 +138,7 @@ class RunLock:
         try:
             for name, value in SERVER_KEEPALIVES.items():
                 self._conn.execute(f"SET {name} = {int(value)}")
+            self._set_client_connection_check()
         except BaseException:
             # A session left open here would carry this run's name, and look alive.
             self._conn.close()
@@ -141,6 +148,19 @@ class RunLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _set_client_connection_check(self) -> None:
+        conn = self.conn
+        if conn.info.server_version < 140000:
+            log.warning(
+                "PostgreSQL %s has no client_connection_check_interval: a killed run keeps "
+                "the lock until its statement in flight ends",
+                conn.info.server_version,
+            )
+            return
+        conn.execute(
+            f"SET client_connection_check_interval = {int(CLIENT_CONNECTION_CHECK_INTERVAL_MS)}"
+        )
 
     @property
     def conn(self) -> psycopg.Connection:

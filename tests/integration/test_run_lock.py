@@ -80,3 +80,13 @@ def test_lock_session_sets_server_side_keepalives(db_url):
         "tcp_keepalives_interval": "10",
         "tcp_keepalives_count": "3",
     }
+
+
+def test_lock_session_checks_for_a_vanished_client_while_a_statement_runs(db_url):
+    """The run's statements run on the lock session; a killed client must not leave one
+    waiting (and the lock held) until it ends. See test_crash_recovery for the effect."""
+    with RunLock(db_url, "run-a") as lock:
+        if lock.conn.info.server_version < 140000:
+            pytest.skip("client_connection_check_interval needs PostgreSQL 14")
+        setting = lock.conn.execute("SHOW client_connection_check_interval").fetchone()
+    assert list(setting.values()) == ["1s"]
