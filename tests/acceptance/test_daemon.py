@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -97,15 +96,6 @@ class Dagster:
 def alert_webhook() -> Iterator[WebhookServer]:
     with WebhookServer() as server:
         yield server
-
-
-@pytest.fixture
-def dagster_yaml(reminders_env: dict[str, str]) -> Path:
-    """The instance config `dagster dev` runs with: the shipped one (a test module may
-    override this fixture to change a setting)."""
-    path = Path(reminders_env["DAGSTER_HOME"]) / "dagster.yaml"
-    shutil.copy(REPO / "dagster.yaml", path)
-    return path
 
 
 @pytest.fixture
