@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.queries import query
@@ -201,7 +202,7 @@ class RunLock:
             raise
 
     def cancel(self) -> None:
-        """Cancel the statement in flight on the lock session, on the server.
+        """Cancel the statement in flight on the lock session (if any), on the server.
 
         Safe to call from a signal handler or another thread: psycopg sends the
         cancel request on a connection of its own.
@@ -209,6 +210,8 @@ class RunLock:
         conn = self._conn
         if conn is None or conn.closed:
             return
+        if conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
+            return  # no statement in flight: nothing to cancel
         try:
             conn.cancel_safe(timeout=5.0)
         except Exception as exc:  # the session may be gone already; nothing left to cancel

@@ -34,6 +34,8 @@ from reminders_pipeline.scheduler import DueSelection, ReminderSchedulerService
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How often, after a signal, the lock session is checked for a statement to cancel.
+CANCEL_POLL_S = 0.1
 
 
 class Lock(Protocol):
@@ -51,7 +53,8 @@ class Lock(Protocol):
         ...
 
     def cancel(self) -> None:
-        """Cancel the statement in flight on the lock's session; callable from a signal handler."""
+        """Cancel the statement in flight on the lock's session, if any; callable from a
+        signal handler or another thread."""
         ...
 
     def close(self) -> None: ...
@@ -101,6 +104,8 @@ class ReminderRun:
         self._started = 0.0
         self._counts = RunCounts()
         self._stop_reason: str | None = None
+        self._cancelling: threading.Thread | None = None
+        self._done = threading.Event()
         # Turns "terminated by SIGINT" into what is known about who sent it (the
         # Dagster resource asks the instance whether the run is being terminated).
         self.describe_stop: Callable[[str], str] = lambda reason: reason
@@ -191,6 +196,7 @@ class ReminderRun:
 
     def fail(self, error: str) -> RunSummary:
         """Record failure and release the lock. Safe to call more than once."""
+        self._done.set()
         if self.summary is not None:
             return self.summary
         try:
@@ -213,6 +219,7 @@ class ReminderRun:
             self._stop_reason = reason
         if self._lock_open:
             self.lock.cancel()
+            self._keep_cancelling()
 
     def close(self) -> None:
         """End of the run, however it went: an unfinished run is failed, the lock released."""
@@ -257,6 +264,27 @@ class ReminderRun:
                 self.fail(f"{type(exc).__name__}: {exc}".strip())
                 raise
 
+    def _keep_cancelling(self) -> None:
+        """A statement sent between the last check and the signal is cancelled too.
+
+        The handler's cancel only reaches a statement already in flight; one that
+        starts a moment later (the check before it had passed) is caught by this
+        thread, which cancels whatever runs on the lock session until the run has
+        recorded its end.
+        """
+        if self._cancelling is not None:
+            return
+
+        def cancel_until_done() -> None:
+            while not self._done.wait(CANCEL_POLL_S):
+                if self._lock_open:
+                    self.lock.cancel()
+
+        self._cancelling = threading.Thread(
+            target=cancel_until_done, name="reminders-run-cancel", daemon=True
+        )
+        self._cancelling.start()
+
     def _raise_if_stopped(self) -> None:
         if self._stop_reason is not None:
             raise RunInterrupted(self._stop_reason)
@@ -300,6 +328,7 @@ class ReminderRun:
             log.exception("could not log the failed reminders run for %s", self.as_of)
 
     def _close_lock(self) -> None:
+        self._done.set()
         if self._lock_open:
             self._lock_open = False
             self.lock.close()

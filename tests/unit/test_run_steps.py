@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
@@ -235,3 +236,45 @@ def test_a_signal_between_steps_stops_the_next_one():
     assert scheduler.calls == 0 and dispatcher.calls == 0
     assert log.rows[1] == {"status": "failed", "as_of": AS_OF, "error": "terminated by SIGTERM"}
     assert lock.closed
+
+
+class BusyAfterSignalLock(FakeLock):
+    """A lock session whose statement starts just after the signal was handled."""
+
+    def __init__(self) -> None:
+        super().__init__(free=True)
+        self.busy = False
+        self.cancelled_in_flight = threading.Event()
+
+    def cancel(self) -> None:
+        if self.busy:  # like RunLock.cancel: only a statement in flight is cancelled
+            self.cancelled_in_flight.set()
+
+
+class StatementAfterSignalDispatcher:
+    def __init__(self) -> None:
+        self.run: ReminderRun | None = None
+
+    def dispatch(self, as_of, run_row_id, *, transaction, before_batch, on_progress):
+        assert self.run is not None
+        lock = self.run.lock
+        before_batch()  # passes: no signal yet
+        self.run.interrupt("terminated by SIGTERM")  # the signal, before the statement is sent
+        lock.busy = True  # the statement is sent all the same
+        if lock.cancelled_in_flight.wait(timeout=2):
+            raise RuntimeError("canceling statement due to user request")
+        lock.busy = False  # never cancelled: the statement ran to its end
+        return RunCounts(selected=2, created=2, already_existed=0)
+
+
+def test_a_statement_sent_just_after_the_signal_is_cancelled_too():
+    lock, dispatcher = BusyAfterSignalLock(), StatementAfterSignalDispatcher()
+    run, log = make_run(lock, dispatcher=dispatcher)
+    dispatcher.run = run
+
+    with pytest.raises(RunInterrupted, match="terminated by SIGTERM"):
+        run.execute(AS_OF)
+
+    assert lock.cancelled_in_flight.is_set(), "the statement sent after the signal ran on"
+    assert log.rows[1]["status"] == "failed"
+    assert log.rows[1]["error"] == "terminated by SIGTERM"
