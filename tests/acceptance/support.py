@@ -446,6 +446,20 @@ def client_sessions(url: str, exclude: tuple[int, ...] = ()) -> list[dict[str, A
         ).fetchall()
 
 
+def advisory_locks(url: str) -> list[dict[str, Any]]:
+    """Every advisory lock, held or awaited, on this database (the run lock, the
+    migration lock, or any other key)."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(
+            """
+            SELECT pid, classid::bigint AS classid, objid::bigint AS objid, objsubid, granted
+            FROM pg_locks
+            WHERE locktype = 'advisory'
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """
+        ).fetchall()
+
+
 def reset_notifications(db: Database) -> None:
     """Forget every reminder, so the next trial's run has all of them to create again."""
     with db.connection() as conn:
@@ -471,6 +485,8 @@ def assert_settled(db: Database, url: str, expected: set[Key]) -> None:
     assert_notifications_are_exactly(db, expected)
     holder = lock_holder(url)
     assert holder is None, f"the run lock is still held: {holder}"
+    advisory = advisory_locks(url)
+    assert not advisory, f"advisory locks left in pg_locks: {advisory}"
     rows = run_rows(db)
     running = [(r["id"], r["dagster_run_id"]) for r in rows if r["status"] == "running"]
     assert not running, f"reminder_runs rows left 'running': {running}"
