@@ -70,6 +70,12 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(_config()).get_current_head() or ""
 
 
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    scripts = ScriptDirectory.from_config(_config()).walk_revisions()
+    return [script.revision for script in reversed(list(scripts))]
+
+
 def current_revision(url: str) -> str | None:
     engine = _engine(url)
     try:

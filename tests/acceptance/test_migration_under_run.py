@@ -26,7 +26,7 @@ from tests.acceptance.support import (
     wait_for,
     wait_for_run_holding_lock,
 )
-from tests.integration.test_migrations import _migration_session
+from tests.helpers.locks import migration_session
 
 pytestmark = pytest.mark.acceptance
 
@@ -62,7 +62,7 @@ def test_upgrade_refuses_while_a_run_holds_the_lock(reminders_cli, notifications
         # While it waits: its session holds the migration lock, not the run lock,
         # and the run still holds its own.
         session = wait_for(
-            lambda: (s := _migration_session(db_url)) and s["migration_lock"] and s,
+            lambda: (s := migration_session(db_url)) and s["migration_lock"] and s,
             timeout=60,
             what=f"the {APPLICATION_NAME} session to wait for the run lock",
         )
@@ -84,7 +84,7 @@ def test_upgrade_refuses_while_a_run_holds_the_lock(reminders_cli, notifications
             assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()[0] == (
                 previous
             )
-        assert _migration_session(db_url) is None
+        assert migration_session(db_url) is None
         assert run.alive()
     finally:
         _set_revision(db_url, head)

@@ -10,16 +10,13 @@ from datetime import date, timedelta
 
 import psycopg
 import pytest
-from alembic.script import ScriptDirectory
-from psycopg.rows import dict_row
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import (
-    APPLICATION_NAME,
     MIGRATION_LOCK,
-    _config,
     current_revision,
     head_revision,
+    revisions,
     upgrade,
 )
 from reminders_pipeline.db.url import with_database
@@ -27,7 +24,7 @@ from reminders_pipeline.errors import MigrationBlocked
 from reminders_pipeline.lock import LOCK_KEY
 from reminders_pipeline.seed import seed
 from tests.acceptance.support import wait_for
-from tests.helpers.locks import lock_free
+from tests.helpers.locks import lock_free, migration_session
 
 
 def _fresh_database(pg_server_url: str) -> tuple[str, str]:
@@ -168,13 +165,11 @@ def test_each_migration_keeps_live_data(pg_server_url):
     """Upgrade one revision at a time on a database in use: every row written before
     a migration is still there, unchanged, after it and after every later one."""
     name, url = _fresh_database(pg_server_url)
-    revisions = [
-        s.revision for s in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))
-    ]
-    assert revisions[0] == "0001" and revisions[-1] == head_revision()
+    steps = revisions()
+    assert steps[0] == "0001" and steps[-1] == head_revision()
     try:
         kept: dict[str, list[tuple]] = {}
-        for step, revision in enumerate(revisions, start=1):
+        for step, revision in enumerate(steps, start=1):
             assert upgrade(url, revision)[1] == revision
             now = _snapshot(url)
             for table, rows in kept.items():
@@ -217,24 +212,6 @@ def _hold_run_lock(url: str) -> psycopg.Connection:
     return conn
 
 
-def _migration_session(url: str) -> dict | None:
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(
-            """
-            SELECT a.pid, a.state,
-                   EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid
-                           AND l.locktype = 'advisory' AND l.granted
-                           AND l.classid = %(ns)s::bigint::oid AND l.objid = 0) AS migration_lock,
-                   EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid
-                           AND l.locktype = 'advisory' AND l.granted
-                           AND l.classid = %(ns)s::bigint::oid AND l.objid = 1) AS run_lock
-            FROM pg_stat_activity a
-            WHERE a.datname = current_database() AND a.application_name = %(app)s
-            """,
-            {"ns": LOCK_KEY[0], "app": APPLICATION_NAME},
-        ).fetchone()
-
-
 def test_upgrade_waits_for_a_run_holding_the_lock_then_applies(pg_server_url):
     name, url = _fresh_database(pg_server_url)
     try:
@@ -250,7 +227,7 @@ def test_upgrade_waits_for_a_run_holding_the_lock_then_applies(pg_server_url):
             # While the run holds the lock, the migration waits: it holds the migration
             # lock, not the run lock, and has applied nothing.
             session = wait_for(
-                lambda: (s := _migration_session(url)) and s["migration_lock"] and told and s,
+                lambda: (s := migration_session(url)) and s["migration_lock"] and told and s,
                 timeout=30,
                 what="the migration to wait for the run lock",
             )
@@ -289,7 +266,7 @@ def test_upgrade_refuses_when_the_run_lock_stays_held_and_names_the_holder(pg_se
                 assert other.execute(
                     "SELECT pg_try_advisory_xact_lock(%s, %s)", MIGRATION_LOCK
                 ).fetchone()[0]
-            assert _migration_session(url) is None
+            assert migration_session(url) is None
         finally:
             run.close()
     finally:
