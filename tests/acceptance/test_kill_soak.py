@@ -168,7 +168,9 @@ def _after_signal(
 ) -> list[str]:
     """What is wrong right after a signalled run exited, before anything else runs."""
     problems = []
-    if done.returncode == 0:
+    own = [r for r in run_rows(db) if r["id"] not in rows_before]
+    # Exit 0 only for a run that had already finished its work when the signal came.
+    if done.returncode == 0 and [r["status"] for r in own] != ["success"]:
         problems.append(f"exit code 0 after {sig.name}\n{done.describe()}")
     deadline = time.monotonic() + SERVER_CLEAN_S
     # The lock session by its name, and any other connection of the run still
@@ -185,7 +187,7 @@ def _after_signal(
     if sig == signal.SIGTERM:
         # A terminated run records its own end: only a killed one is left 'running'
         # for the next run to mark 'abandoned'.
-        for row in (r for r in run_rows(db) if r["id"] not in rows_before):
+        for row in own:
             if row["status"] == "running":
                 problems.append(f"its run row {row['id']} is left 'running' after SIGTERM")
             elif row["status"] == "failed" and "SIGTERM" not in (row["error"] or ""):
