@@ -68,10 +68,17 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply missing migrations (a no-op when the schema is current)."""
+    """Apply missing migrations (a no-op when the schema is current).
+
+    Never under a run: with something to apply, it waits for the run lock (up to
+    REMINDERS_MIGRATION_LOCK_WAIT_S, default 60) and refuses if a run still holds it.
+    """
     from reminders_pipeline.db.migrate import upgrade
 
-    before, after = upgrade(_url())
+    def waiting(holder: Any) -> None:
+        click.echo(f"waiting for the reminders run lock, held by {holder.describe()} ...", err=True)
+
+    before, after = upgrade(_url(), on_wait=waiting)
     if before == after:
         click.echo(f"schema already at {after}")
     else:

@@ -13,6 +13,10 @@ class DatabaseUnavailable(RemindersError):
     """The reminders database cannot be reached."""
 
 
+class MigrationBlocked(RemindersError):
+    """A migration did not start: a reminders run held the run lock for the whole wait."""
+
+
 class LockLost(RemindersError):
     """The run's advisory lock session is gone; dispatching must stop."""
 

@@ -1,6 +1,6 @@
 """Alerting sensors of the reminders job. They only observe and alert; they launch nothing.
 
-- long run: a run in progress longer than REMINDERS_LONG_RUN_MINUTES (Dagster runs,
+- long run: a run in progress longer than REMINDERS_LONG_RUN_MINUTES (or _S) (Dagster runs,
   and 'running' rows in reminder_runs started outside Dagster), once per run;
 - failure: a failed run, with its error and a link to the run in the UI;
 - repeated skips: REMINDERS_SKIP_ALERT_AFTER skipped runs in a row, once per streak;
@@ -37,6 +37,7 @@ from dagster import (
 )
 
 from reminders_pipeline.alerts.messages import (
+    duration,
     long_run_alert,
     now_utc,
     repeated_skips_alert,
@@ -60,6 +61,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LONG_RUN_MINUTES = env_int("REMINDERS_LONG_RUN_MINUTES", 30, 1, 7 * 24 * 60)
+# Seconds, when set, take precedence: thresholds under a minute, for drills and tests.
+LONG_RUN = timedelta(
+    seconds=env_int("REMINDERS_LONG_RUN_S", LONG_RUN_MINUTES * 60, 10, 7 * 24 * 60 * 60)
+)
 SKIP_ALERT_AFTER = env_int("REMINDERS_SKIP_ALERT_AFTER", 2, 1, 1000)
 SENSOR_INTERVAL_S = env_int("REMINDERS_SENSOR_INTERVAL_S", 60, 5, 3600)
 # A lock session younger than this may be a run between taking the lock and
@@ -192,7 +197,7 @@ def check_long_runs(
     name="long_running_reminders_sensor",
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=SENSOR_STATUS,
-    description=f"Alerts once per reminders run in progress over {LONG_RUN_MINUTES} minutes.",
+    description=f"Alerts once per reminders run in progress over {duration(LONG_RUN)}.",
 )
 def long_running_reminders_sensor(
     context: SensorEvaluationContext,
@@ -204,11 +209,11 @@ def long_running_reminders_sensor(
         reminders_db,
         alerts,
         context.cursor,
-        timedelta(minutes=LONG_RUN_MINUTES),
+        LONG_RUN,
         context.log,
     )
     context.update_cursor(cursor)
-    return _summary(fired, problems, f"no run over {LONG_RUN_MINUTES} min")
+    return _summary(fired, problems, f"no run over {duration(LONG_RUN)}")
 
 
 # ------------------------------------------------------------------ failures

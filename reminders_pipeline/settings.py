@@ -25,6 +25,12 @@ def _int_env(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def migration_lock_wait_s() -> int:
+    """REMINDERS_MIGRATION_LOCK_WAIT_S: how long `reminders db upgrade` waits for a run
+    in progress to let go of the run lock before it refuses (0: refuse at once)."""
+    return _int_env("REMINDERS_MIGRATION_LOCK_WAIT_S", 60, minimum=0)
+
+
 def timezone_from_env() -> str:
     name = os.environ.get("REMINDERS_TIMEZONE") or DEFAULT_TIMEZONE
     try:

@@ -58,8 +58,10 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else "unknown"
 
 
-def _minutes(elapsed: timedelta) -> str:
-    return f"{elapsed.total_seconds() / 60:.0f} min"
+def duration(elapsed: timedelta) -> str:
+    """Minutes; seconds under a minute (a threshold lowered for a drill reads right)."""
+    seconds = elapsed.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
 
 
 def long_run_alert(
@@ -76,13 +78,13 @@ def long_run_alert(
     facts = {
         "run id": run_id or "none (run outside Dagster)",
         "started": _when(started_at),
-        "elapsed": _minutes(elapsed),
-        "threshold": _minutes(threshold),
+        "elapsed": duration(elapsed),
+        "threshold": duration(threshold),
         "seen in": source,
     }
     if reminder_runs_id is not None:
         facts["reminder_runs id"] = str(reminder_runs_id)
-    text = f"A reminders run has been in progress for {_minutes(elapsed)}."
+    text = f"A reminders run has been in progress for {duration(elapsed)}."
     if holds_lock is False:
         facts["holds the run lock"] = "no"
         text += (
@@ -91,7 +93,7 @@ def long_run_alert(
         )
     elif holds_lock:
         facts["holds the run lock"] = "yes"
-    return Alert("long_run", f"Reminders run running for {_minutes(elapsed)}", text, facts, link)
+    return Alert("long_run", f"Reminders run running for {duration(elapsed)}", text, facts, link)
 
 
 def run_failed_alert(

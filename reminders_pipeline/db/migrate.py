@@ -2,12 +2,23 @@
 
 Each revision in migrations/versions/ is a tiny Python file beside a .sql file of
 the same name; `reminders db upgrade` applies what is missing, once.
+
+A migration never runs under a reminders run: when there is something to apply,
+upgrade takes the run lock (LOCK_KEY) on its own session first, waiting up to
+REMINDERS_MIGRATION_LOCK_WAIT_S for a run in progress to finish, then refuses
+with MigrationBlocked naming the holder. Holding it, the migration makes runs
+started meanwhile skip (they name the `reminders-migrate` session) instead of
+working on a schema that changes under them. With nothing to apply, upgrade
+leaves the run lock alone, so a no-op upgrade never waits for a run.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import sqlalchemy
 from alembic import command, op
 from alembic.config import Config
@@ -17,12 +28,18 @@ from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
 from reminders_pipeline.db.connector import connect
-from reminders_pipeline.lock import LOCK_NAMESPACE
+from reminders_pipeline.db.queries import query
+from reminders_pipeline.errors import MigrationBlocked
+from reminders_pipeline.lock import LOCK_KEY, LOCK_NAMESPACE, LockHolder, find_lock_holder
+from reminders_pipeline.settings import migration_lock_wait_s
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "reminders_schema_version"
 # Concurrent `upgrade` calls (two deployments starting at once) wait for each other.
 MIGRATION_LOCK = (LOCK_NAMESPACE, 0)
+# Names the migration's session in pg_stat_activity, and in a skipped run's record.
+APPLICATION_NAME = "reminders-migrate"
+_POLL_S = 0.2
 
 
 def run_sql_file(revision_file: str) -> None:
@@ -44,13 +61,19 @@ def _config(connection: sqlalchemy.Connection | None = None) -> Config:
 def _engine(url: str) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
         "postgresql+psycopg://",
-        creator=lambda: connect(url, row_factory=tuple_row),
+        creator=lambda: connect(url, row_factory=tuple_row, application_name=APPLICATION_NAME),
         poolclass=NullPool,
     )
 
 
 def head_revision() -> str:
     return ScriptDirectory.from_config(_config()).get_current_head() or ""
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    scripts = ScriptDirectory.from_config(_config()).walk_revisions()
+    return [script.revision for script in reversed(list(scripts))]
 
 
 def current_revision(url: str) -> str | None:
@@ -63,20 +86,84 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
-    """Apply missing migrations; returns (revision before, revision after)."""
+def _run_lock_params() -> dict[str, int]:
+    return {"namespace": LOCK_KEY[0], "job": LOCK_KEY[1]}
+
+
+def _take_run_lock(
+    raw: psycopg.Connection,
+    url: str,
+    wait_s: float,
+    on_wait: Callable[[LockHolder], None] | None,
+    what: str,
+) -> None:
+    """Take the run lock on the migration's session, or raise MigrationBlocked."""
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        row = raw.execute(query("try_run_lock"), _run_lock_params()).fetchone()
+        if row[0]:
+            return
+        with connect(url, autocommit=True) as other:
+            holder = find_lock_holder(other)
+        if holder is not None and not told and on_wait is not None and wait_s > 0:
+            on_wait(holder)
+            told = True
+        if time.monotonic() >= deadline:
+            who = holder.describe() if holder else "a session that just let go"
+            name = f" ({holder.application_name!r})" if holder and holder.application_name else ""
+            raise MigrationBlocked(
+                f"not migrating {what}: the reminders run lock {LOCK_KEY} is held by "
+                f"{who}{name} after waiting {wait_s:g}s; a run must not see the schema "
+                "change under it. Run `reminders db upgrade` again once it has finished "
+                "(`reminders lock status` shows the holder), or raise "
+                "REMINDERS_MIGRATION_LOCK_WAIT_S"
+            )
+        time.sleep(_POLL_S)
+
+
+def upgrade(
+    url: str,
+    revision: str = "head",
+    *,
+    lock_wait_s: float | None = None,
+    on_wait: Callable[[LockHolder], None] | None = None,
+) -> tuple[str | None, str | None]:
+    """Apply missing migrations; returns (revision before, revision after).
+
+    With something to apply, waits up to lock_wait_s (default
+    REMINDERS_MIGRATION_LOCK_WAIT_S) for the run lock; on_wait is told the holder
+    once when it has to wait. Raises MigrationBlocked when the wait runs out.
+    """
+    wait_s = migration_lock_wait_s() if lock_wait_s is None else lock_wait_s
+    target_script = ScriptDirectory.from_config(_config()).get_revision(revision)
+    target = target_script.revision if target_script is not None else None
     engine = _engine(url)
     try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK[0]}, {MIGRATION_LOCK[1]})"
-            )
-            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            before = ctx.get_current_revision()
-            command.upgrade(_config(conn), revision)
-            after = MigrationContext.configure(
-                conn, opts={"version_table": VERSION_TABLE}
-            ).get_current_revision()
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            took_run_lock = False
+            try:
+                with conn.begin():
+                    conn.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK[0]}, {MIGRATION_LOCK[1]})"
+                    )
+                    ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+                    before = ctx.get_current_revision()
+                    if before != target:
+                        what = f"from {before or 'nothing'} to {target}"
+                        _take_run_lock(raw, url, wait_s, on_wait, what)
+                        took_run_lock = True
+                    command.upgrade(_config(conn), revision)
+                    after = MigrationContext.configure(
+                        conn, opts={"version_table": VERSION_TABLE}
+                    ).get_current_revision()
+            finally:
+                # After the commit: a run that takes the lock next sees the new schema.
+                if took_run_lock and not raw.closed:
+                    raw.rollback()
+                    raw.execute(query("release_run_lock"), _run_lock_params())
+                    raw.commit()
         return before, after
     finally:
         engine.dispose()

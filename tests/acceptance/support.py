@@ -271,6 +271,7 @@ class NotificationsGate:
     def __init__(self, url: str) -> None:
         self.conn = psycopg.connect(url)
         self.conn.execute("LOCK TABLE notifications IN SHARE MODE")
+        self.pid = self.conn.info.backend_pid
 
     def open(self) -> None:
         if not self.conn.closed:
@@ -397,3 +398,101 @@ def assert_skipped_rows_name_a_holder(rows: list[dict[str, Any]]) -> None:
         assert r["blocked_by_pid"] is not None, f"skipped run {r['id']} names no holder"
         assert (r["blocked_by_application_name"] or "").startswith("reminders-run:")
         assert r["blocked_by_run_id"], f"skipped run {r['id']} names no holder run id"
+
+
+# ------------------------------------------------------------------ fault trials
+
+
+def trials_from_env(name: str, default: int) -> int:
+    """How many trials a soak runs: small by default (CI), more by hand (NAME=30)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        pytest.fail(f"{name} must be a whole number, got {raw!r}")
+    if value < 1:
+        pytest.fail(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def run_sessions(url: str) -> list[dict[str, Any]]:
+    """Server sessions of reminders runs (application_name `reminders-run:…`) on this
+    database, with what each is doing: a run's lock session and anything it left behind."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(
+            """
+            SELECT pid, application_name, state, query, backend_start
+            FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name LIKE 'reminders-run:%%'
+            """
+        ).fetchall()
+
+
+def client_sessions(url: str, exclude: tuple[int, ...] = ()) -> list[dict[str, Any]]:
+    """Every client session on this database but the caller's and `exclude`: with no
+    run going, whatever is here was left behind by one (its lock session or another
+    connection still running a statement)."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(
+            """
+            SELECT pid, application_name, state, wait_event_type, query
+            FROM pg_stat_activity
+            WHERE datname = current_database() AND backend_type = 'client backend'
+              AND pid <> pg_backend_pid() AND NOT pid = ANY(%s)
+            """,
+            (list(exclude),),
+        ).fetchall()
+
+
+def advisory_locks(url: str) -> list[dict[str, Any]]:
+    """Every advisory lock, held or awaited, on this database (the run lock, the
+    migration lock, or any other key)."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(
+            """
+            SELECT pid, classid::bigint AS classid, objid::bigint AS objid, objsubid, granted
+            FROM pg_locks
+            WHERE locktype = 'advisory'
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """
+        ).fetchall()
+
+
+def reset_notifications(db: Database) -> None:
+    """Forget every reminder, so the next trial's run has all of them to create again."""
+    with db.connection() as conn:
+        conn.execute("DELETE FROM notifications")
+
+
+def assert_no_overlapping_successes(rows: list[dict[str, Any]]) -> None:
+    """No two 'success' runs' [started_at, finished_at] intervals overlap."""
+    done = sorted((r for r in rows if r["status"] == "success"), key=lambda r: r["started_at"])
+    for r in done:
+        assert r["finished_at"] is not None, f"success run {r['id']} has no finished_at"
+    for earlier, later in itertools.pairwise(done):
+        assert earlier["finished_at"] <= later["started_at"], (
+            f"success runs {earlier['id']} ({earlier['started_at']} .. {earlier['finished_at']})"
+            f" and {later['id']} ({later['started_at']} .. {later['finished_at']}) overlap"
+        )
+
+
+def assert_settled(db: Database, url: str, expected: set[Key]) -> None:
+    """What must hold after every trial, whatever was done to the runs before:
+    exactly the undisturbed reminders, once each; no lock, no `running` row, no
+    reminders session left on the server; successes never overlapping."""
+    assert_notifications_are_exactly(db, expected)
+    holder = lock_holder(url)
+    assert holder is None, f"the run lock is still held: {holder}"
+    advisory = advisory_locks(url)
+    assert not advisory, f"advisory locks left in pg_locks: {advisory}"
+    rows = run_rows(db)
+    running = [(r["id"], r["dagster_run_id"]) for r in rows if r["status"] == "running"]
+    assert not running, f"reminder_runs rows left 'running': {running}"
+    assert_no_overlapping_successes(rows)
+    # A closed connection's backend takes a moment to leave pg_stat_activity.
+    deadline = time.monotonic() + 5
+    while (sessions := client_sessions(url)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sessions, f"sessions of runs left on the server: {sessions}"

@@ -2,12 +2,14 @@
 
 The first run is held inside its lock window by a SHARE lock on `notifications`
 (see conftest.NotificationsGate): the others start only once it holds the advisory
-lock, so the overlap is certain rather than likely. The last test starts runs at
-the same instant with nothing held and checks only what must hold whatever the
-timing.
+lock, so the overlap is certain rather than likely. The launch storm starts eight
+runs at the same instant with nothing held, several rounds, and checks only what
+must hold whatever the timing.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from dagster import DagsterInstance
@@ -15,14 +17,17 @@ from dagster import DagsterInstance
 from tests.acceptance.support import (
     assert_no_overlapping_windows,
     assert_notifications_are_exactly,
+    assert_settled,
     assert_skipped_rows_name_a_holder,
     backends_waiting_on,
     expected_due_set,
     expected_due_set_in_python,
     lock_holder,
+    reset_notifications,
     run_rows,
     seed_assignments,
     today,
+    trials_from_env,
     wait_for,
     wait_for_run_holding_lock,
 )
@@ -121,40 +126,57 @@ def test_eight_runs_at_once_give_one_success_and_seven_skipped(
     assert_notifications_are_exactly(db, expected)
 
 
-def test_runs_started_together_never_overlap_or_duplicate(reminders_cli, db, db_url):
-    """No gate: whatever the timing, at most one run holds the lock at any moment."""
+STORM_ROUNDS = trials_from_env("REMINDERS_STORM_ROUNDS", 2)
+STORM_SIZE = 8
+
+
+def test_launch_storm_never_overlaps_or_duplicates(reminders_cli, db, db_url):
+    """No gate: eight runs started at the same instant, several rounds; whatever the
+    timing, at most one run holds the lock at any moment and every reminder exists once.
+
+    Rounds: REMINDERS_STORM_ROUNDS (default 2; more by hand).
+    """
     as_of = today()
     # Enough work (many small batches) that the runs are likely, not certain, to overlap.
-    seed_assignments(db, 50_000, 0.5, as_of)
+    seed_assignments(db, 20_000, 0.5, as_of)
     expected = expected_due_set(db, as_of)
     # Create the Dagster instance's SQLite storage first: processes that create it
     # at the same instant race on its schema stamp (a Dagster storage limitation,
     # not what this test is about).
     DagsterInstance.get().dispose()
 
-    children = [
-        reminders_cli.start(
-            "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_BATCH_SIZE": "500"}
+    for round_no in range(1, STORM_ROUNDS + 1):
+        reset_notifications(db)
+        rows_before = len(run_rows(db))
+        started = time.monotonic()
+        children = [
+            reminders_cli.start(
+                "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_BATCH_SIZE": "250"}
+            )
+            for _ in range(STORM_SIZE)
+        ]
+        finished = [child.wait() for child in children]
+        elapsed = time.monotonic() - started
+
+        for done in finished:
+            assert done.returncode == 0, f"round {round_no}: {done.describe()}"
+        results = [done.json() for done in finished]
+        statuses = sorted(r["status"] for r in results)
+        print(
+            f"storm round {round_no}: {statuses.count('success')} success, "
+            f"{statuses.count('skipped')} skipped in {elapsed:.1f}s"
         )
-        for _ in range(4)
-    ]
-    finished = [child.wait() for child in children]
+        assert set(statuses) <= {"success", "skipped"}, statuses
+        successes = [r for r in results if r["status"] == "success"]
+        assert successes, "no run succeeded"
+        # The first success created everything; any later one found it all there.
+        assert sum(r["created"] for r in successes) == len(expected)
+        for r in successes:
+            assert r["selected"] == len(expected)
+            assert r["created"] + r["already_existed"] == len(expected)
 
-    for done in finished:
-        assert done.returncode == 0, done.describe()
-    results = [done.json() for done in finished]
-    assert {r["status"] for r in results} <= {"success", "skipped"}
-    successes = [r for r in results if r["status"] == "success"]
-    assert successes, "no run succeeded"
-    # The first success created everything; any later one found it all there.
-    assert sum(r["created"] for r in successes) == len(expected)
-    for r in successes:
-        assert r["selected"] == len(expected)
-        assert r["created"] + r["already_existed"] == len(expected)
-
-    rows = run_rows(db)
-    assert len(rows) == 4
-    assert_no_overlapping_windows(rows)
-    assert_skipped_rows_name_a_holder(rows)
-    assert_notifications_are_exactly(db, expected)
-    assert lock_holder(db_url) is None
+        rows = run_rows(db)
+        assert len(rows) == rows_before + STORM_SIZE
+        assert_no_overlapping_windows(rows)
+        assert_skipped_rows_name_a_holder(rows)
+        assert_settled(db, db_url, expected)
