@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -395,6 +396,44 @@ def holder_run_id(url: str) -> str | None:
     return name.removeprefix("reminders-run:") if name.startswith("reminders-run:") else None
 
 
+class ConnectionPeaks:
+    """Samples pg_stat_activity in the background: the most sessions seen per database."""
+
+    def __init__(self, server_url: str, databases: list[str]) -> None:
+        self.server_url = server_url
+        self.databases = databases
+        self.peaks: dict[str, int] = dict.fromkeys(databases, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            while not self._stop.wait(0.2):
+                for name, count in conn.execute(
+                    "SELECT datname, count(*) FROM pg_stat_activity "
+                    "WHERE datname = ANY(%s) GROUP BY datname",
+                    (self.databases,),
+                ):
+                    self.peaks[name] = max(self.peaks[name], count)
+
+    def __enter__(self) -> ConnectionPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def connection_peaks(
+    pg_server_url: str, deployment: Deployment, db_url: str
+) -> Iterator[ConnectionPeaks]:
+    databases = [deployment.env["DAGSTER_PG_DB"], str(conninfo_to_dict(db_url)["dbname"])]
+    with ConnectionPeaks(pg_server_url, databases) as peaks:
+        yield peaks
+
+
 # ------------------------------------------------------------------ the test
 
 
@@ -404,6 +443,7 @@ def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_l
     db: Database,
     db_url: str,
     reminders_env: dict[str, str],
+    connection_peaks: ConnectionPeaks,
 ) -> None:
     dep = deployment
     due = seed(db)
@@ -517,4 +557,9 @@ def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_l
     assert statuses.count("skipped") == 1 and statuses.count("success") == 5, statuses
     assert holder_run_id(db_url) is None
 
+    storage_peak, reminders_peak = connection_peaks.peaks.values()
+    figures.append(
+        f"peak sessions: Dagster storage {storage_peak}, "
+        f"reminders database {reminders_peak} (the test's own included)"
+    )
     print("\nproduction topology, launch-to-success:\n  " + "\n  ".join(figures))
