@@ -292,19 +292,28 @@ def deployment(
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     code_port, web_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        **reminders_env,
+    # Each process gets what docs/operations.md lists for it, and nothing more: only the
+    # code server (which runs the sensors, the schedule and the runs) sees the
+    # reminders database; only the daemon and the webserver need the code server's address.
+    common = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REMINDERS_")},
         **pg_env,
         "DAGSTER_HOME": str(home),
         "DAGSTER_COMPUTE_LOGS_DIR": str(tmp_path / "shared" / "compute_logs"),
-        "REMINDERS_CODE_SERVER_HOST": "127.0.0.1",
-        "REMINDERS_CODE_SERVER_PORT": str(code_port),
-        "REMINDERS_DAGSTER_UI_URL": f"http://127.0.0.1:{web_port}",
         "PYTHONUNBUFFERED": "1",
     }
+    code_env = {
+        **common,
+        **{k: v for k, v in reminders_env.items() if k.startswith("REMINDERS_")},
+        "REMINDERS_DAGSTER_UI_URL": f"http://127.0.0.1:{web_port}",
+    }
+    ui_env = {
+        **common,
+        "REMINDERS_CODE_SERVER_HOST": "127.0.0.1",
+        "REMINDERS_CODE_SERVER_PORT": str(code_port),
+    }
     for var in ("DAGSTER_HOME", "DAGSTER_COMPUTE_LOGS_DIR", *pg_env):
-        monkeypatch.setenv(var, env[var])  # the test's own instance reads the same file
+        monkeypatch.setenv(var, common[var])  # the test's own instance reads the same file
     workspace = str(REPO / "workspace.grpc.yaml")
     workdir = tmp_path / "services"
     workdir.mkdir()
@@ -312,20 +321,22 @@ def deployment(
         "code-server",
         [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port)]
         + ["-m", "reminders_pipeline.definitions", "--location-name", LOCATION],
-        env,
+        code_env,
         workdir,
     )
-    daemon = Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, workdir)
+    daemon = Service(
+        "daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], ui_env, workdir
+    )
     webserver = Service(
         "webserver",
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace],
-        env,
+        ui_env,
         workdir,
     )
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))  # creates the schema
     dep = Deployment(
         home,
-        env,
+        common,
         code_server,
         daemon,
         webserver,
