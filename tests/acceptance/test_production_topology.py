@@ -97,7 +97,7 @@ class Service:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         """Send sig to the whole group; SIGKILL whatever is left after timeout."""
         self.wanted = False
         if self.popen is None:
