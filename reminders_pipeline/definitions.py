@@ -3,10 +3,16 @@
 from dagster import Definitions
 
 from reminders_pipeline.alerts.resource import alert_resource_from_env
+from reminders_pipeline.db.url import require_database_url_in_production
 from reminders_pipeline.jobs import reminders_job
 from reminders_pipeline.resources import RemindersDatabaseResource
 from reminders_pipeline.schedules import daily_reminders_schedule
 from reminders_pipeline.sensors import all_sensors
+
+# A code server of a production deployment without REMINDERS_DATABASE_URL fails to
+# load here (the UI shows the error), instead of running on a private, empty
+# embedded database.
+require_database_url_in_production()
 
 defs = Definitions(
     jobs=[reminders_job],

@@ -6,6 +6,7 @@ import os
 
 from dagster import DailyPartitionsDefinition, in_process_executor, job
 
+from reminders_pipeline.io_manager import event_log_io_manager
 from reminders_pipeline.ops import (
     acquire_run_lock,
     dispatch_reminders,
@@ -33,9 +34,10 @@ reminder_partitions = DailyPartitionsDefinition(
     # All ops share one process, so the run lock's session lives across them.
     executor_def=in_process_executor,
     partitions_def=reminder_partitions,
-    # Outputs go to the default filesystem IO manager, so a failed run can be
-    # re-executed from the failed op (which then takes the lock itself).
-    resource_defs={"reminders": ReminderRunResource()},
+    # Outputs are kept in Dagster's event log, not on the worker's disk, so a failed
+    # run can be re-executed from the failed op (which then takes the lock itself)
+    # by any worker, on any host or pod.
+    resource_defs={"reminders": ReminderRunResource(), "io_manager": event_log_io_manager},
     tags={
         SINGLETON_TAG: "daily-follow-up",
         "dagster/max_runtime": str(

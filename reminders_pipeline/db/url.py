@@ -9,11 +9,14 @@ import warnings
 from pathlib import Path
 
 import psycopg
+import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from reminders_pipeline.errors import ConfigError
 
 ENV_VAR = "REMINDERS_DATABASE_URL"
+# `REMINDERS_ENV=production` marks a production process even on a SQLite Dagster instance.
+PRODUCTION_ENV_VAR = "REMINDERS_ENV"
 log = logging.getLogger(__name__)
 
 # Handles kept for the life of the process: the embedded server stops when the
@@ -76,9 +79,59 @@ def start_embedded(pgdata: Path) -> str:
         return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
 
 
+def _instance_keeps_storage_in_postgres(instance_file: Path) -> bool:
+    """Whether a Dagster instance file names Postgres storage (read as YAML, no Dagster)."""
+    try:
+        config = yaml.safe_load(instance_file.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False  # no file (SQLite defaults), or one Dagster itself will reject
+    if not isinstance(config, dict):
+        return False
+    storage = config.get("storage")
+    if isinstance(storage, dict) and "postgres" in storage:
+        return True
+    for key in ("run_storage", "event_log_storage", "schedule_storage"):
+        section = config.get(key)
+        if isinstance(section, dict) and "postgres" in str(section.get("module", "")):
+            return True
+    return False
+
+
+def production_reason() -> str | None:
+    """Why this process counts as production (so no embedded database), or None.
+
+    Production is `REMINDERS_ENV=production`, or a Dagster instance (DAGSTER_HOME)
+    on Postgres storage: its processes run on several hosts or containers, where a
+    private embedded server would be an empty database nobody else sees.
+    """
+    env = os.environ.get(PRODUCTION_ENV_VAR, "").strip().lower()
+    if env == "production":
+        return f"{PRODUCTION_ENV_VAR}=production"
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if home and _instance_keeps_storage_in_postgres(Path(home) / "dagster.yaml"):
+        return f"the Dagster instance in DAGSTER_HOME={home} keeps its storage in PostgreSQL"
+    return None
+
+
+def require_database_url_in_production() -> None:
+    """Refuse to go on in a production process without REMINDERS_DATABASE_URL."""
+    url = os.environ.get(ENV_VAR)
+    if url is not None and url.strip():
+        return
+    reason = production_reason()
+    if reason is not None:
+        raise ConfigError(
+            f"{ENV_VAR} is not set, and this is a production process ({reason}): set "
+            f"{ENV_VAR} to the reminders database. The embedded PostgreSQL is a "
+            "development default only."
+        )
+
+
 def database_url() -> str:
-    """REMINDERS_DATABASE_URL when set; otherwise an embedded server under REMINDERS_HOME."""
+    """REMINDERS_DATABASE_URL when set; otherwise, outside production, an embedded
+    server under REMINDERS_HOME."""
     url = os.environ.get(ENV_VAR)
     if url is not None and url.strip():
         return validate_url(url.strip())
+    require_database_url_in_production()
     return with_database(start_embedded(embedded_home() / "pgdata"), "postgres")

@@ -113,6 +113,9 @@ def dagster_dev(
         "REMINDERS_SENSOR_INTERVAL_S": "5",
     }
     log_path = tmp_path / "dagster-dev.log"
+    # Create the instance's SQLite storage before dagster dev starts: several processes
+    # creating it at once can stamp two alembic heads, and the code location then fails.
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(DAGSTER_BIN), "dev", "-w", str(REPO / "workspace.yaml")]
@@ -124,7 +127,6 @@ def dagster_dev(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: killed as one at the end
         )
-    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     dagster = Dagster(
         process, port, home, log_path, instance, DagsterGraphQLClient("127.0.0.1", port_number=port)
     )

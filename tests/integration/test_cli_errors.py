@@ -54,3 +54,16 @@ def test_bad_as_of_is_one_error_line(reminders_cli, as_of):
 def test_negative_assignments_is_one_error_line(reminders_cli):
     result = reminders_cli("seed", "--assignments", "-5", timeout=60)
     assert_one_clear_error(result, "--assignments", "-5")
+
+
+def test_production_instance_without_database_url_is_one_error_line(reminders_cli, tmp_path):
+    """On a Postgres-storage Dagster instance the embedded database is refused, by name."""
+    home = tmp_path / "prod_dagster_home"
+    home.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+    (home / "dagster.yaml").write_text((repo / "dagster.postgres.yaml").read_text())
+    result = reminders_cli(
+        "runs", "--json", env={"REMINDERS_DATABASE_URL": "", "DAGSTER_HOME": str(home)}, timeout=60
+    )
+    assert_one_clear_error(result, "REMINDERS_DATABASE_URL is not set", "production")
+    assert not (tmp_path / "reminders_home" / "pgdata").exists(), "an embedded server started"

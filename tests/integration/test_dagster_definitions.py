@@ -45,3 +45,27 @@ def test_every_job_schedule_and_sensor_resolves() -> None:
     }
     for sensor in repo.sensor_defs:
         assert sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_the_code_location_refuses_to_load_in_production_without_the_database_url(
+    reminders_env: dict[str, str], tmp_path: Path
+) -> None:
+    """REMINDERS_ENV=production and no REMINDERS_DATABASE_URL: the location fails to load,
+    naming the variable, instead of serving runs from a private embedded database.
+    (A Postgres-storage DAGSTER_HOME does the same: tests/unit/test_production_guard.py and
+    the CLI test in test_cli_errors.py.)"""
+    env = {**os.environ, **reminders_env, "REMINDERS_ENV": "production"}
+    env.pop("REMINDERS_DATABASE_URL")
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate"]
+        + ["-w", str(REPO / "workspace.yaml")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "REMINDERS_DATABASE_URL is not set, and this is a production process" in output
+    assert not (Path(reminders_env["REMINDERS_HOME"]) / "pgdata").exists()

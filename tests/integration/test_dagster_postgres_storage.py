@@ -3,6 +3,7 @@ configured by the shipped dagster.postgres.yaml (and its psycopg2 scheme)."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -11,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from dagster import DagsterInstance, execute_job, reconstructable
+from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 from dagster._core.instance.ref import InstanceRef
 from psycopg.conninfo import conninfo_to_dict
 
@@ -20,6 +21,7 @@ from reminders_pipeline.db.url import with_database
 from reminders_pipeline.jobs import reminders_job
 from reminders_pipeline.lock import RunLock
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+from tests.helpers.locks import lock_free
 
 REPO = Path(__file__).resolve().parents[2]
 DAYS = [date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)]
@@ -51,6 +53,7 @@ def postgres_instance(
         "DAGSTER_PG_USERNAME": str(params.get("user") or "postgres"),
         "DAGSTER_PG_PASSWORD": str(params.get("password") or ""),
         "DAGSTER_HOME": str(home),
+        "DAGSTER_COMPUTE_LOGS_DIR": str(tmp_path / "compute_logs"),
     }.items():
         monkeypatch.setenv(var, value)
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
@@ -74,7 +77,7 @@ def test_the_shipped_postgres_config_names_the_psycopg2_driver() -> None:
     config = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text())
     assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     shipped = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    for key in ("concurrency", "run_monitoring"):
+    for key in ("concurrency", "run_queue", "run_monitoring"):
         assert config[key] == shipped[key], f"{key} differs between the two instance configs"
 
 
@@ -124,3 +127,39 @@ def test_a_skipped_run_shows_as_skipped_with_the_lock_holder(
     metadata = output.step_output_data.metadata
     assert metadata["holder_pid"].value == pid
     assert metadata["holder_run_id"].value == "holder-run-7"
+
+
+def test_reexecution_from_failure_on_a_worker_with_an_empty_disk(
+    postgres_instance: tuple[DagsterInstance, str], db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """The failed run's worker and the re-execution's worker share nothing but Postgres:
+    the second has a fresh DAGSTER_HOME and compute-log dir, and the first's are wiped."""
+    instance, _ = postgres_instance
+    mentor = add_mentor(db)
+    due = add_assignment(db, mentor, DAYS[0] - timedelta(days=12))
+    with db.connection() as conn:  # dispatch fails: its table is missing
+        conn.execute("ALTER TABLE notifications RENAME TO notifications_away")
+    first = launch(instance, DAYS[0])
+    with db.connection() as conn:
+        conn.execute("ALTER TABLE notifications_away RENAME TO notifications")
+    assert not first.success
+    old_home = Path(instance.root_directory)
+    for leftover in (old_home / "storage", tmp_path / "compute_logs"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+    new_home = tmp_path / "new_worker_home"
+    new_home.mkdir()
+    shutil.copy(old_home / "dagster.yaml", new_home / "dagster.yaml")
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(new_home))) as new_worker:
+        again = execute_job(
+            reconstructable(reminders_job),
+            instance=new_worker,
+            reexecution_options=ReexecutionOptions.from_failure(first.run_id, new_worker),
+        )
+        assert again.success, [e.message for e in again.all_events if e.is_failure]
+        executed = {e.step_key for e in again.all_events if e.event_type_value == "STEP_SUCCESS"}
+        assert executed == {"dispatch_reminders", "release_run_lock"}
+    assert [n[0] for n in notifications(db)] == [due]
+    assert [r["status"] for r in runs(db)] == ["failed", "success"]
+    assert not (new_home / "storage").exists(), sorted((new_home / "storage").rglob("*"))
+    assert lock_free(db_url)
