@@ -244,6 +244,36 @@ def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
 
 
 @cli.command()
+@click.option("--since", help="First day (YYYY-MM-DD); default 30 days ago.")
+@click.option("--until", help="Last day (YYYY-MM-DD); default today.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def missing(since: str | None, until: str | None, as_json: bool) -> None:
+    """Days whose reminders were never created (skipped, failed or never run).
+
+    From the Dagster instance (DAGSTER_HOME, or the CLI's own): the days without a
+    materialization of reminders/daily_reminders. Prints them comma-separated, for
+    `dagster job backfill -j reminders_job --partitions ...` or the UI's backfill dialog.
+    """
+    from datetime import timedelta
+
+    from reminders_pipeline.launch import dagster_instance, missing_days
+
+    today = ReminderSettings.from_env().today()
+    first = parse_as_of(since) if since else today - timedelta(days=30)
+    last = parse_as_of(until) if until else today
+    if first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
+    with dagster_instance() as instance:
+        days = missing_days(instance, first, last)
+    if as_json:
+        _print_json(days)
+        return
+    click.echo(f"{len(days)} day(s) from {first} to {last} not done", err=True)
+    if days:
+        click.echo(",".join(days))
+
+
+@cli.command()
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:

@@ -21,6 +21,7 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import embedded_home
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.ops import DAILY_REMINDERS
 from reminders_pipeline.runlog import RunLog
 
 # The first line of a dagster.yaml this package manages (instance/dagster.yaml).
@@ -91,6 +92,17 @@ def _first_use_guard(home: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def missing_days(instance: DagsterInstance, first: date, last: date) -> list[str]:
+    """The days from first to last (partitions only) whose reminders were never created:
+    no materialization of reminders/daily_reminders, whatever their runs' statuses."""
+    done = instance.get_materialized_partitions(DAILY_REMINDERS)
+    return [
+        key
+        for key in reminder_partitions.get_partition_keys()
+        if first.isoformat() <= key <= last.isoformat() and key not in done
+    ]
 
 
 def check_partition(as_of: date) -> str:

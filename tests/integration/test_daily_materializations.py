@@ -11,13 +11,15 @@ asset is the operator's view of which days are missing.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from reminders_pipeline.cli import main
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.launch import dagster_instance, run_reminders_job
+from reminders_pipeline.launch import dagster_instance, missing_days, run_reminders_job
 from reminders_pipeline.lock import RunLock
 from reminders_pipeline.ops import DAILY_REMINDERS, OUTCOME_TAG
 from tests.helpers.data import add_assignment, add_mentor
@@ -37,8 +39,19 @@ def materializations(instance: DagsterInstance) -> dict[str, dict]:
 
 
 def test_only_a_run_that_created_the_days_reminders_materializes_the_day(
-    reminders_env: dict[str, str], db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+    reminders_env: dict[str, str],
+    db: Database,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    def cli_main(args: list[str]) -> Any:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main(args)
+        assert exited.value.code == 0
+        return capsys.readouterr()
+
     mentor = add_mentor(db)
     add_assignment(db, mentor, D1 - timedelta(days=10))  # due on D1, and every day after
 
@@ -74,6 +87,10 @@ def test_only_a_run_that_created_the_days_reminders_materializes_the_day(
             D3.isoformat(): (DagsterRunStatus.FAILURE, None),
         }
 
+        assert missing_days(instance, D1, D3) == [D2.isoformat(), D3.isoformat()]
+    missing = cli_main(["missing", "--since", D1.isoformat(), "--until", D3.isoformat()])
+    assert missing.out == f"{D2.isoformat()},{D3.isoformat()}\n"
+
     # Backfilling exactly the missing days makes them done, with their own counts.
     for day in (D2, D3):
         assert run_reminders_job(db_url, day)["status"] == "success"
@@ -85,3 +102,4 @@ def test_only_a_run_that_created_the_days_reminders_materializes_the_day(
         # D1's reminder covers the silence up to D2 and D3: nothing new to create.
         assert meta[D2.isoformat()]["created"] == 0
         assert meta[D3.isoformat()]["selected"] == 1
+        assert missing_days(instance, D1, D3) == []
