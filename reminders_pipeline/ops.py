@@ -144,8 +144,8 @@ def dispatch_reminders(
 @op(
     out=Out(is_required=False),
     description=(
-        "Confirms the lock is still held, records 'success' with the counts, releases the lock"
-        " and reports the day's partition of reminders/daily_reminders as materialized."
+        "Records 'success' with the counts on the lock's session, releases the lock and"
+        " reports the day's partition of reminders/daily_reminders as materialized."
     ),
 )
 def release_run_lock(
