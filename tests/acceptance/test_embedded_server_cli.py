@@ -4,18 +4,22 @@ user was killed by a signal (its handle would otherwise keep the server up for e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
 from reminders_pipeline.db.url import embedded_status
-from tests.acceptance.support import RemindersCli, wait_for
+from tests.acceptance.support import Child, RemindersCli, wait_for
+from tests.helpers.alert_servers import free_port
 
 pytestmark = pytest.mark.acceptance
 
@@ -105,3 +109,40 @@ def test_status_shows_the_server_stop_stops_it_and_the_last_user_stops_it(
     assert f"stopped the embedded PostgreSQL (pid {pid})" in stopped.stdout
     assert status(cli)["embedded"]["running"] is False
     holder.kill(signal.SIGTERM)
+
+
+def test_reminders_ui_runs_on_the_embedded_server_and_stops_it_when_it_stops(
+    cli: RemindersCli, tmp_path: Path
+) -> None:
+    port = free_port()
+    ui = cli.start("ui", "--port", str(port))
+    tree = psutil.Process(ui.pid)
+    try:
+        _check_ui(cli, ui, port)
+    finally:  # whatever happened, no dagster dev is left behind
+        left: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            left = [*tree.children(recursive=True), tree]
+        for process in left:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
+def _check_ui(cli: RemindersCli, ui: Child, port: int) -> None:
+    def serving() -> bool:
+        assert ui.alive(), f"reminders ui exited:\n{ui.output()}"
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+            return True
+        return False
+
+    wait_for(serving, timeout=120, what="reminders ui to serve")
+    seen = status(cli)
+    # One server, held by `reminders ui` alone: the Dagster processes got its URL.
+    assert seen["embedded"]["running"] is True
+    assert seen["embedded"]["used_by_pids"] == [ui.pid]
+    assert seen["database"] == seen["code"], "reminders ui migrates first"
+
+    ui.popen.send_signal(signal.SIGTERM)  # passed on to dagster dev as Ctrl-C
+    assert ui.popen.wait(timeout=60) == 0
+    assert status(cli)["embedded"]["running"] is False, "the last user stopped the server"
