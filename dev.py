@@ -2,6 +2,7 @@
 """Set up the project's virtualenv and run its commands; needs only Python 3.11+.
 
     python3 dev.py demo            # migrate, seed demo data, run the job once, show the log
+    python3 dev.py ui [ARGS]       # the Dagster UI with the project's instance settings
     python3 dev.py test [ARGS]     # lint, then the whole test suite (ARGS go to pytest)
     python3 dev.py lint            # ruff check + ruff format --check
     python3 dev.py reminders ARGS  # the `reminders` command
@@ -72,12 +73,17 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("demo", "test", "lint", "reminders", "dagster"):
+    if command not in ("demo", "ui", "test", "lint", "reminders", "dagster"):
         print(f"dev.py: unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
     ensure_venv()
-    if command == "demo":
-        return _run(str(BIN / "reminders"), "demo", *rest)
+    if command == "ui" and os.name == "posix":
+        # Become `reminders ui`: Ctrl-C must reach it and dagster dev alone, so they
+        # shut down in order (subprocess.run would SIGKILL it a moment later).
+        os.chdir(ROOT)
+        os.execv(BIN / "reminders", [str(BIN / "reminders"), "ui", *rest])
+    if command in ("demo", "ui"):
+        return _run(str(BIN / "reminders"), command, *rest)
     if command == "lint":
         return lint()
     if command == "test":

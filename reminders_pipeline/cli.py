@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -63,7 +66,7 @@ def cli(verbose: bool) -> None:
 
 @cli.group()
 def db() -> None:
-    """Schema migrations."""
+    """Schema migrations and the embedded server."""
 
 
 @db.command("upgrade")
@@ -85,12 +88,70 @@ def db_upgrade() -> None:
         click.echo(f"schema upgraded from {before or 'nothing'} to {after}")
 
 
-@db.command("status")
-def db_status() -> None:
-    """Show the schema revision of the database and of the code."""
-    from reminders_pipeline.db.migrate import current_revision, head_revision
+def _embedded_in_use() -> bool:
+    from reminders_pipeline.db.url import ENV_VAR
 
-    click.echo(f"database: {current_revision(_url()) or 'nothing'}; code: {head_revision()}")
+    return not (os.environ.get(ENV_VAR) or "").strip()
+
+
+@db.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def db_status(as_json: bool) -> None:
+    """Show the schema revision of the database and of the code, and which server it is.
+
+    Never starts the embedded server: when it is not running, says so.
+    """
+    from reminders_pipeline.db.migrate import current_revision, head_revision
+    from reminders_pipeline.db.url import describe, embedded_pgdata, embedded_status
+
+    data: dict[str, Any] = {"code": head_revision(), "database": None, "embedded": None}
+    if _embedded_in_use():
+        status = embedded_status(embedded_pgdata())
+        data["embedded"] = {
+            "running": status.running,
+            "pid": status.pid,
+            "port": status.port,
+            "socket_dir": status.socket_dir,
+            "pgdata": str(status.pgdata),
+            "used_by_pids": status.users,
+        }
+        if status.running:
+            data["database"] = current_revision(_url()) or "nothing"
+        server = (
+            f"embedded PostgreSQL: running, pid {status.pid}, port {status.port}, "
+            f"socket {status.socket_dir}, data {status.pgdata}; used by pids "
+            f"{', '.join(map(str, status.users)) or 'none'} (`reminders db stop` stops it)"
+            if status.running
+            else f"embedded PostgreSQL: not running (data {status.pgdata}); "
+            "any reminders command starts it"
+        )
+    else:
+        url = _url()
+        data["database"] = current_revision(url) or "nothing"
+        server = f"server: {describe(url)} (REMINDERS_DATABASE_URL; not embedded)"
+    if as_json:
+        _print_json(data)
+        return
+    schema = data["database"] or "unknown (server not running)"
+    click.echo(f"database: {schema}; code: {data['code']}")
+    click.echo(server)
+
+
+@db.command("stop")
+@click.option("--force", is_flag=True, help="Stop it even while other processes use it.")
+def db_stop(force: bool) -> None:
+    """Stop the embedded PostgreSQL (it also stops when the last process using it exits)."""
+    from reminders_pipeline.db.url import embedded_pgdata, stop_embedded
+
+    if not _embedded_in_use():
+        raise ConfigError(
+            "REMINDERS_DATABASE_URL is set: that server is not embedded, stop it where it runs"
+        )
+    status = stop_embedded(embedded_pgdata(), force=force)
+    if status.running:
+        click.echo(f"stopped the embedded PostgreSQL (pid {status.pid}) in {status.pgdata}")
+    else:
+        click.echo(f"the embedded PostgreSQL in {status.pgdata} is not running")
 
 
 # ------------------------------------------------------------------ seed
@@ -190,6 +251,36 @@ def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
 
 
 @cli.command()
+@click.option("--since", help="First day (YYYY-MM-DD); default 30 days ago.")
+@click.option("--until", help="Last day (YYYY-MM-DD); default today.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def missing(since: str | None, until: str | None, as_json: bool) -> None:
+    """Days whose reminders were never created (skipped, failed or never run).
+
+    From the Dagster instance (DAGSTER_HOME, or the CLI's own): the days without a
+    materialization of reminders/daily_reminders. Prints them comma-separated, for
+    `dagster job backfill -j reminders_job --partitions ...` or the UI's backfill dialog.
+    """
+    from datetime import timedelta
+
+    from reminders_pipeline.launch import dagster_instance, missing_days
+
+    today = ReminderSettings.from_env().today()
+    first = parse_as_of(since) if since else today - timedelta(days=30)
+    last = parse_as_of(until) if until else today
+    if first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
+    with dagster_instance() as instance:
+        days = missing_days(instance, first, last)
+    if as_json:
+        _print_json(days)
+        return
+    click.echo(f"{len(days)} day(s) from {first} to {last} not done", err=True)
+    if days:
+        click.echo(",".join(days))
+
+
+@cli.command()
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:
@@ -214,6 +305,76 @@ def runs(limit: int, as_json: bool) -> None:
         click.echo(line)
         if r["error"]:
             click.echo(f"       {r['error']}")
+
+
+# ------------------------------------------------------------------ ui
+
+WORKSPACE_YAML = """\
+# Written by `reminders ui`: the code location, named as in the repository's workspace.yaml.
+load_from:
+  - python_module:
+      module_name: reminders_pipeline.definitions
+      location_name: reminders_pipeline
+"""
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _in_terminal_foreground() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", type=int, default=3000, show_default=True, help="Port to serve on.")
+@click.option("--no-upgrade", is_flag=True, help="Do not apply missing migrations first.")
+def ui(host: str, port: int, no_upgrade: bool) -> None:
+    """Open the Dagster UI: `dagster dev` with the project's instance settings.
+
+    The Dagster home is DAGSTER_HOME or REMINDERS_HOME/dagster (the CLI's own,
+    so `reminders run` shows up in the UI), with the shipped dagster.yaml: the
+    one-at-a-time run queue and run monitoring. The database is migrated first.
+    The embedded PostgreSQL, when used, lives as long as this command.
+    """
+    from reminders_pipeline.db.migrate import upgrade
+    from reminders_pipeline.launch import default_dagster_home, prepare_dagster_home
+
+    home = default_dagster_home()
+    click.echo(f"Dagster home {prepare_dagster_home(home)}", err=True)
+    workspace = home / "workspace.yaml"
+    workspace.write_text(WORKSPACE_YAML)
+    url = _url()  # this process holds the embedded server while dagster dev runs
+    if not no_upgrade:
+        before, after = upgrade(url)
+        if before != after:
+            click.echo(f"schema upgraded from {before or 'nothing'} to {after}", err=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "REMINDERS_DATABASE_URL": url}
+    env.setdefault("REMINDERS_DAGSTER_UI_URL", f"http://{host}:{port}")
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    argv = [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+    click.echo(f"dagster dev on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    # Ctrl-C must work in dagster dev even when this command was started with
+    # SIGINT ignored (a shell's background job), which children would inherit.
+    child = subprocess.Popen(argv, env=env, preexec_fn=_default_sigint)
+
+    def stop_child(signum: int, _frame: object) -> None:
+        # Ctrl-C in a terminal reaches dagster dev itself (same process group); a
+        # SIGTERM, or a SIGINT from anywhere else, is passed on as one Ctrl-C.
+        if signum == signal.SIGTERM or not _in_terminal_foreground():
+            child.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, stop_child) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sys.exit(code)
 
 
 # ------------------------------------------------------------------ lock

@@ -21,10 +21,18 @@ SINGLETON_TAG = "reminders/singleton"
 # failed after this, so the one-at-a-time queue cannot stay blocked.
 DEFAULT_MAX_RUNTIME_S = 4 * 60 * 60
 
+# The first as-of date with a partition (REMINDERS_PARTITIONS_START overrides it).
+# A fixed date, not "today minus N days": the partition set must be the same in
+# every process and on every day, or stored runs, materializations and backfills
+# point at days that have left it. Recent, because the UI's Partitions tabs draw
+# every partition and warn above 1,000 (about 2028-09 with this start); move it
+# forward when that nears. Backfills before it need it set earlier.
+DEFAULT_PARTITIONS_START = "2026-01-01"
+
 # The partition key is the as-of date in the organisation's timezone. end_offset=1
 # makes today's partition exist, so the morning schedule can request it.
 reminder_partitions = DailyPartitionsDefinition(
-    start_date=os.environ.get("REMINDERS_PARTITIONS_START", "2024-01-01"),
+    start_date=os.environ.get("REMINDERS_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
     timezone=timezone_from_env(),
     end_offset=1,
 )

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,55 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import embedded_home
 from reminders_pipeline.errors import ConfigError, DatabaseUnavailable
 from reminders_pipeline.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.ops import DAILY_REMINDERS
 from reminders_pipeline.runlog import RunLog
+
+# The first line of a dagster.yaml this package manages (instance/dagster.yaml).
+MANAGED_MARKER = "# managed by reminders_pipeline"
+# What earlier versions wrote into the CLI's home: telemetry only, no run queue.
+LEGACY_CONFIG = "telemetry:\n  enabled: false\n"
+
+
+def shipped_instance_yaml() -> str:
+    """The instance settings shipped with the package (queue limit, run monitoring)."""
+    return resources.files("reminders_pipeline.instance").joinpath("dagster.yaml").read_text()
+
+
+def prepare_dagster_home(home: Path) -> str:
+    """Make home/dagster.yaml carry the shipped instance settings; says what it did.
+
+    Written when absent, refreshed while it is ours (the marker line, or the
+    telemetry-only file earlier versions wrote); an operator's own file is kept.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    shipped = shipped_instance_yaml()
+    with _first_use_guard(home):
+        current = config.read_text() if config.exists() else None
+        if current == shipped:
+            return f"{config}: the shipped instance settings"
+        if current is not None and not (
+            current.startswith(MANAGED_MARKER) or current == LEGACY_CONFIG
+        ):
+            return f"{config}: kept as is (not written by reminders_pipeline)"
+        partial = config.with_name(f".dagster.yaml.{os.getpid()}")
+        partial.write_text(shipped)
+        partial.replace(config)  # atomic: a starting process never reads half a file
+        return f"{config}: {'written' if current is None else 'refreshed'} from the package"
+
+
+def default_dagster_home() -> Path:
+    """DAGSTER_HOME, or the persistent local home under REMINDERS_HOME."""
+    return Path(os.environ.get("DAGSTER_HOME") or embedded_home() / "dagster").resolve()
 
 
 def dagster_instance() -> DagsterInstance:
-    """DAGSTER_HOME's instance; without it, a persistent local one under REMINDERS_HOME."""
+    """DAGSTER_HOME's instance; without it, a persistent local one under REMINDERS_HOME
+    with the shipped instance settings (the same the UI runs with: `reminders ui`)."""
     if not os.environ.get("DAGSTER_HOME"):
-        home = embedded_home() / "dagster"
-        home.mkdir(parents=True, exist_ok=True)
-        config = home / "dagster.yaml"
-        if not config.exists():
-            config.write_text("telemetry:\n  enabled: false\n")
-        os.environ["DAGSTER_HOME"] = str(Path(home).resolve())
+        home = default_dagster_home()
+        prepare_dagster_home(home)
+        os.environ["DAGSTER_HOME"] = str(home)
     with _first_use_guard(Path(os.environ["DAGSTER_HOME"])):
         instance = DagsterInstance.get()
         # Touch each storage under the guard: SQLite storage creates its schema on
@@ -56,6 +94,17 @@ def _first_use_guard(home: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def missing_days(instance: DagsterInstance, first: date, last: date) -> list[str]:
+    """The days from first to last (partitions only) whose reminders were never created:
+    no materialization of reminders/daily_reminders, whatever their runs' statuses."""
+    done = instance.get_materialized_partitions(DAILY_REMINDERS)
+    return [
+        key
+        for key in reminder_partitions.get_partition_keys()
+        if first.isoformat() <= key <= last.isoformat() and key not in done
+    ]
 
 
 def check_partition(as_of: date) -> str:

@@ -3,7 +3,15 @@
 from datetime import date
 from typing import Any
 
-from dagster import MetadataValue, OpExecutionContext, Out, Output, op
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    op,
+)
 
 from reminders_pipeline.dispatch import BatchProgress
 from reminders_pipeline.resources import ReminderRunResource
@@ -13,6 +21,9 @@ from reminders_pipeline.scheduler import DueSelection
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 OUTCOME_TAG = "reminders/outcome"
+# One partition per as-of date, materialized only by a run that created that day's
+# reminders (reminders_pipeline/assets.py): skipped and failed runs leave it missing.
+DAILY_REMINDERS = AssetKey(["reminders", "daily_reminders"])
 
 
 def as_of_for(context: OpExecutionContext) -> date:
@@ -26,7 +37,12 @@ def as_of_for(context: OpExecutionContext) -> date:
     out={
         "acquired": Out(date, is_required=False, description="the as-of date, lock held"),
         "skipped": Out(dict, is_required=False, description="who held the lock"),
-    }
+    },
+    description=(
+        "Takes the session-level advisory lock on a dedicated connection held for the whole"
+        " run and writes the 'running' row. When another run holds it: a 'skipped' row naming"
+        " the holder, the run tagged reminders/outcome=skipped, and no later op runs."
+    ),
 )
 def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource):
     """Take the run lock; when another run holds it, record 'skipped' and end the run here."""
@@ -76,7 +92,13 @@ def lock_held_or_skipped(context: OpExecutionContext, reminders: ReminderRunReso
     return False
 
 
-@op(out=Out(DueSelection, is_required=False))
+@op(
+    out=Out(DueSelection, is_required=False),
+    description=(
+        "Counts the active assignments and those due on the as-of date (no contact for their"
+        " reminder interval), on the lock's session."
+    ),
+)
 def select_due_assignments(
     context: OpExecutionContext, reminders: ReminderRunResource, as_of: date
 ):
@@ -87,7 +109,13 @@ def select_due_assignments(
     yield Output(selection, metadata={"due": selection.due, "active": selection.active})
 
 
-@op(out=Out(RunCounts, is_required=False))
+@op(
+    out=Out(RunCounts, is_required=False),
+    description=(
+        "Creates the reminders due on the as-of date in keyset batches, one commit each,"
+        " INSERT ... ON CONFLICT DO NOTHING on the natural key: a reminder is never created twice."
+    ),
+)
 def dispatch_reminders(
     context: OpExecutionContext, reminders: ReminderRunResource, selection: DueSelection
 ):
@@ -113,7 +141,13 @@ def dispatch_reminders(
     )
 
 
-@op(out=Out(is_required=False))
+@op(
+    out=Out(is_required=False),
+    description=(
+        "Records 'success' with the counts on the lock's session, releases the lock and"
+        " reports the day's partition of reminders/daily_reminders as materialized."
+    ),
+)
 def release_run_lock(
     context: OpExecutionContext, reminders: ReminderRunResource, counts: RunCounts
 ):
@@ -121,6 +155,19 @@ def release_run_lock(
         return
     summary = reminders.run.finish()
     context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "success"})
+    # Only here, after 'success' is recorded: the day is done.
+    yield AssetMaterialization(
+        asset_key=DAILY_REMINDERS,
+        partition=summary.as_of.isoformat(),
+        description="The day's reminders were created.",
+        metadata={
+            "selected": summary.selected,
+            "created": summary.created,
+            "already_existed": summary.already_existed,
+            "duration_s": MetadataValue.float(summary.duration_s),
+            "reminder_runs_id": summary.run_row_id,
+        },
+    )
     yield Output(
         None,
         metadata={

@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from dagster import (
     DagsterEventType,
@@ -30,6 +30,7 @@ from dagster import (
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     run_failure_sensor,
@@ -89,6 +90,19 @@ def _load_cursor(cursor: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+class Checked(NamedTuple):
+    """What one evaluation of a check found."""
+
+    fired: list[str]  # alerts sent now
+    problems: list[str]  # what could not be checked
+    cursor: str | None  # None: leave the cursor as it is
+    still: list[str] = []  # conditions alerted before that still hold
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} min"
+
+
 def _try(what: str, fn: Callable[[], T], problems: list[str]) -> T | None:
     """A check that cannot reach the reminders database reports it and carries on."""
     try:
@@ -99,9 +113,36 @@ def _try(what: str, fn: Callable[[], T], problems: list[str]) -> T | None:
         return None
 
 
-def _summary(fired: list[str], problems: list[str], quiet: str) -> SkipReason:
-    parts = [f"alerted: {'; '.join(fired)}"] if fired else [quiet]
+def _summary(
+    fired: list[str], problems: list[str], quiet: str, still: list[str] | None = None
+) -> SkipReason:
+    """The tick's reason, the only thing the UI shows of a tick that launches nothing.
+
+    "alerted: ..." on the tick that sent an alert; "already alerted: ..." while the
+    condition it alerted on lasts, so no tick after an alert reads as all-clear.
+    """
+    if fired:
+        parts = [f"alerted: {'; '.join(fired)}"]
+    elif still:
+        parts = [f"already alerted: {'; '.join(still)}"]
+    else:
+        parts = [quiet]
     return SkipReason(" | ".join(parts + problems))
+
+
+def alert_destinations() -> str:
+    """Where alerts go, for the sensors' descriptions (names only, never a secret)."""
+    env = os.environ.get
+    where = ["the sensor's log"]
+    if env("REMINDERS_ALERT_SLACK_WEBHOOK_URL"):
+        where.append("the Slack webhook (REMINDERS_ALERT_SLACK_WEBHOOK_URL)")
+    if env("REMINDERS_ALERT_WEBHOOK_URL"):
+        where.append("the JSON webhook (REMINDERS_ALERT_WEBHOOK_URL)")
+    if env("REMINDERS_ALERT_SMTP_HOST") and env("REMINDERS_ALERT_EMAIL_TO", "").strip():
+        where.append(f"email to {env('REMINDERS_ALERT_EMAIL_TO', '').strip()}")
+    if len(where) == 1:
+        where[0] += " only (no REMINDERS_ALERT_* destination set)"
+    return "Alerts go to " + ", ".join(where) + "."
 
 
 # ------------------------------------------------------------------ long runs
@@ -114,12 +155,13 @@ def check_long_runs(
     cursor: str | None,
     threshold: timedelta,
     logger: Any = None,
-) -> tuple[list[str], list[str], str]:
-    """Alert once per run in progress longer than threshold. Returns (fired, problems, cursor)."""
+) -> Checked:
+    """Alert once per run in progress longer than threshold."""
     state = _load_cursor(cursor)
     alerted_runs, alerted_rows = set(state.get("runs", [])), set(state.get("rows", []))
     now = now_utc()
     fired: list[str] = []
+    still: list[str] = []
     problems: list[str] = []
     records = instance.get_run_records(
         filters=RunsFilter(job_name=reminders_job.name, statuses=RUNNING_STATUSES)
@@ -129,9 +171,12 @@ def check_long_runs(
     lock_known = not problems
     for record in records:
         run_id = record.dagster_run.run_id
-        if record.start_time is None or run_id in alerted_runs:
+        if record.start_time is None:
             continue
         started = datetime.fromtimestamp(record.start_time, UTC)
+        if run_id in alerted_runs:
+            still.append(f"run {run_id} in progress for {_minutes(now - started)}")
+            continue
         if now - started < threshold:
             continue
         alerts.send(
@@ -156,9 +201,12 @@ def check_long_runs(
     )
     old_rows = {row["id"] for row in rows or []}
     for row in rows or []:
-        if row["id"] in alerted_rows or row["dagster_run_id"] in in_progress:
-            continue  # already alerted, or the Dagster run above covers it
+        if row["dagster_run_id"] in in_progress:
+            continue  # the Dagster run above covers it
         elapsed = now - row["started_at"]
+        if row["id"] in alerted_rows:
+            still.append(f"reminder_runs {row['id']} 'running' for {_minutes(elapsed)}")
+            continue
         known = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
         source = (
             f"reminder_runs, left 'running' although its Dagster run is {known.status.value}"
@@ -190,21 +238,25 @@ def check_long_runs(
             "rows": sorted(alerted_rows & old_rows) if rows is not None else sorted(alerted_rows),
         }
     )
-    return fired, problems, new_cursor
+    return Checked(fired, problems, new_cursor, still)
 
 
 @sensor(
     name="long_running_reminders_sensor",
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=SENSOR_STATUS,
-    description=f"Alerts once per reminders run in progress over {duration(LONG_RUN)}.",
+    description=(
+        f"Watches reminders runs in progress (Dagster runs of {reminders_job.name}, and"
+        f" 'running' rows in reminder_runs): alerts once per run over {duration(LONG_RUN)}"
+        f" (REMINDERS_LONG_RUN_MINUTES or REMINDERS_LONG_RUN_S). {alert_destinations()}"
+    ),
 )
 def long_running_reminders_sensor(
     context: SensorEvaluationContext,
     reminders_db: RemindersDatabaseResource,
     alerts: AlertResource,
 ) -> SkipReason:
-    fired, problems, cursor = check_long_runs(
+    checked = check_long_runs(
         context.instance,
         reminders_db,
         alerts,
@@ -212,8 +264,10 @@ def long_running_reminders_sensor(
         LONG_RUN,
         context.log,
     )
-    context.update_cursor(cursor)
-    return _summary(fired, problems, f"no run over {duration(LONG_RUN)}")
+    context.update_cursor(checked.cursor)
+    return _summary(
+        checked.fired, checked.problems, f"no run over {duration(LONG_RUN)}", checked.still
+    )
 
 
 # ------------------------------------------------------------------ failures
@@ -246,30 +300,69 @@ def failure_message(context: RunFailureSensorContext) -> str:
     return f"{message} {crashes[-1]}" if crashes else message
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " / ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 @run_failure_sensor(
     name="reminders_run_failure_sensor",
     monitored_jobs=[reminders_job],
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=SENSOR_STATUS,
-    description="Alerts on every failed reminders run, with the error and a link to the run.",
+    description=(
+        f"Watches runs of {reminders_job.name} that end FAILURE: alerts once per run with its"
+        " error (the failed step's innermost exception, or why the worker died) and a link to"
+        f" the run; runs failed by zombie_run_sensor are already alerted. {alert_destinations()}"
+    ),
 )
-def reminders_run_failure_sensor(context: RunFailureSensorContext, alerts: AlertResource) -> None:
+def reminders_run_failure_sensor(
+    context: RunFailureSensorContext, alerts: AlertResource
+) -> SkipReason:
+    # Returning the reason names the run on the tick (the UI's only account of it);
+    # Dagster then handles one failed run per tick, the next ones on the next ticks.
     run = context.dagster_run
+    partition = run.tags.get("dagster/partition") or "no partition"
     if run.tags.get(ZOMBIE_TAG):
         # zombie_run_sensor failed it and sent the alert that explains why: one
         # incident, one alert.
         context.log.info(f"run {run.run_id} was failed as a zombie; already alerted")
-        return
+        return SkipReason(
+            f"already alerted: run {run.run_id} ({partition}) was failed by zombie_run_sensor"
+        )
+    error = failure_message(context)
     alerts.send(
         run_failed_alert(
             run_id=run.run_id,
             job_name=run.job_name,
-            error=failure_message(context),
+            error=error,
             partition=run.tags.get("dagster/partition"),
             link=alerts.run_url(run.run_id),
         ),
         logger=context.log,
     )
+    return SkipReason(f"alerted: run {run.run_id} ({partition}) failed: {_one_line(error)}")
+
+
+def _explain_quiet_ticks(sensor_def: SensorDefinition, quiet: str) -> None:
+    """A run-status sensor's tick without a new failure reads "Sensor function returned an
+    empty result" in the UI; say what that means instead.
+
+    Wraps the private evaluation function of the pinned Dagster version;
+    tests/integration/test_sensors.py fails if a Dagster upgrade changes it.
+    """
+    inner = sensor_def._evaluation_fn
+
+    def evaluate(context: SensorEvaluationContext) -> Any:
+        result = inner(context)
+        return result if result else [SkipReason(quiet)]
+
+    sensor_def._evaluation_fn = evaluate  # type: ignore[assignment]
+
+
+_explain_quiet_ticks(
+    reminders_run_failure_sensor, f"no failed run of {reminders_job.name} since the last tick"
+)
 
 
 # ------------------------------------------------------------------ repeated skips
@@ -281,27 +374,35 @@ def check_repeated_skips(
     cursor: str | None,
     threshold: int,
     logger: Any = None,
-) -> tuple[list[str], list[str], str | None]:
+) -> Checked:
     """Alert once per streak of `threshold` or more skipped runs, newest rows first."""
     problems: list[str] = []
+    limit = max(threshold, 50)
     rows = _try(
-        "reading reminder_runs",
-        lambda: reminders_db.runlog().recent(limit=max(threshold, 50)),
-        problems,
+        "reading reminder_runs", lambda: reminders_db.runlog().recent(limit=limit), problems
     )
     if rows is None:
-        return [], problems, cursor
+        return Checked([], problems, cursor)
     streak = []
     for row in rows:
         if row["status"] != "skipped":
             break
         streak.append(row)
     if len(streak) < threshold:
-        return [], problems, ""  # the streak is broken: a new one alerts again
+        return Checked([], problems, "")  # the streak is broken: a new one alerts again
     first = streak[-1]
     streak_id = str(first["id"])
     if cursor == streak_id:
-        return [], problems, cursor
+        seen = f"{limit} or more" if len(streak) == limit else str(len(streak))
+        return Checked(
+            [],
+            problems,
+            cursor,
+            [
+                f"{seen} skipped runs in a row since {first['started_at']:%Y-%m-%d %H:%M %Z}"
+                f" (latest: reminder_runs {streak[0]['id']})"
+            ],
+        )
     holder = _try("reading the lock holder", reminders_db.lock_holder, problems)
     latest = streak[0]
     recorded = None
@@ -319,26 +420,31 @@ def check_repeated_skips(
         ),
         logger=logger,
     )
-    return [f"{len(streak)} skipped runs in a row"], problems, streak_id
+    return Checked([f"{len(streak)} skipped runs in a row"], problems, streak_id)
 
 
 @sensor(
     name="repeated_skips_sensor",
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=SENSOR_STATUS,
-    description=f"Alerts when {SKIP_ALERT_AFTER} or more reminders runs in a row were skipped.",
+    description=(
+        "Watches the latest rows of reminder_runs: alerts once per streak of"
+        f" {SKIP_ALERT_AFTER} or more skipped runs in a row (REMINDERS_SKIP_ALERT_AFTER),"
+        f" naming who holds the lock. {alert_destinations()}"
+    ),
 )
 def repeated_skips_sensor(
     context: SensorEvaluationContext,
     reminders_db: RemindersDatabaseResource,
     alerts: AlertResource,
 ) -> SkipReason:
-    fired, problems, cursor = check_repeated_skips(
+    checked = check_repeated_skips(
         reminders_db, alerts, context.cursor, SKIP_ALERT_AFTER, context.log
     )
-    if cursor is not None:
-        context.update_cursor(cursor)
-    return _summary(fired, problems, "no skip streak")
+    if checked.cursor is not None:
+        context.update_cursor(checked.cursor)
+    quiet = f"no streak of {SKIP_ALERT_AFTER} skipped runs"
+    return _summary(checked.fired, checked.problems, quiet, checked.still)
 
 
 # ------------------------------------------------------------------ stale lock
@@ -378,24 +484,25 @@ def check_stale_lock(
     alerts: AlertResource,
     cursor: str | None,
     logger: Any = None,
-) -> tuple[list[str], list[str], str | None]:
+) -> Checked:
     problems: list[str] = []
     holder = _try("reading the lock holder", reminders_db.lock_holder, problems)
     if holder is None:
-        return [], problems, ("" if not problems else cursor)
+        return Checked([], problems, ("" if not problems else cursor))
     key = f"{holder.pid}@{holder.since.isoformat() if holder.since else '?'}"
     if key == cursor:
-        return [], problems, cursor
+        # The very session alerted on still holds the lock: it is still stale.
+        return Checked([], problems, cursor, [f"stale lock held by {holder.describe()}"])
     why = _try("judging the lock holder", lambda: stale_reason(instance, reminders_db, holder), [])
     if why is None:
-        return [], problems, cursor
+        return Checked([], problems, cursor)
     # The run may have just let go; alert only if the very same session still holds it.
     again = _try("reading the lock holder", reminders_db.lock_holder, problems)
     if again is None or (again.pid, again.since) != (holder.pid, holder.since):
-        return [], problems, cursor
+        return Checked([], problems, cursor)
     link = alerts.run_url(holder.run_id) if holder.run_id else None
     alerts.send(stale_lock_alert(holder=holder, why=why, link=link), logger=logger)
-    return [f"stale lock held by pid {holder.pid}"], problems, key
+    return Checked([f"stale lock held by pid {holder.pid} ({why})"], problems, key)
 
 
 @sensor(
@@ -403,8 +510,9 @@ def check_stale_lock(
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=SENSOR_STATUS,
     description=(
-        "Alerts when the reminders run lock is held by a session whose run is finished, "
-        "failed or unknown to Dagster. Never terminates it."
+        "Watches the reminders run lock (pg_locks): alerts once per session holding it whose"
+        f" run is finished, failed or unknown to Dagster, after a {STALE_LOCK_GRACE_S} s grace"
+        f" (REMINDERS_STALE_LOCK_GRACE_S). Never terminates the session. {alert_destinations()}"
     ),
 )
 def stale_lock_sensor(
@@ -412,12 +520,11 @@ def stale_lock_sensor(
     reminders_db: RemindersDatabaseResource,
     alerts: AlertResource,
 ) -> SkipReason:
-    fired, problems, cursor = check_stale_lock(
-        context.instance, reminders_db, alerts, context.cursor, context.log
-    )
-    if cursor is not None:
-        context.update_cursor(cursor)
-    return _summary(fired, problems, "the run lock is free or held by a run in progress")
+    checked = check_stale_lock(context.instance, reminders_db, alerts, context.cursor, context.log)
+    if checked.cursor is not None:
+        context.update_cursor(checked.cursor)
+    quiet = "the run lock is free or held by a run in progress"
+    return _summary(checked.fired, checked.problems, quiet, checked.still)
 
 
 # ------------------------------------------------------------------ zombie runs
@@ -467,8 +574,8 @@ def check_zombie_runs(
     cursor: str | None,
     grace: timedelta,
     logger: Any = None,
-) -> tuple[list[str], list[str], str | None]:
-    """Fail and alert once per zombie run. Returns (fired, problems, cursor).
+) -> Checked:
+    """Fail and alert once per zombie run.
 
     The cursor maps run ids without a session to when that was first seen.
     """
@@ -480,7 +587,7 @@ def check_zombie_runs(
         filters=RunsFilter(job_name=reminders_job.name, statuses=ZOMBIE_STATUSES)
     )
     if not records:
-        return [], problems, json.dumps({"missing": {}})
+        return Checked([], problems, json.dumps({"missing": {}}))
     # Without the heartbeat there is no verdict: keep the cursor as it was.
     live = _try(
         "reading the reminders sessions",
@@ -488,7 +595,7 @@ def check_zombie_runs(
         problems,
     )
     if live is None:
-        return [], problems, cursor
+        return Checked([], problems, cursor)
     now = now_utc()
     verdict = find_zombies(
         [_run_seen(instance, record) for record in records], live, missing, now, grace
@@ -512,7 +619,7 @@ def check_zombie_runs(
         alerts.send(zombie_alert(zombie, now, grace, alerts.run_url(run_id)), logger=logger)
         fired.append(f"run {run_id} had no session for {zombie.missing_for(now)}: marked failed")
     new_cursor = {run_id: ts.isoformat() for run_id, ts in verdict.missing_since.items()}
-    return fired, problems, json.dumps({"missing": new_cursor})
+    return Checked(fired, problems, json.dumps({"missing": new_cursor}))
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -528,8 +635,10 @@ def _parse_time(value: Any) -> datetime | None:
     minimum_interval_seconds=ZOMBIE_INTERVAL_S,
     default_status=SENSOR_STATUS if ZOMBIE_SENSOR_ON else DefaultSensorStatus.STOPPED,
     description=(
-        "Marks failed (and alerts once for) reminders runs shown STARTED or STARTING with no"
-        f" reminders database session for {ZOMBIE_GRACE_S} s: their worker is gone."
+        "Watches reminders runs shown STARTED or STARTING: one with no reminders database"
+        f" session for {ZOMBIE_GRACE_S} s (REMINDERS_ZOMBIE_GRACE_S) has lost its worker; it is"
+        " marked failed, which frees the run queue, and alerted once."
+        f" Off with REMINDERS_ZOMBIE_SENSOR=off. {alert_destinations()}"
     ),
 )
 def zombie_run_sensor(
@@ -539,7 +648,7 @@ def zombie_run_sensor(
 ) -> SkipReason:
     if not ZOMBIE_SENSOR_ON:
         return SkipReason("off: REMINDERS_ZOMBIE_SENSOR=off")
-    fired, problems, cursor = check_zombie_runs(
+    checked = check_zombie_runs(
         context.instance,
         reminders_db,
         alerts,
@@ -547,9 +656,9 @@ def zombie_run_sensor(
         timedelta(seconds=ZOMBIE_GRACE_S),
         context.log,
     )
-    if cursor is not None:
-        context.update_cursor(cursor)
-    return _summary(fired, problems, "no zombie run")
+    if checked.cursor is not None:
+        context.update_cursor(checked.cursor)
+    return _summary(checked.fired, checked.problems, "no zombie run", checked.still)
 
 
 all_sensors = [

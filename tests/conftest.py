@@ -10,6 +10,10 @@ that).
 from __future__ import annotations
 
 import os
+
+# The tests' as-of dates go back to 2025; this must be set before the job's
+# partitions are defined (import time), and subprocesses inherit it.
+os.environ.setdefault("REMINDERS_PARTITIONS_START", "2025-01-01")
 import uuid
 from collections.abc import Iterator
 from pathlib import Path

@@ -123,6 +123,10 @@ class Child:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def output(self) -> str:
+        """stdout so far."""
+        return self._read(self._out)
+
     def wait(self, timeout: float = RUN_TIMEOUT_S) -> Finished:
         try:
             self.popen.wait(timeout=timeout)

@@ -113,9 +113,16 @@ def evaluate_sensor(
 
 
 def failure_sensor_ticks(
-    instance: DagsterInstance, resources: dict, cursor: str | None, ticks: int = 1
+    instance: DagsterInstance,
+    resources: dict,
+    cursor: str | None,
+    ticks: int = 1,
+    messages: list[str | None] | None = None,
 ) -> str | None:
-    """Evaluate the run-failure sensor `ticks` times through Dagster's tick; the new cursor."""
+    """Evaluate the run-failure sensor `ticks` times through Dagster's tick; the new cursor.
+
+    Each tick's skip message (what the UI shows for it) is appended to `messages`.
+    """
     for _ in range(ticks):
         with build_sensor_context(
             instance=instance,
@@ -123,5 +130,8 @@ def failure_sensor_ticks(
             resources=resources,
             repository_def=defs.get_repository_def(),
         ) as context:
-            cursor = reminders_run_failure_sensor.evaluate_tick(context).cursor
+            data = reminders_run_failure_sensor.evaluate_tick(context)
+            cursor = data.cursor
+            if messages is not None:
+                messages.append(data.skip_message)
     return cursor

@@ -91,7 +91,10 @@ def test_long_run_alerts_once_per_run_in_dagster_and_outside_it(
 
     again, cursor = evaluate(sensors.long_running_reminders_sensor, instance, resources, cursor)
     assert len(alerts_of(webhook, "long_run")) == 3, "each long run alerts once"
-    assert "no run over" in again
+    # The tick after the alert still says what is wrong, not "no run over ...".
+    assert again.startswith("already alerted: "), again
+    assert f"run {long} in progress for 45 min" in again
+    assert f"reminder_runs {cli_row} 'running' for 40 min" in again
 
     # A finished run leaves the cursor, which only remembers what is still running.
     report(instance, long, DagsterRunStatus.SUCCESS)
@@ -292,3 +295,106 @@ def test_sensors_report_a_database_that_is_down_and_do_not_fail(
     ):
         message, _ = evaluate(sensor, instance, down, None)
         assert "failed: DatabaseUnavailable" in message
+
+
+# ------------------------------------------------------------------ what ticks say
+
+
+def test_stale_lock_ticks_after_the_alert_say_it_is_still_held_until_it_is_freed(
+    instance: DagsterInstance, db_url: str, resources: dict, webhook: WebhookServer, no_grace: None
+) -> None:
+    run_id = job_run(instance, DagsterRunStatus.FAILURE)
+    with RunLock(db_url, run_id) as lock:
+        assert lock.try_acquire()
+        first, cursor = evaluate(sensors.stale_lock_sensor, instance, resources, None)
+        second, cursor = evaluate(sensors.stale_lock_sensor, instance, resources, cursor)
+        third, cursor = evaluate(sensors.stale_lock_sensor, instance, resources, cursor)
+        pid = lock.backend_pid
+    freed, _ = evaluate(sensors.stale_lock_sensor, instance, resources, cursor)
+
+    assert first.startswith(f"alerted: stale lock held by pid {pid}"), first
+    assert "its Dagster run is FAILURE" in first
+    for message in (second, third):
+        assert message.startswith(f"already alerted: stale lock held by pid {pid}"), message
+        assert run_id in message
+        assert "free" not in message
+    assert len(alerts_of(webhook, "stale_lock")) == 1
+    assert freed == "the run lock is free or held by a run in progress"
+
+
+def test_repeated_skip_ticks_after_the_alert_count_the_streak_until_it_breaks(
+    instance: DagsterInstance, db: Database, resources: dict, webhook: WebhookServer
+) -> None:
+    log = RunLog(db)
+    sensor = sensors.repeated_skips_sensor
+    for _ in range(2):
+        log.tick_skipped(NOW.date(), "Skipped: run r-stuck is STARTED", blocking_run_id="r-stuck")
+    fired, cursor = evaluate(sensor, instance, resources, None)
+    after, cursor = evaluate(sensor, instance, resources, cursor)
+    latest = log.tick_skipped(NOW.date(), "Skipped again", blocking_run_id="r-stuck")
+    longer, cursor = evaluate(sensor, instance, resources, cursor)
+    ok = log.start(NOW.date(), "r-ok", "manual", 1)
+    log.succeeded(ok, RunCounts())
+    broken, cursor = evaluate(sensor, instance, resources, cursor)
+
+    assert fired.startswith("alerted: 2 skipped runs in a row"), fired
+    assert after.startswith("already alerted: 2 skipped runs in a row since "), after
+    assert longer.startswith("already alerted: 3 skipped runs in a row since "), longer
+    assert f"latest: reminder_runs {latest}" in longer
+    assert len(alerts_of(webhook, "repeated_skips")) == 1
+    assert broken == f"no streak of {sensors.SKIP_ALERT_AFTER} skipped runs"
+
+
+def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
+    instance: DagsterInstance, resources: dict, webhook: WebhookServer
+) -> None:
+    messages: list[str | None] = []
+    cursor = failure_sensor_ticks(instance, resources, None)  # the first tick sets the cursor
+    cursor = failure_sensor_ticks(instance, resources, cursor, messages=messages)
+    assert messages == ["no failed run of reminders_job since the last tick"]
+
+    result = reminders_job.execute_in_process(
+        instance=instance,
+        partition_key="2025-03-30",
+        raise_on_error=False,
+        resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
+    )
+    zombie = job_run(instance, DagsterRunStatus.FAILURE, **{sensors.ZOMBIE_TAG: "true"})
+    messages.clear()
+    failure_sensor_ticks(instance, resources, cursor, ticks=3, messages=messages)
+
+    alerted, already, quiet = messages
+    assert alerted is not None and alerted.startswith(
+        f"alerted: run {result.run_id} (2025-03-30) failed: "
+    ), alerted
+    assert "cannot connect to the reminders database" in alerted
+    assert already == (
+        f"already alerted: run {zombie} (2025-03-29) was failed by zombie_run_sensor"
+    )
+    assert quiet == "no failed run of reminders_job since the last tick"
+    assert [a["facts"]["run id"] for a in alerts_of(webhook, "run_failed")] == [result.run_id]
+
+
+def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    descriptions = {s.name: s.description or "" for s in sensors.all_sensors}
+    assert len(descriptions) == 5
+    for name, text in descriptions.items():
+        assert text.startswith("Watches "), name
+        assert "Alerts go to the sensor's log" in text, name
+    assert f"{sensors.LONG_RUN_MINUTES} min" in descriptions["long_running_reminders_sensor"]
+    assert f"{sensors.SKIP_ALERT_AFTER} or more" in descriptions["repeated_skips_sensor"]
+    assert f"{sensors.STALE_LOCK_GRACE_S} s grace" in descriptions["stale_lock_sensor"]
+    assert f"{sensors.ZOMBIE_GRACE_S} s" in descriptions["zombie_run_sensor"]
+
+    for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_HOST", "EMAIL_TO"):
+        monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)
+    assert "log only (no REMINDERS_ALERT_* destination set)" in sensors.alert_destinations()
+    monkeypatch.setenv("REMINDERS_ALERT_WEBHOOK_URL", "https://secret.example/hook?token=s3cr3t")
+    monkeypatch.setenv("REMINDERS_ALERT_SMTP_HOST", "smtp.example")
+    monkeypatch.setenv("REMINDERS_ALERT_EMAIL_TO", "ops@example.org")
+    where = sensors.alert_destinations()
+    assert "the JSON webhook (REMINDERS_ALERT_WEBHOOK_URL)" in where
+    assert "email to ops@example.org" in where
+    assert "s3cr3t" not in where

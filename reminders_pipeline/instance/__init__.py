@@ -1,0 +1,1 @@
+"""Instance settings shipped as package data (dagster.yaml)."""
