@@ -3,8 +3,8 @@
 from dagster import Definitions
 
 from reminders_pipeline.alerts.resource import alert_resource_from_env
-from reminders_pipeline.db.url import require_database_url_in_production
 from reminders_pipeline.assets import daily_reminders
+from reminders_pipeline.db.url import require_database_url_in_production
 from reminders_pipeline.jobs import reminders_job
 from reminders_pipeline.resources import RemindersDatabaseResource
 from reminders_pipeline.schedules import daily_reminders_schedule
