@@ -333,8 +333,7 @@ def test_repeated_skip_ticks_after_the_alert_count_the_streak_until_it_breaks(
     after, cursor = evaluate(sensor, instance, resources, cursor)
     latest = log.tick_skipped(NOW.date(), "Skipped again", blocking_run_id="r-stuck")
     longer, cursor = evaluate(sensor, instance, resources, cursor)
-    ok = log.start(NOW.date(), "r-ok", "manual", 1)
-    log.succeeded(ok, RunCounts())
+    succeed(db.url, log, "r-ok")
     broken, cursor = evaluate(sensor, instance, resources, cursor)
 
     assert fired.startswith("alerted: 2 skipped runs in a row"), fired
