@@ -106,6 +106,7 @@ class ReminderRun:
         self._stop_reason: str | None = None
         self._cancelling: threading.Thread | None = None
         self._done = threading.Event()
+        self._previous_handlers: dict[int, Any] | None = None
         # Turns "terminated by SIGINT" into what is known about who sent it (the
         # Dagster resource asks the instance whether the run is being terminated).
         self.describe_stop: Callable[[str], str] = lambda reason: reason
@@ -291,31 +292,41 @@ class ReminderRun:
 
     @contextmanager
     def _stopping_on_signals(self) -> Iterator[None]:
-        """While a step runs, SIGTERM/SIGINT stop the run instead of raising mid-statement.
+        """From the first step until the lock is released, SIGTERM/SIGINT stop the run.
 
         An exception raised from a signal handler inside psycopg's wait (Dagster
         raises DagsterExecutionInterruptedError there) leaves the statement running
         on the server; this handler cancels it there and lets the step fail cleanly.
-        The handlers that were installed (Dagster's, or Python's) come back after.
-        Signal handlers can only be set from the main thread; elsewhere this is a no-op.
+        The handlers stay in place between steps too (between two Dagster ops), so a
+        signal there is recorded by name when the next step starts or the run closes;
+        the handlers that were installed (Dagster's, or Python's) come back when the
+        lock is released. Signal handlers can only be set from the main thread;
+        elsewhere this is a no-op.
         """
-        if threading.current_thread() is not threading.main_thread():
-            yield
+        self._install_signal_handlers()
+        yield
+
+    def _install_signal_handlers(self) -> None:
+        if self._previous_handlers is not None:
             return
-        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        if threading.current_thread() is not threading.main_thread():
+            return
 
         def on_signal(signum: int, _frame: object) -> None:
             name = signal.Signals(signum).name
             log.warning("%s received: stopping the reminders run", name)
             self.interrupt(f"terminated by {name}")
 
+        self._previous_handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         for sig in STOP_SIGNALS:
             signal.signal(sig, on_signal)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    def _restore_signal_handlers(self) -> None:
+        previous, self._previous_handlers = self._previous_handlers, None
+        if previous is None or threading.current_thread() is not threading.main_thread():
+            return
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _log_failure_before_start(self, error: str) -> None:
         """Best effort: the database that refused the lock may refuse this too."""
@@ -329,9 +340,12 @@ class ReminderRun:
 
     def _close_lock(self) -> None:
         self._done.set()
-        if self._lock_open:
-            self._lock_open = False
-            self.lock.close()
+        try:
+            if self._lock_open:
+                self._lock_open = False
+                self.lock.close()
+        finally:
+            self._restore_signal_handlers()
 
     def _summary(self, status: str, **extra: Any) -> RunSummary:
         assert self.as_of is not None

@@ -184,6 +184,26 @@ def test_close_fails_a_run_whose_later_steps_never_ran():
     assert lock.closed
 
 
+def test_a_real_signal_between_steps_is_recorded_by_name():
+    """Between two Dagster ops the run's handler is still the one in place."""
+    import os
+
+    lock = FakeLock(free=True)
+    scheduler, dispatcher = RecordingScheduler(), RecordingDispatcher()
+    run, log = make_run(lock, scheduler, dispatcher)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    run.start(AS_OF)
+    os.kill(os.getpid(), signal.SIGTERM)  # after the first step, before the next
+
+    with pytest.raises(RunInterrupted, match="terminated by SIGTERM"):
+        run.select()
+
+    assert scheduler.calls == 0 and dispatcher.calls == 0
+    assert log.rows[1]["error"] == "terminated by SIGTERM"
+    assert lock.closed
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
 class SignalledDispatcher:
     """Receives a real signal in the middle of its work, then keeps going batch by batch."""
 
