@@ -119,6 +119,7 @@ class ReminderRunResource(ConfigurableResource):
         )
         if context.instance is not None:
             self._run.describe_stop = dagster_stop_cause(context.instance, context.run_id)
+        self._run.watch_signals_between_steps()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._run is not None:

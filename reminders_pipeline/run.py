@@ -106,7 +106,7 @@ class ReminderRun:
         self._stop_reason: str | None = None
         self._cancelling: threading.Thread | None = None
         self._done = threading.Event()
-        self._previous_handlers: dict[int, Any] | None = None
+        self._watched_handlers: dict[int, Any] | None = None
         # Turns "terminated by SIGINT" into what is known about who sent it (the
         # Dagster resource asks the instance whether the run is being terminated).
         self.describe_stop: Callable[[str], str] = lambda reason: reason
@@ -222,16 +222,53 @@ class ReminderRun:
             self.lock.cancel()
             self._keep_cancelling()
 
+    def watch_signals_between_steps(self) -> None:
+        """Until close(), a SIGTERM/SIGINT that comes between two steps is the run's too.
+
+        Within a step the run's own handlers stop it (see _stopping_on_signals). Between
+        steps (between two Dagster ops) the handler in place is Dagster's, which only
+        stops the next op; this one records the signal by name and cancels what runs
+        on the lock session, then passes the signal on to the handler it replaced.
+        Dagster puts back, after each op, the handler it found before the op: this one.
+        """
+        if self._watched_handlers is not None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+        def on_signal(signum: int, frame: Any) -> None:
+            self.interrupt(f"terminated by {signal.Signals(signum).name}")
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:
+                signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_signal)
+        self._watched_handlers = previous
+
     def close(self) -> None:
         """End of the run, however it went: an unfinished run is failed, the lock released."""
-        if self._lock_open and self.summary is None:
-            if self._stop_reason is not None:
-                self.fail(self.describe_stop(self._stop_reason))
-            else:
-                self.fail(
-                    "the run ended before it finished (an earlier step failed or was stopped)"
-                )
-        self._close_lock()
+        try:
+            if self._lock_open and self.summary is None:
+                if self._stop_reason is not None:
+                    self.fail(self.describe_stop(self._stop_reason))
+                else:
+                    self.fail(
+                        "the run ended before it finished (an earlier step failed or was stopped)"
+                    )
+            self._close_lock()
+        finally:
+            self._restore_watched_handlers()
+
+    def _restore_watched_handlers(self) -> None:
+        previous, self._watched_handlers = self._watched_handlers, None
+        if previous is None or threading.current_thread() is not threading.main_thread():
+            return
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def execute(self, as_of: date) -> RunSummary:
         """The whole run without Dagster."""
@@ -292,41 +329,31 @@ class ReminderRun:
 
     @contextmanager
     def _stopping_on_signals(self) -> Iterator[None]:
-        """From the first step until the lock is released, SIGTERM/SIGINT stop the run.
+        """While a step runs, SIGTERM/SIGINT stop the run instead of raising mid-statement.
 
         An exception raised from a signal handler inside psycopg's wait (Dagster
         raises DagsterExecutionInterruptedError there) leaves the statement running
         on the server; this handler cancels it there and lets the step fail cleanly.
-        The handlers stay in place between steps too (between two Dagster ops), so a
-        signal there is recorded by name when the next step starts or the run closes;
-        the handlers that were installed (Dagster's, or Python's) come back when the
-        lock is released. Signal handlers can only be set from the main thread;
-        elsewhere this is a no-op.
+        The handlers that were installed (Dagster's, or Python's) come back after.
+        Signal handlers can only be set from the main thread; elsewhere this is a no-op.
         """
-        self._install_signal_handlers()
-        yield
-
-    def _install_signal_handlers(self) -> None:
-        if self._previous_handlers is not None:
-            return
         if threading.current_thread() is not threading.main_thread():
+            yield
             return
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
         def on_signal(signum: int, _frame: object) -> None:
             name = signal.Signals(signum).name
             log.warning("%s received: stopping the reminders run", name)
             self.interrupt(f"terminated by {name}")
 
-        self._previous_handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         for sig in STOP_SIGNALS:
             signal.signal(sig, on_signal)
-
-    def _restore_signal_handlers(self) -> None:
-        previous, self._previous_handlers = self._previous_handlers, None
-        if previous is None or threading.current_thread() is not threading.main_thread():
-            return
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _log_failure_before_start(self, error: str) -> None:
         """Best effort: the database that refused the lock may refuse this too."""
@@ -340,12 +367,9 @@ class ReminderRun:
 
     def _close_lock(self) -> None:
         self._done.set()
-        try:
-            if self._lock_open:
-                self._lock_open = False
-                self.lock.close()
-        finally:
-            self._restore_signal_handlers()
+        if self._lock_open:
+            self._lock_open = False
+            self.lock.close()
 
     def _summary(self, status: str, **extra: Any) -> RunSummary:
         assert self.as_of is not None
