@@ -116,6 +116,8 @@ def running_pgbouncer(
         f"pidfile = {workdir / 'pgbouncer.pid'}\n"
         # Tests about leftovers must see them, not have PgBouncer clean them up.
         "server_idle_timeout = 600\n"
+        "log_connections = 0\n"
+        "log_disconnections = 0\n"
         + "".join(f"{key} = {value}\n" for key, value in (extra or {}).items())
     )
     as_user: dict[str, object] = {}
@@ -127,13 +129,16 @@ def running_pgbouncer(
             pytest.skip("running as root and there is no `postgres` OS user to run pgbouncer")
         os.chown(workdir, postgres.pw_uid, postgres.pw_gid)
         as_user = {"user": postgres.pw_uid, "group": postgres.pw_gid, "extra_groups": []}
-    process = subprocess.Popen(
-        [binary, str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        **as_user,  # type: ignore[arg-type]
-    )
+    # Its console output goes to a file: a pipe nobody reads would fill up and
+    # stop PgBouncer, which writes its log there too.
+    with (workdir / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [binary, str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            **as_user,  # type: ignore[arg-type]
+        )
     bouncer = PgBouncer(port, mode, process, log)
     try:
         _wait_until_serving(bouncer, server_url)
@@ -150,11 +155,7 @@ def _wait_until_serving(bouncer: PgBouncer, server_url: str) -> None:
     last_error = ""
     while time.monotonic() < deadline:
         if bouncer.process.poll() is not None:
-            err = (
-                bouncer.process.stderr.read().decode(errors="replace")
-                if bouncer.process.stderr
-                else ""
-            )
+            err = (bouncer.log.parent / "stderr").read_text(errors="replace")[-2000:]
             code = bouncer.process.returncode
             pytest.fail(f"pgbouncer exited at start ({code}): {err}\n{bouncer.log_tail()}")
         try:
@@ -182,5 +183,3 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-    if process.stderr:
-        process.stderr.close()
