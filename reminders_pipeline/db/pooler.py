@@ -18,37 +18,40 @@ bound to it while it is idle:
    transaction (pg_locks, virtualxid `backend/L`: a backend numbers its
    transactions one by one) and the server's clock.
 2. Probe connections to the same URL each open a transaction (which pins a
-   server connection in every pooler mode) and keep it open, until one is given
-   P (the pooler handed the lock connection's server connection to another
-   client: not session mode) or one is given a server connection that started
-   after the probe asked for one (its backend_start is later than the server's
-   clock read just before the request). A pooler starts a server connection for
-   a client only when none is idle, so at that moment P was not idle in the
-   pool: either bound to the lock connection (session mode) or in use by some
-   other client.
-3. On the lock connection, S2, with the probes still holding theirs: the pid
-   must be P again and the transaction id exactly L + 1, i.e. no transaction of
-   any other client ran on P between S1 and S2.
+   server connection in every pooler mode) and keep it open, one after the
+   other, until
+   - one is given P: the pooler handed the lock connection's server connection
+     to another client. Refused: not session mode;
+   - or one is given a server connection started after it asked (backend_start
+     later than the server's clock read just before the request), or is still
+     queued after QUEUED_AFTER_S. A pooler starts a server connection for a
+     client, or queues it, only when no server connection is idle; so at that
+     instant P was not idle in the pool: bound to the lock connection (session
+     mode), or in use by another client.
+   The probes then let go.
+3. On the lock connection, S2: the pid must be P again and the transaction id
+   exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2.
 
-In session mode (or on a direct connection) all three hold by construction. In
-transaction or statement mode they cannot all hold: while P is idle in the pool
-the pooler gives a probe an idle server connection (P, or another one, and the
-probes go on) instead of starting one; if P was in use by another client, that
-client's transaction ran on P between S1 and S2, so S2 lands elsewhere or sees
-an id greater than L + 1. Statement mode refuses the probes' transaction blocks
-outright. The one gap is timing with unrelated clients of a transaction-mode
-pool: a server connection that another client's demand started in the instant
-between the clock read and the probe's request, and that came idle within that
-instant, would look started for the probe; the clock is read on a connection
-already holding a server, right before the probe's request, to keep that
-instant to one network round trip. The check says nothing about a pooler whose
-mode changes later (a reload).
+In session mode (or on a direct connection) all of it holds by construction. In
+transaction mode it cannot: while P is idle in the pool, a probe is given an
+idle server connection (P, or another one, and the probes go on), never a new
+one or a place in the queue; if P was in use by another client at the instant
+of step 2, that client's transaction ran on P between S1 and S2, so S2 runs
+elsewhere or sees an id greater than L + 1. Statement mode refuses the probes'
+transaction blocks outright. The limits, both about timing rather than luck:
+a server connection that an unrelated client's demand started in the instant
+between the clock read and the probe's request, and that came idle again within
+that instant, would pass for the probe's own (the clock is read on a connection
+already holding a server connection, right before the request, to keep that
+instant to one round trip); and a pooler that leaves a request unread for
+QUEUED_AFTER_S while serving later ones would pass for a full pool. The check
+says nothing about a pooler whose mode changes later (a reload).
 
-The cost is a handful of short-lived connections once per run (one, on a direct
-connection). When no server connection comes free for a probe within
-PROBE_TIMEOUT_S, or the pool has more idle server connections than
-MAX_PROBE_CONNECTIONS, the binding cannot be confirmed and the run is refused:
-the check fails closed.
+The cost is a few short-lived connections once per run (one on a direct
+connection; behind a session pooler, one per idle pooled server connection
+plus one). The check fails closed: when the lock connection's own statements
+wait longer than PROBE_TIMEOUT_S for a server connection, or the pool holds
+more idle server connections than MAX_PROBE_CONNECTIONS, the run is refused.
 
 PgBouncer also answers with its own BackendKeyData, so `conn.info.backend_pid`
 is a made-up number behind it (in any mode); the pid that `pg_locks` shows is

@@ -1,8 +1,10 @@
 """A real PgBouncer in front of the test server, for tests about connection poolers.
 
 Started from the Debian package `pgbouncer` on a free loopback port, with its
-config in a temporary folder, as the `postgres` OS user when the tests run as
-root (PgBouncer refuses to run as root). Every database name is forwarded to the
+config in a temporary folder. When the tests run as root (PgBouncer refuses to
+run as root) it runs as the `postgres` OS user, or, for a server listening on a
+Unix socket in a folder owned by another account (the embedded server keeps its
+socket in its private data folder), as that account. Every database name is forwarded to the
 same-named database on the test server, logged in as the URL's user, so a test
 reaches its own database through the pooler by changing host and port only.
 """
@@ -56,6 +58,23 @@ def _target(server_url: str) -> str:
     if "," in host or "," in str(port):
         pytest.skip(f"the test server URL lists several hosts ({host}); PgBouncer needs one")
     return f"host={host} port={port} user={user}"
+
+
+def _account_to_run_as(server_url: str) -> pwd.struct_passwd:
+    """`postgres`; for a server on a Unix socket in a folder of another non-root account
+    (the embedded server's data folder, private to its own account), that account."""
+    host = conninfo_to_dict(server_url).get("host") or ""
+    if host.startswith("/"):
+        try:
+            owner = os.stat(host).st_uid
+        except OSError:
+            owner = 0
+        if owner != 0:
+            return pwd.getpwuid(owner)
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("running as root and there is no `postgres` OS user to run pgbouncer")
 
 
 class PgBouncer:
@@ -123,12 +142,9 @@ def running_pgbouncer(
     as_user: dict[str, object] = {}
     if os.geteuid() == 0:
         # PgBouncer refuses to run as root.
-        try:
-            postgres = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no `postgres` OS user to run pgbouncer")
-        os.chown(workdir, postgres.pw_uid, postgres.pw_gid)
-        as_user = {"user": postgres.pw_uid, "group": postgres.pw_gid, "extra_groups": []}
+        account = _account_to_run_as(server_url)
+        os.chown(workdir, account.pw_uid, account.pw_gid)
+        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     # Its console output goes to a file: a pipe nobody reads would fill up and
     # stop PgBouncer, which writes its log there too.
     with (workdir / "stderr").open("wb") as stderr:
