@@ -128,6 +128,24 @@ def test_session_mode_gives_one_lock_and_records_the_server_pid(db_url):
         assert lock_free(db_url)
 
 
+def test_a_session_pool_with_no_server_connection_to_spare_still_passes(db_url):
+    """Every server connection of the pool is taken (two by other clients, one by the
+    lock session): the probe is queued, which shows as much as a new server connection
+    would, and the check passes instead of waiting for a free one."""
+    with running_pgbouncer(db_url, mode="session", pool_size=3) as bouncer:
+        url = bouncer.url(db_url)
+        others = [psycopg.connect(url, autocommit=True) for _ in range(2)]
+        try:
+            for other in others:
+                other.execute("SELECT 1")
+            with RunLock(url, "run-a") as lock:
+                assert lock.try_acquire()
+                assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+        finally:
+            for other in others:
+                other.close()
+
+
 def test_concurrent_runs_through_a_session_pooler_take_the_lock_once(db_url):
     with running_pgbouncer(db_url, mode="session") as bouncer:
         url = bouncer.url(db_url)
