@@ -23,8 +23,8 @@ bound to it while it is idle:
    - one is given P: the pooler handed the lock connection's server connection
      to another client. Refused: not session mode;
    - or one is given a server connection started after it asked (backend_start
-     later than the server's clock read just before the request), or is still
-     queued after QUEUED_AFTER_S. A pooler starts a server connection for a
+     later than the server's clock read just before the request), or has no
+     answer after QUEUED_AFTER_S (queued). A pooler starts a server connection for a
      client, or queues it, only when no server connection is idle; so at that
      instant P was not idle in the pool: bound to the lock connection (session
      mode), or in use by another client.
@@ -43,9 +43,11 @@ a server connection that an unrelated client's demand started in the instant
 between the clock read and the probe's request, and that came idle again within
 that instant, would pass for the probe's own (the clock is read on a connection
 already holding a server connection, right before the request, to keep that
-instant to one round trip); and a pooler that leaves a request unread for
-QUEUED_AFTER_S while serving later ones would pass for a full pool. The check
-says nothing about a pooler whose mode changes later (a reload).
+instant to one round trip); and a probe given an idle server connection that
+then takes longer than QUEUED_AFTER_S (or 20 times the slowest answer the check
+has had, if longer) to answer a trivial query would pass for a queued one: a
+transaction-mode pool on a server that overloaded could pass. The check says
+nothing about a pooler whose mode changes later (a reload).
 
 The cost is a few short-lived connections once per run (one on a direct
 connection; behind a session pooler, one per idle pooled server connection
@@ -82,8 +84,10 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 15.0
 # A probe with no answer after this long is queued in the pool: the pooler had
 # no idle server connection to give it (it gives one the moment it reads the
-# request). Far above a pooler's reaction time, even on a loaded machine.
+# request). At least a second, and many times the slowest answer the check has
+# had so far, so that a loaded server answering slowly is not taken for a queue.
 QUEUED_AFTER_S = 1.0
+QUEUED_FACTOR = 20
 # Session-mode pools keep idle server connections (default_pool_size is 20 in
 # PgBouncer); draining more than this many means the check would cost too much.
 MAX_PROBE_CONNECTIONS = 64
@@ -121,8 +125,14 @@ def require_session_binding(conn: psycopg.Connection, url: str) -> SessionBindin
     where = describe(url)
     deadline = time.monotonic() + PROBE_TIMEOUT_S
 
+    slowest = 0.0  # the slowest answer so far: how busy the server and pooler are now
+
     def ask(on: psycopg.Connection, name: str) -> list[str]:
-        return _ask(on, name, where, deadline)
+        nonlocal slowest
+        started = time.monotonic()
+        answer = _ask(on, name, where, deadline)
+        slowest = max(slowest, time.monotonic() - started)
+        return answer
 
     probes: list[psycopg.Connection] = []
     try:
@@ -137,10 +147,13 @@ def require_session_binding(conn: psycopg.Connection, url: str) -> SessionBindin
         pid, xid, at = ask(conn, "pooler_probe_lock_session")
         server_pid, local_xid, after = int(pid), int(xid), Decimal(at)
         while True:
-            answer = _ask(probe, "pooler_probe_hold_server", where, deadline, QUEUED_AFTER_S)
+            patience = max(QUEUED_AFTER_S, QUEUED_FACTOR * slowest)
+            asked = time.monotonic()
+            answer = _ask(probe, "pooler_probe_hold_server", where, deadline, patience)
             if answer is None:
                 # Queued: the pool had no idle server connection, P included.
                 break
+            slowest = max(slowest, time.monotonic() - asked)
             pid, started = answer
             if int(pid) == server_pid:
                 raise UnsupportedPooler(
