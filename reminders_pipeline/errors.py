@@ -57,3 +57,9 @@ class CorrectionRefused(RemindersError):
 
 class TokenError(RemindersError):
     """An admin token cannot be created, found or revoked as asked."""
+
+
+class UnsupportedPooler(ConfigError):
+    """The run lock's connection goes through a pooler that does not keep one server
+    connection per client (transaction or statement mode), or that could not be
+    confirmed to: a session lock there would land on a connection nobody owns."""

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.pooler import require_session_binding
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import LockLost
 
@@ -127,6 +128,7 @@ class RunLock:
         self.url = url
         self.run_id = run_id
         self._conn: psycopg.Connection | None = None
+        self._server_pid: int | None = None
         self.acquired = False
 
     def __enter__(self) -> RunLock:
@@ -137,6 +139,11 @@ class RunLock:
             **KEEPALIVES,
         )
         try:
+            # Before anything else on this session: behind a transaction-mode pooler
+            # the lock would land on a server connection nobody owns (db/pooler.py).
+            # The server's pid, not BackendKeyData's (a pooler's own number), is
+            # what pg_locks shows and what the run log records.
+            self._server_pid = require_session_binding(self._conn, self.url).server_pid
             for name, value in SERVER_KEEPALIVES.items():
                 self._conn.execute(f"SET {name} = {int(value)}")
             self._set_client_connection_check()
@@ -171,7 +178,9 @@ class RunLock:
 
     @property
     def backend_pid(self) -> int:
-        return self.conn.info.backend_pid
+        if self._conn is None or self._server_pid is None:
+            raise RuntimeError("RunLock used outside its `with` block")
+        return self._server_pid
 
     def try_acquire(self) -> bool:
         row = self.conn.execute(query("try_run_lock"), _params()).fetchone()

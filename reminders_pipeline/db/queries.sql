@@ -428,3 +428,31 @@ ORDER BY created_at, id;
 
 -- name: admin_ping
 SELECT 1 AS ok;
+
+------------------------------------------------------------------ pooler check
+
+-- name: pooler_probe_lock_session
+-- On the run lock's connection: the server's own pid (behind a pooler the
+-- BackendKeyData pid is the pooler's), this transaction's local id (a backend
+-- counts its transactions one by one: the next one is exactly this + 1 unless
+-- some other client ran a transaction on this server connection in between),
+-- and the server's clock.
+SELECT pg_backend_pid() AS pid,
+       (SELECT split_part(virtualxid, '/', 2)::bigint
+        FROM pg_locks
+        WHERE locktype = 'virtualxid' AND pid = pg_backend_pid() AND granted
+          AND virtualxid = virtualtransaction) AS local_xid,
+       extract(epoch FROM clock_timestamp())::text AS at;
+
+-- name: pooler_probe_hold_server
+-- On a probe connection: open a transaction (any pooler then keeps this server
+-- connection for this client) and say which server connection it is and when
+-- it was started. Sent as one simple query, without parameters.
+BEGIN;
+SELECT pg_backend_pid() AS pid, extract(epoch FROM backend_start)::text AS started
+FROM pg_stat_activity
+WHERE pid = pg_backend_pid();
+
+-- name: pooler_probe_clock
+-- On a probe connection that holds a server connection: the server's clock now.
+SELECT extract(epoch FROM clock_timestamp())::text AS at;

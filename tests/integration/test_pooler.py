@@ -1,0 +1,212 @@
+"""The run lock behind a real PgBouncer: refused in transaction and statement mode, sound in
+session mode, with the server's pid recorded.
+
+Every observation of the server (pg_locks, pg_stat_activity) is made on a direct
+connection to the test's database, never through the pooler under test.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from reminders_pipeline.errors import UnsupportedPooler
+from reminders_pipeline.lock import RunLock
+from tests.acceptance.support import wait_for
+from tests.helpers.locks import lock_free
+from tests.helpers.pgbouncer import running_pgbouncer
+
+SHARING_MODES = ["transaction", "statement"]
+# Rounds of concurrent lock attempts: small for CI, larger by hand.
+ROUNDS = int(os.environ.get("REMINDERS_TEST_POOLER_ROUNDS", "5"))
+
+
+def advisory_locks(db_url: str) -> list[tuple]:
+    """Every advisory lock held in the test's database, on any server connection."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT pid, classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchall()
+
+
+def enter_and_take(url: str, run_id: str) -> str:
+    """What a run would do first: open its lock session and try the lock.
+
+    A refusal says which evidence the check found: "shared" (another client was
+    given the lock session's server connection, or ran a transaction on it),
+    "moved" (two statements ran on different ones), "statement" (no transaction
+    blocks), or "unconfirmed" (no server connection came free in time).
+    """
+    try:
+        with RunLock(url, run_id) as lock:
+            return "acquired" if lock.try_acquire() else "busy"
+    except UnsupportedPooler as exc:
+        message = str(exc)
+        for needle, kind in (
+            ("was given to another client", "shared"),
+            ("another client's transaction ran", "shared"),
+            ("two statements in a row", "moved"),
+            ("pooler in statement mode", "statement"),
+        ):
+            if needle in message:
+                return f"refused: {kind}"
+        return f"refused: unconfirmed ({message})"
+
+
+@pytest.mark.parametrize("mode", SHARING_MODES)
+def test_a_pooler_that_shares_server_connections_is_refused_before_the_lock(db_url, mode):
+    with running_pgbouncer(db_url, mode=mode) as bouncer:
+        url = bouncer.url(db_url)
+        with pytest.raises(UnsupportedPooler) as refused, RunLock(url, "run-1"):
+            pytest.fail("the lock session opened through a pooler that shares connections")
+        message = str(refused.value)
+        assert "statement mode" in message
+        assert "direct connection" in message and "session-mode pooler" in message
+        # Nothing was locked, on any server connection the pooler keeps.
+        assert advisory_locks(db_url) == []
+        assert lock_free(db_url)
+
+
+@pytest.mark.parametrize("round_robin", [0, 1])
+def test_transaction_mode_is_refused_whatever_server_connection_the_pool_hands_out(
+    db_url, round_robin
+):
+    """With idle server connections in the pool, reused last-in-first-out (PgBouncer's
+    default) or round robin, a probe may be given another one than the lock session's:
+    the check must still refuse, every time."""
+    with running_pgbouncer(
+        db_url, mode="transaction", extra={"server_round_robin": str(round_robin)}
+    ) as bouncer:
+        url = bouncer.url(db_url)
+        _warm_pool(url, 6)
+        results = [enter_and_take(url, f"run-{i}") for i in range(10)]
+        assert all(r in ("refused: shared", "refused: moved") for r in results), results
+        assert advisory_locks(db_url) == []
+
+
+def test_transaction_mode_is_refused_while_other_clients_keep_the_pool_busy(db_url):
+    """Other clients' short transactions take and release server connections all along;
+    none of them makes the check pass."""
+    with running_pgbouncer(db_url, mode="transaction") as bouncer:
+        url = bouncer.url(db_url)
+        _warm_pool(url, 6)
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=4 + 4) as pool:
+            traffic = [pool.submit(_short_transactions, url, stop) for _ in range(4)]
+            try:
+                for _ in range(ROUNDS):
+                    attempts = [pool.submit(enter_and_take, url, f"r{i}") for i in range(4)]
+                    results = [a.result(timeout=60) for a in attempts]
+                    assert all(r in ("refused: shared", "refused: moved") for r in results), results
+            finally:
+                stop.set()
+            assert sum(t.result(timeout=30) for t in traffic) > 0
+        assert advisory_locks(db_url) == []
+
+
+def test_session_mode_gives_one_lock_and_records_the_server_pid(db_url):
+    with running_pgbouncer(db_url, mode="session") as bouncer:
+        url = bouncer.url(db_url)
+        _warm_pool(url, 4)
+        with RunLock(url, "run-a") as first, RunLock(url, "run-b") as second:
+            assert first.try_acquire()
+            assert not second.try_acquire()
+            # The pid the lock records is the one pg_locks shows, not PgBouncer's own
+            # number from BackendKeyData.
+            assert [row[0] for row in advisory_locks(db_url)] == [first.backend_pid]
+            assert first.backend_pid != first.conn.info.backend_pid
+            holder = second.holder()
+            assert holder is not None and holder.pid == first.backend_pid
+            assert holder.run_id == "run-a"
+            first.ensure_held()
+        assert advisory_locks(db_url) == []
+        assert lock_free(db_url)
+
+
+def test_a_session_pool_with_no_server_connection_to_spare_still_passes(db_url):
+    """Every server connection of the pool is taken (two by other clients, one by the
+    lock session): the probe is queued, which shows as much as a new server connection
+    would, and the check passes instead of waiting for a free one."""
+    with running_pgbouncer(db_url, mode="session", pool_size=3) as bouncer:
+        url = bouncer.url(db_url)
+        others = [psycopg.connect(url, autocommit=True) for _ in range(2)]
+        try:
+            for other in others:
+                other.execute("SELECT 1")
+            with RunLock(url, "run-a") as lock:
+                assert lock.try_acquire()
+                assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+        finally:
+            for other in others:
+                other.close()
+
+
+def test_concurrent_runs_through_a_session_pooler_take_the_lock_once(db_url):
+    with running_pgbouncer(db_url, mode="session") as bouncer:
+        url = bouncer.url(db_url)
+        for _ in range(ROUNDS):
+            barrier = threading.Barrier(4)
+            held = threading.Event()
+            release = threading.Event()
+
+            def attempt(i: int, barrier=barrier, held=held, release=release) -> str:
+                with RunLock(url, f"run-{i}") as lock:
+                    barrier.wait(timeout=30)
+                    if not lock.try_acquire():
+                        return "busy"
+                    held.set()
+                    release.wait(timeout=30)
+                    return "acquired"
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                attempts = [pool.submit(attempt, i) for i in range(4)]
+                try:
+                    if not held.wait(timeout=30):
+                        failed = [a.exception() for a in attempts if a.done()]
+                        pytest.fail(f"no attempt took the lock: {failed}")
+                    # The holder keeps the lock until every other attempt has tried.
+                    wait_for(
+                        lambda attempts=attempts: sum(a.done() for a in attempts) == 3,
+                        timeout=30,
+                        what="the other three attempts to try the lock",
+                    )
+                finally:
+                    release.set()
+                results = sorted(a.result(timeout=30) for a in attempts)
+            assert results == ["acquired", "busy", "busy", "busy"]
+            assert advisory_locks(db_url) == []
+
+
+def test_a_direct_connection_passes_the_check_and_records_its_own_pid(db_url):
+    with RunLock(db_url, "run-a") as lock:
+        assert lock.backend_pid == lock.conn.info.backend_pid
+        assert lock.try_acquire()
+        assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _warm_pool(url: str, count: int) -> None:
+    """Leave `count` idle server connections in the pool: as many transactions at once."""
+    conns = [psycopg.connect(url) for _ in range(count)]
+    for conn in conns:
+        conn.execute("SELECT 1")
+    for conn in conns:
+        conn.commit()
+        conn.close()
+
+
+def _short_transactions(url: str, stop: threading.Event) -> int:
+    done = 0
+    # Not prepared: psycopg's prepared statements do not survive transaction pooling.
+    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+        while not stop.is_set():
+            conn.execute("SELECT pg_backend_pid()")
+            done += 1
+    return done
