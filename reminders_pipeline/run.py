@@ -16,6 +16,7 @@ cancelled on the server, no further statement starts, the run is recorded
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -106,7 +107,7 @@ class ReminderRun:
         self._stop_reason: str | None = None
         self._cancelling: threading.Thread | None = None
         self._done = threading.Event()
-        self._watched_handlers: dict[int, Any] | None = None
+        self._signal_pipe: tuple[int, int, int] | None = None
         # Turns "terminated by SIGINT" into what is known about who sent it (the
         # Dagster resource asks the instance whether the run is being terminated).
         self.describe_stop: Callable[[str], str] = lambda reason: reason
@@ -227,31 +228,48 @@ class ReminderRun:
 
         Within a step the run's own handlers stop it (see _stopping_on_signals). Between
         steps (between two Dagster ops) the handler in place is Dagster's, which only
-        stops the next op; this one records the signal by name and cancels what runs
-        on the lock session, then passes the signal on to the handler it replaced.
-        Dagster puts back, after each op, the handler it found before the op: this one.
+        keeps the next op from starting, and Dagster puts its own back around every op.
+        Whatever Python handler runs, the interpreter also writes each signal's number
+        to the wakeup fd: the run reads it before each step and when it closes, so the
+        signal is recorded by name.
         """
-        if self._watched_handlers is not None:
+        if self._signal_pipe is not None:
             return
         if threading.current_thread() is not threading.main_thread():
             return
-        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        self._signal_pipe = (read_end, write_end, previous)
 
-        def on_signal(signum: int, frame: Any) -> None:
-            self.interrupt(f"terminated by {signal.Signals(signum).name}")
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler != signal.SIG_IGN:
-                signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+    def _note_signals(self) -> None:
+        """Record a SIGTERM/SIGINT that reached the process since the last look."""
+        if self._signal_pipe is None:
+            return
+        try:
+            received = os.read(self._signal_pipe[0], 512)
+        except BlockingIOError:
+            return
+        for signum in received:
+            if signum in STOP_SIGNALS:
+                self.interrupt(f"terminated by {signal.Signals(signum).name}")
+                return
 
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, on_signal)
-        self._watched_handlers = previous
+    def _stop_watching_signals(self) -> None:
+        pipe, self._signal_pipe = self._signal_pipe, None
+        if pipe is None:
+            return
+        read_end, write_end, previous = pipe
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(previous)
+        os.close(read_end)
+        os.close(write_end)
 
     def close(self) -> None:
         """End of the run, however it went: an unfinished run is failed, the lock released."""
         try:
+            self._note_signals()
             if self._lock_open and self.summary is None:
                 if self._stop_reason is not None:
                     self.fail(self.describe_stop(self._stop_reason))
@@ -261,14 +279,7 @@ class ReminderRun:
                     )
             self._close_lock()
         finally:
-            self._restore_watched_handlers()
-
-    def _restore_watched_handlers(self) -> None:
-        previous, self._watched_handlers = self._watched_handlers, None
-        if previous is None or threading.current_thread() is not threading.main_thread():
-            return
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            self._stop_watching_signals()
 
     def execute(self, as_of: date) -> RunSummary:
         """The whole run without Dagster."""
@@ -324,6 +335,7 @@ class ReminderRun:
         self._cancelling.start()
 
     def _raise_if_stopped(self) -> None:
+        self._note_signals()
         if self._stop_reason is not None:
             raise RunInterrupted(self._stop_reason)
 
