@@ -96,7 +96,7 @@ def db_status() -> None:
 def seed(count: int, due_fraction: float, reset: bool) -> None:
     """Write synthetic mentors, assignments and activities."""
     from reminders_pipeline.db.connector import Database
-    from reminders_pipeline.seed import seed as seed_data
+    from reminders_pipeline.db.seed import seed as seed_data
 
     if count < 0:
         raise ConfigError(f"--assignments must be zero or more, got {count}")
@@ -127,7 +127,7 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
 
 
 def _run(as_of: str | None, as_json: bool) -> dict[str, Any]:
-    from reminders_pipeline.launch import check_partition, run_reminders_job
+    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
 
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of) if as_of else settings.today()
@@ -187,8 +187,8 @@ def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:
     """The execution log, newest first."""
+    from reminders_pipeline.core.runlog import RunLog
     from reminders_pipeline.db.connector import Database
-    from reminders_pipeline.runlog import RunLog
 
     rows = RunLog(Database(_url())).recent(limit=limit)
     if as_json:
@@ -221,8 +221,8 @@ def lock() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def lock_status(as_json: bool) -> None:
     """Free, or held by whom."""
+    from reminders_pipeline.core.lock import LOCK_KEY, find_lock_holder
     from reminders_pipeline.db.connector import connect
-    from reminders_pipeline.lock import LOCK_KEY, find_lock_holder
 
     with connect(_url(), autocommit=True) as conn:
         holder = find_lock_holder(conn)

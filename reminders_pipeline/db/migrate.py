@@ -16,8 +16,8 @@ from alembic.script import ScriptDirectory
 from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
+from reminders_pipeline.core.lock import LOCK_NAMESPACE
 from reminders_pipeline.db.connector import connect
-from reminders_pipeline.lock import LOCK_NAMESPACE
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "reminders_schema_version"

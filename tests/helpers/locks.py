@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from reminders_pipeline.lock import LOCK_KEY
+from reminders_pipeline.core.lock import LOCK_KEY
 
 
 def lock_free(url: str) -> bool:

@@ -2,11 +2,11 @@
 
 from dagster import Definitions
 
-from reminders_pipeline.alerts.resource import alert_resource_from_env
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.resources import RemindersDatabaseResource
-from reminders_pipeline.schedules import daily_reminders_schedule
-from reminders_pipeline.sensors import all_sensors
+from reminders_pipeline.orchestration.alert_resource import alert_resource_from_env
+from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.schedules import daily_reminders_schedule
+from reminders_pipeline.orchestration.sensors import all_sensors
 
 defs = Definitions(
     jobs=[reminders_job],

@@ -16,11 +16,11 @@ except ImportError:  # not POSIX: no cross-process guard, first use must not rac
 
 from dagster import DagsterInstance, execute_job, reconstructable
 
+from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import embedded_home
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.jobs import reminder_partitions, reminders_job
-from reminders_pipeline.runlog import RunLog
+from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
 
 
 def dagster_instance() -> DagsterInstance:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from reminders_pipeline.core.lock import LockHolder
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import LockLost
-from reminders_pipeline.lock import LockHolder
 
 MAX_ERROR_LENGTH = 4000
 

@@ -5,11 +5,11 @@ from typing import Any
 
 from dagster import MetadataValue, OpExecutionContext, Out, Output, op
 
-from reminders_pipeline.dispatch import BatchProgress
-from reminders_pipeline.resources import ReminderRunResource
-from reminders_pipeline.run import RunSummary
-from reminders_pipeline.runlog import RunCounts
-from reminders_pipeline.scheduler import DueSelection
+from reminders_pipeline.core.dispatch import BatchProgress
+from reminders_pipeline.core.due import DueSelection
+from reminders_pipeline.core.run import RunSummary
+from reminders_pipeline.core.runlog import RunCounts
+from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 OUTCOME_TAG = "reminders/outcome"
