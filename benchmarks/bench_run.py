@@ -14,7 +14,7 @@ the previous one's dirty pages):
   1b. baseline x2  the same statement again on the filled table (all conflicts)
   2. services      ReminderSchedulerService.select_due + ReminderDispatchService.dispatch
   3. services x2   the same again: the idempotent second run (creates nothing)
-  4. dagster       reminders_pipeline.launch.run_reminders_job, the whole job in-process,
+  4. dagster       orchestration.launch.run_reminders_job, the whole job in-process,
                    first in a new DAGSTER_HOME (its SQLite storage is created), then again
   4b. cli          `reminders run --json` as a child process (Python start and imports too)
 
@@ -50,12 +50,12 @@ from typing import Any
 
 import psycopg
 
+from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER, ReminderDispatchService
+from reminders_pipeline.core.due import ReminderSchedulerService
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
+from reminders_pipeline.db.seed import seed
 from reminders_pipeline.db.url import with_database
-from reminders_pipeline.dispatch import FOLLOW_UP_REMINDER, ReminderDispatchService
-from reminders_pipeline.scheduler import ReminderSchedulerService
-from reminders_pipeline.seed import seed
 from reminders_pipeline.settings import ReminderSettings
 
 BASELINE_SQL = """
@@ -342,7 +342,7 @@ def run(
     )
     _, p = measure("import dagster and the job", _import_launch)
     phases.append(p)
-    from reminders_pipeline.launch import run_reminders_job
+    from reminders_pipeline.orchestration.launch import run_reminders_job
 
     for label in ("4. whole job, run_reminders_job (new DAGSTER_HOME)", "4'. the same again"):
         bench.fresh_state(with_run_row=False)
@@ -380,7 +380,7 @@ def run(
 
 
 def _import_launch() -> None:
-    import reminders_pipeline.launch  # noqa: F401
+    import reminders_pipeline.orchestration.launch  # noqa: F401
 
 
 def report(

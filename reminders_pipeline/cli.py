@@ -164,7 +164,7 @@ def db_stop(force: bool) -> None:
 def seed(count: int, due_fraction: float, reset: bool) -> None:
     """Write synthetic mentors, assignments and activities."""
     from reminders_pipeline.db.connector import Database
-    from reminders_pipeline.seed import seed as seed_data
+    from reminders_pipeline.db.seed import seed as seed_data
 
     if count < 0:
         raise ConfigError(f"--assignments must be zero or more, got {count}")
@@ -195,7 +195,7 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
 
 
 def _run(as_of: str | None, as_json: bool) -> dict[str, Any]:
-    from reminders_pipeline.launch import check_partition, run_reminders_job
+    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
 
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of) if as_of else settings.today()
@@ -263,7 +263,7 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     """
     from datetime import timedelta
 
-    from reminders_pipeline.launch import dagster_instance, missing_days
+    from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
 
     today = ReminderSettings.from_env().today()
     first = parse_as_of(since) if since else today - timedelta(days=30)
@@ -285,8 +285,8 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:
     """The execution log, newest first."""
+    from reminders_pipeline.core.runlog import RunLog
     from reminders_pipeline.db.connector import Database
-    from reminders_pipeline.runlog import RunLog
 
     rows = RunLog(Database(_url())).recent(limit=limit)
     if as_json:
@@ -313,7 +313,7 @@ WORKSPACE_YAML = """\
 # Written by `reminders ui`: the code location, named as in the repository's workspace.yaml.
 load_from:
   - python_module:
-      module_name: reminders_pipeline.definitions
+      module_name: reminders_pipeline.orchestration.definitions
       location_name: reminders_pipeline
 """
 
@@ -342,7 +342,7 @@ def ui(host: str, port: int, no_upgrade: bool) -> None:
     The embedded PostgreSQL, when used, lives as long as this command.
     """
     from reminders_pipeline.db.migrate import upgrade
-    from reminders_pipeline.launch import default_dagster_home, prepare_dagster_home
+    from reminders_pipeline.orchestration.launch import default_dagster_home, prepare_dagster_home
 
     home = default_dagster_home()
     click.echo(f"Dagster home {prepare_dagster_home(home)}", err=True)
@@ -389,8 +389,8 @@ def lock() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def lock_status(as_json: bool) -> None:
     """Free, or held by whom."""
+    from reminders_pipeline.core.lock import LOCK_KEY, find_lock_holder
     from reminders_pipeline.db.connector import connect
-    from reminders_pipeline.lock import LOCK_KEY, find_lock_holder
 
     with connect(_url(), autocommit=True) as conn:
         holder = find_lock_holder(conn)

@@ -24,20 +24,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reminders_pipeline.admin.corrections import (
+from reminders_pipeline.admin.tokens import CORRECT, READ, TokenIdentity, TokenStore
+from reminders_pipeline.contacts.corrections import (
     REASON_MAX_LENGTH,
     AssignmentAdminService,
     check_reason,
 )
-from reminders_pipeline.admin.tokens import CORRECT, READ, TokenIdentity, TokenStore
+from reminders_pipeline.core.lock import LOCK_KEY, find_lock_holder
+from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.errors import (
     AssignmentNotFound,
     CorrectionRefused,
     DatabaseUnavailable,
 )
-from reminders_pipeline.lock import LOCK_KEY, find_lock_holder
-from reminders_pipeline.runlog import RunLog
 from reminders_pipeline.settings import ReminderSettings
 
 log = logging.getLogger("reminders_pipeline.admin")

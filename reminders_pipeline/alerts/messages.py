@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from reminders_pipeline.lock import LockHolder
+from reminders_pipeline.core.lock import LockHolder
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from alembic.script import ScriptDirectory
 from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
+from reminders_pipeline.core.lock import LOCK_KEY, LOCK_NAMESPACE, LockHolder, find_lock_holder
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import MigrationBlocked
-from reminders_pipeline.lock import LOCK_KEY, LOCK_NAMESPACE, LockHolder, find_lock_holder
 from reminders_pipeline.settings import migration_lock_wait_s
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

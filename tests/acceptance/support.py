@@ -34,10 +34,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from reminders_pipeline.core.due import reminder_due_on
+from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.lock import LOCK_KEY
-from reminders_pipeline.scheduler import reminder_due_on
-from reminders_pipeline.seed import seed
+from reminders_pipeline.db.seed import seed
 from reminders_pipeline.settings import ReminderSettings
 
 REMINDERS_BIN = Path(sys.executable).with_name("reminders")

@@ -7,7 +7,7 @@ import signal
 import psycopg
 import pytest
 
-from reminders_pipeline.dispatch import FOLLOW_UP_REMINDER
+from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from tests.acceptance.support import (
     assert_notifications_are_exactly,
     backends_waiting_on,

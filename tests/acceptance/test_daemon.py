@@ -25,9 +25,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from dagster._core.instance.ref import InstanceRef
 from dagster_graphql import DagsterGraphQLClient
 
+from reminders_pipeline.core.lock import LockHolder, find_lock_holder
 from reminders_pipeline.db.connector import Database, connect
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.lock import LockHolder, find_lock_holder
+from reminders_pipeline.orchestration.jobs import reminders_job
 from tests.acceptance.support import wait_for
 from tests.helpers.alert_servers import WebhookServer, free_port
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs

@@ -38,7 +38,7 @@ from dagster_graphql import DagsterGraphQLClient
 from psycopg.conninfo import conninfo_to_dict
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.jobs import reminders_job
+from reminders_pipeline.orchestration.jobs import reminders_job
 from tests.acceptance.support import NotificationsGate, lock_holder, wait_for
 from tests.helpers.alert_servers import free_port
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
@@ -322,7 +322,7 @@ def deployment(
     code_server = Service(
         "code-server",
         [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(code_port)]
-        + ["-m", "reminders_pipeline.definitions", "--location-name", LOCATION],
+        + ["-m", "reminders_pipeline.orchestration.definitions", "--location-name", LOCATION],
         code_env,
         workdir,
     )

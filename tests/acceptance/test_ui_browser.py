@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
+from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.launch import run_reminders_job, shipped_instance_yaml
-from reminders_pipeline.lock import RunLock
+from reminders_pipeline.orchestration.launch import run_reminders_job, shipped_instance_yaml
 from tests.acceptance.support import today, wait_for
 from tests.helpers.alert_servers import free_port
 from tests.helpers.data import add_assignment, add_mentor

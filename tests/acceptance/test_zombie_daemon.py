@@ -17,7 +17,7 @@ import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.jobs import SINGLETON_TAG, reminders_job
+from reminders_pipeline.orchestration.jobs import SINGLETON_TAG, reminders_job
 from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
     Dagster,
     alert_webhook,

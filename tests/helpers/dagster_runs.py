@@ -22,9 +22,9 @@ from dagster._core.remote_origin import (
 )
 from dagster._core.test_utils import create_run_for_test
 
-from reminders_pipeline.definitions import defs
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.sensors import reminders_run_failure_sensor
+from reminders_pipeline.orchestration.definitions import defs
+from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.sensors import reminders_run_failure_sensor
 
 # The run storage derives a run's status (and start/end times) from these events.
 _EVENT_FOR_STATUS = {

@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.migrate import APPLICATION_NAME, MIGRATION_LOCK
-from reminders_pipeline.lock import LOCK_KEY
 
 
 def lock_free(url: str) -> bool:

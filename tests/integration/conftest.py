@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from reminders_pipeline.alerts.resource import AlertResource
-from reminders_pipeline.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.alert_resource import AlertResource
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from tests.helpers.alert_servers import WebhookServer
 
 

@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from reminders_pipeline.activities import Contact, ContactRegistrationService
+from reminders_pipeline.contacts.activities import Contact, ContactRegistrationService
+from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import ActivityRefused, ConfigError
-from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor, db_rows
 

@@ -15,15 +15,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from reminders_pipeline.activities import Contact, ContactRegistrationService
+from reminders_pipeline.contacts.activities import Contact, ContactRegistrationService
+from reminders_pipeline.core.dispatch import ReminderDispatchService
+from reminders_pipeline.core.due import ReminderSchedulerService
+from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.core.run import ReminderRun
+from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.dispatch import ReminderDispatchService
-from reminders_pipeline.lock import RunLock
-from reminders_pipeline.run import ReminderRun
-from reminders_pipeline.runlog import RunLog
-from reminders_pipeline.scheduler import ReminderSchedulerService
-from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_mentor, db_rows
 

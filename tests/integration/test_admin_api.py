@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from reminders_pipeline.activities import ContactRegistrationService
 from reminders_pipeline.admin.app import create_app
-from reminders_pipeline.lock import LOCK_KEY, RunLock
-from reminders_pipeline.services import build_reminder_run
+from reminders_pipeline.contacts.activities import ContactRegistrationService
+from reminders_pipeline.core.lock import LOCK_KEY, RunLock
+from reminders_pipeline.core.services import build_reminder_run
 from tests.helpers.admin_api import (
     LAST,
     SETTINGS,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dagster import DefaultScheduleStatus, DefaultSensorStatus
 
-from reminders_pipeline.definitions import defs
+from reminders_pipeline.orchestration.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,10 +16,10 @@ from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstruc
 from dagster._core.instance.ref import InstanceRef
 from psycopg.conninfo import conninfo_to_dict
 
+from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import with_database
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.lock import RunLock
+from reminders_pipeline.orchestration.jobs import reminders_job
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 from tests.helpers.locks import lock_free
 

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.acceptance
 LAUNCH = """
 import json, sys
 from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructable
-from reminders_pipeline.jobs import reminders_job
+from reminders_pipeline.orchestration.jobs import reminders_job
 
 with DagsterInstance.get() as instance:
     result = execute_job(

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
+from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import (
     MIGRATION_LOCK,
@@ -19,10 +20,9 @@ from reminders_pipeline.db.migrate import (
     revisions,
     upgrade,
 )
+from reminders_pipeline.db.seed import seed
 from reminders_pipeline.db.url import with_database
 from reminders_pipeline.errors import MigrationBlocked
-from reminders_pipeline.lock import LOCK_KEY
-from reminders_pipeline.seed import seed
 from tests.acceptance.support import wait_for
 from tests.helpers.locks import lock_free, migration_session
 

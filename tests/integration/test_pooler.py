@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
+from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.errors import UnsupportedPooler
-from reminders_pipeline.lock import RunLock
 from tests.acceptance.support import wait_for
 from tests.helpers.locks import lock_free
 from tests.helpers.pgbouncer import running_pgbouncer

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import psycopg
 from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.lock import LOCK_KEY, application_name_for
+from reminders_pipeline.core.lock import LOCK_KEY, application_name_for
+from reminders_pipeline.orchestration.jobs import reminders_job
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 from tests.helpers.locks import lock_free
 

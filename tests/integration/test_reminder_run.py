@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from reminders_pipeline.core.due import reminder_due_on
+from reminders_pipeline.core.lock import LOCK_KEY, application_name_for
+from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.errors import DatabaseUnavailable, LockLost
-from reminders_pipeline.lock import LOCK_KEY, application_name_for
-from reminders_pipeline.scheduler import reminder_due_on
-from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor, db_rows, notifications, runs
 from tests.helpers.locks import lock_free

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from reminders_pipeline.core.lock import LOCK_KEY, RunLock, find_lock_holder
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.errors import LockLost
-from reminders_pipeline.lock import LOCK_KEY, RunLock, find_lock_holder
 from tests.helpers.locks import lock_free
 
 
@@ -44,7 +44,7 @@ def test_unlock_of_a_lock_not_held_is_logged_as_error(db_url, caplog):
         assert lock.try_acquire()
         # Someone unlocks behind our back (stands in for a pooler swapping sessions).
         lock.conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEY)
-        with caplog.at_level(logging.ERROR, logger="reminders_pipeline.lock"):
+        with caplog.at_level(logging.ERROR, logger="reminders_pipeline.core.lock"):
             assert lock.release() is False
     assert "returned false" in caplog.text
 

@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
+from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.errors import LockLost
-from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor, runs
 from tests.helpers.locks import lock_free

@@ -18,11 +18,11 @@ from dagster import (
 )
 from dagster._utils.schedules import cron_string_iterator
 
-from reminders_pipeline import schedules
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.definitions import defs
-from reminders_pipeline.resources import RemindersDatabaseResource
-from reminders_pipeline.schedules import daily_reminders_schedule
+from reminders_pipeline.orchestration import schedules
+from reminders_pipeline.orchestration.definitions import defs
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.schedules import daily_reminders_schedule
 from tests.helpers.dagster_runs import job_run
 from tests.helpers.data import runs
 

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from reminders_pipeline.core.due import ReminderSchedulerService
+from reminders_pipeline.db.seed import seed
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.scheduler import ReminderSchedulerService
-from reminders_pipeline.seed import seed
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import db_rows
 

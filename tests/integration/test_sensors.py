@@ -13,13 +13,16 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
-from reminders_pipeline import sensors
-from reminders_pipeline.alerts.resource import AlertResource
+from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.core.runlog import RunCounts, RunLog
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.lock import RunLock
-from reminders_pipeline.resources import ReminderRunResource, RemindersDatabaseResource
-from reminders_pipeline.runlog import RunCounts, RunLog
+from reminders_pipeline.orchestration import sensors
+from reminders_pipeline.orchestration.alert_resource import AlertResource
+from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.resources import (
+    ReminderRunResource,
+    RemindersDatabaseResource,
+)
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from reminders_pipeline import launch
-from reminders_pipeline.launch import (
+from reminders_pipeline.orchestration.launch import (
     LEGACY_CONFIG,
     MANAGED_MARKER,
     prepare_dagster_home,

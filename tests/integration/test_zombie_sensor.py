@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from reminders_pipeline import sensors
-from reminders_pipeline.alerts.resource import AlertResource
-from reminders_pipeline.lock import RunLock, application_name_for
-from reminders_pipeline.resources import RemindersDatabaseResource
-from reminders_pipeline.zombies import live_run_ids
+from reminders_pipeline.core.lock import RunLock, application_name_for
+from reminders_pipeline.core.zombies import live_run_ids
+from reminders_pipeline.orchestration import sensors
+from reminders_pipeline.orchestration.alert_resource import AlertResource
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
 
@@ -154,7 +154,7 @@ def test_the_off_switch(
 def test_grace_interval_and_switch_come_from_the_environment(reminders_env: dict) -> None:
     # A fresh interpreter: the settings are read when the code location loads.
     probe = (
-        "from reminders_pipeline import sensors as s; "
+        "from reminders_pipeline.orchestration import sensors as s; "
         "print(s.ZOMBIE_GRACE_S, s.ZOMBIE_INTERVAL_S, s.ZOMBIE_SENSOR_ON,"
         " s.zombie_run_sensor.default_status.value, s.zombie_run_sensor.minimum_interval_seconds)"
     )

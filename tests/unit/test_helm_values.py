@@ -157,7 +157,7 @@ def test_the_helm_values_keep_the_production_settings() -> None:
     assert {"key": "reminders/singleton", "limit": 1} in limits
     assert values["dagsterDaemon"]["runMonitoring"]["maxResumeRunAttempts"] == 0
     [code_server] = values["dagster-user-deployments"]["deployments"]
-    assert "reminders_pipeline.definitions" in code_server["codeServerArgs"]
+    assert "reminders_pipeline.orchestration.definitions" in code_server["codeServerArgs"]
     assert {"name": "reminders-database"} in code_server["envSecrets"]
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert {"name": "reminders-database"} in launcher["envSecrets"]

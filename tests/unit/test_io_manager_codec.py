@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from reminders_pipeline.io_manager import decode, encode
-from reminders_pipeline.runlog import RunCounts
-from reminders_pipeline.scheduler import DueSelection
+from reminders_pipeline.core.due import DueSelection
+from reminders_pipeline.core.runlog import RunCounts
+from reminders_pipeline.orchestration.io_manager import decode, encode
 
 
 @pytest.mark.parametrize(

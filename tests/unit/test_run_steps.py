@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from reminders_pipeline.core.due import DueSelection
+from reminders_pipeline.core.lock import LockHolder
+from reminders_pipeline.core.run import ReminderRun
+from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.errors import RunInterrupted
-from reminders_pipeline.lock import LockHolder
-from reminders_pipeline.run import ReminderRun
-from reminders_pipeline.runlog import RunCounts
-from reminders_pipeline.scheduler import DueSelection
 
 AS_OF = date(2026, 11, 29)
 HOLDER = LockHolder(

@@ -47,7 +47,7 @@ def test_malformed_database_url_error_never_quotes_the_password():
 
 @pytest.mark.parametrize("field", ["default_interval_days", "max_reminders_per_silence"])
 def test_resource_settings_below_one_are_refused(field):
-    from reminders_pipeline.resources import ReminderRunResource
+    from reminders_pipeline.orchestration.resources import ReminderRunResource
 
     with pytest.raises(ConfigError, match=f"{field} must be at least 1"):
         ReminderRunResource(**{field: 0}).settings()

@@ -6,8 +6,8 @@ import ast
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reminders_pipeline import zombies
-from reminders_pipeline.zombies import RunSeen, Zombie, find_zombies, zombie_failure_message
+from reminders_pipeline.core import zombies
+from reminders_pipeline.core.zombies import RunSeen, Zombie, find_zombies, zombie_failure_message
 
 T0 = datetime(2025, 3, 30, 6, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=5)

@@ -13,13 +13,13 @@ from dagster import (
 )
 from pydantic import PrivateAttr
 
+from reminders_pipeline.core.lock import LockHolder, find_lock_holder
+from reminders_pipeline.core.run import ReminderRun
+from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.db.url import database_url, validate_url
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.lock import LockHolder, find_lock_holder
-from reminders_pipeline.run import ReminderRun
-from reminders_pipeline.runlog import RunLog
-from reminders_pipeline.services import build_reminder_run
 from reminders_pipeline.settings import ReminderSettings
 
 

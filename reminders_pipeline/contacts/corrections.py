@@ -16,10 +16,10 @@ from typing import Any
 
 import psycopg
 
+from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused
-from reminders_pipeline.scheduler import next_reminder_due_on, reminder_due_on
 from reminders_pipeline.settings import ReminderSettings
 
 REASON_MAX_LENGTH = 500

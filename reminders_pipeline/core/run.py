@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Protocol
 
-from reminders_pipeline.dispatch import BatchProgress, ReminderDispatchService
+from reminders_pipeline.core.dispatch import BatchProgress, ReminderDispatchService
+from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
+from reminders_pipeline.core.lock import LockHolder
+from reminders_pipeline.core.runlog import RunCounts, RunLog
 from reminders_pipeline.errors import RunInterrupted
-from reminders_pipeline.lock import LockHolder
-from reminders_pipeline.runlog import RunCounts, RunLog
-from reminders_pipeline.scheduler import DueSelection, ReminderSchedulerService
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from dagster import (
 )
 
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.jobs import reminder_partitions, reminders_job
-from reminders_pipeline.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.settings import timezone_from_env
 
 log = logging.getLogger(__name__)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from reminders_pipeline.core.dispatch import ReminderDispatchService
+from reminders_pipeline.core.due import ReminderSchedulerService
+from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.core.run import ReminderRun
+from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.dispatch import ReminderDispatchService
-from reminders_pipeline.lock import RunLock
-from reminders_pipeline.run import ReminderRun
-from reminders_pipeline.runlog import RunLog
-from reminders_pipeline.scheduler import ReminderSchedulerService
 from reminders_pipeline.settings import ReminderSettings
 
 

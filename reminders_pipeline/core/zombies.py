@@ -42,9 +42,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reminders_pipeline.alerts.messages import Alert
+from reminders_pipeline.core.lock import APPLICATION_PREFIX
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.lock import APPLICATION_PREFIX
 
 DEFAULT_GRACE = timedelta(minutes=5)
 

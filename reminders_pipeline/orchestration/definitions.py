@@ -2,13 +2,13 @@
 
 from dagster import Definitions
 
-from reminders_pipeline.alerts.resource import alert_resource_from_env
-from reminders_pipeline.assets import daily_reminders
 from reminders_pipeline.db.url import require_database_url_in_production
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.resources import RemindersDatabaseResource
-from reminders_pipeline.schedules import daily_reminders_schedule
-from reminders_pipeline.sensors import all_sensors
+from reminders_pipeline.orchestration.alert_resource import alert_resource_from_env
+from reminders_pipeline.orchestration.assets import daily_reminders
+from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.schedules import daily_reminders_schedule
+from reminders_pipeline.orchestration.sensors import all_sensors
 
 # A code server of a production deployment without REMINDERS_DATABASE_URL fails to
 # load here (the UI shows the error), instead of running on a private, empty

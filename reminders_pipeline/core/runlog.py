@@ -23,10 +23,10 @@ from typing import Any
 import backoff
 import psycopg
 
+from reminders_pipeline.core.lock import LOCK_NAMESPACE, REMINDERS_RUN_JOB, LockHolder
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import DatabaseUnavailable, LockLost
-from reminders_pipeline.lock import LOCK_NAMESPACE, REMINDERS_RUN_JOB, LockHolder
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@
 - stale lock: the run lock held by a session whose run is not in progress,
   once per session. The session is never terminated automatically.
 
-One sensor acts: zombie runs (reminders_pipeline.zombies) are runs Dagster shows
+One sensor acts: zombie runs (reminders_pipeline.core.zombies) are runs Dagster shows
 STARTED or STARTING whose worker is gone (no reminders database session for the
 grace period); it reports them failed, so the one-at-a-time queue moves on, and
 alerts once per run.
@@ -45,18 +45,18 @@ from reminders_pipeline.alerts.messages import (
     run_failed_alert,
     stale_lock_alert,
 )
-from reminders_pipeline.alerts.resource import AlertResource
-from reminders_pipeline.jobs import reminders_job
-from reminders_pipeline.lock import APPLICATION_PREFIX, LockHolder
-from reminders_pipeline.resources import RemindersDatabaseResource
-from reminders_pipeline.schedules import env_int
-from reminders_pipeline.zombies import (
+from reminders_pipeline.core.lock import APPLICATION_PREFIX, LockHolder
+from reminders_pipeline.core.zombies import (
     RunSeen,
     find_zombies,
     live_run_ids,
     zombie_alert,
     zombie_failure_message,
 )
+from reminders_pipeline.orchestration.alert_resource import AlertResource
+from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.schedules import env_int
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,10 +21,10 @@ from datetime import date
 
 import psycopg
 
-from reminders_pipeline.channels import CHANNELS, DeliveryChannel
+from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.runlog import RunCounts
+from reminders_pipeline.delivery.channels import CHANNELS, DeliveryChannel
 from reminders_pipeline.settings import ReminderSettings
 
 FOLLOW_UP_REMINDER = "follow_up_reminder"

@@ -6,14 +6,14 @@ import os
 
 from dagster import DailyPartitionsDefinition, in_process_executor, job
 
-from reminders_pipeline.io_manager import event_log_io_manager
-from reminders_pipeline.ops import (
+from reminders_pipeline.orchestration.io_manager import event_log_io_manager
+from reminders_pipeline.orchestration.ops import (
     acquire_run_lock,
     dispatch_reminders,
     release_run_lock,
     select_due_assignments,
 )
-from reminders_pipeline.resources import ReminderRunResource
+from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.settings import timezone_from_env
 
 SINGLETON_TAG = "reminders/singleton"

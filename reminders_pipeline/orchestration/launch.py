@@ -19,12 +19,12 @@ import backoff
 import psycopg
 from dagster import DagsterInstance, execute_job, reconstructable
 
+from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import embedded_home
 from reminders_pipeline.errors import ConfigError, DatabaseUnavailable
-from reminders_pipeline.jobs import reminder_partitions, reminders_job
-from reminders_pipeline.ops import DAILY_REMINDERS
-from reminders_pipeline.runlog import RunLog
+from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
 
 # The first line of a dagster.yaml this package manages (instance/dagster.yaml).
 MANAGED_MARKER = "# managed by reminders_pipeline"

@@ -29,8 +29,8 @@ from dagster import (
     io_manager,
 )
 
-from reminders_pipeline.runlog import RunCounts
-from reminders_pipeline.scheduler import DueSelection
+from reminders_pipeline.core.due import DueSelection
+from reminders_pipeline.core.runlog import RunCounts
 
 VALUE_KEY = "stored_value"
 # Dataclasses an op may return, by name (the name is what the event log stores).
@@ -52,7 +52,7 @@ def encode(value: Any) -> Any:
         return [encode(v) for v in value]
     raise TypeError(
         f"cannot keep an op output of type {type(value).__name__} in Dagster's storage: "
-        "add it to reminders_pipeline.io_manager.DATACLASSES or return plain values"
+        "add it to reminders_pipeline.orchestration.io_manager.DATACLASSES or return plain values"
     )
 
 

@@ -13,16 +13,16 @@ from dagster import (
     op,
 )
 
-from reminders_pipeline.dispatch import BatchProgress
-from reminders_pipeline.resources import ReminderRunResource
-from reminders_pipeline.run import RunSummary
-from reminders_pipeline.runlog import RunCounts
-from reminders_pipeline.scheduler import DueSelection
+from reminders_pipeline.core.dispatch import BatchProgress
+from reminders_pipeline.core.due import DueSelection
+from reminders_pipeline.core.run import RunSummary
+from reminders_pipeline.core.runlog import RunCounts
+from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 OUTCOME_TAG = "reminders/outcome"
 # One partition per as-of date, materialized only by a run that created that day's
-# reminders (reminders_pipeline/assets.py): skipped and failed runs leave it missing.
+# reminders (reminders_pipeline/orchestration/assets.py): skipped and failed runs leave it missing.
 DAILY_REMINDERS = AssetKey(["reminders", "daily_reminders"])
 
 

@@ -1,0 +1,1 @@
+"""Contact registration paths and manual corrections of contact dates."""
