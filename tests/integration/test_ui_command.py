@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reminders_pipeline import launch
+from reminders_pipeline.orchestration import launch
 from reminders_pipeline.orchestration.launch import (
     LEGACY_CONFIG,
     MANAGED_MARKER,
