@@ -1,37 +1,331 @@
-"""Settings read from the environment, validated once, with sane defaults."""
+"""Every setting of the project: the REMINDERS_* variables, in one registry.
+
+Each variable has one `Setting`: its name, type, default, bounds and a one-line doc.
+Nothing is read at import: `Setting.get()` parses the environment when it is
+called, and a bad value raises ConfigError naming the variable. This is the only
+module that reads `os.environ`. The README's configuration table is generated from
+the registry (`markdown_table()`; a test holds the two equal).
+
+Values that Dagster fixes when the code location loads (cron, partitions start,
+sensor intervals and default status, the job's max runtime tag) are read while the
+definitions are built; everything a tick, a sensor evaluation or a run uses is read
+when it happens.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reminders_pipeline.errors import ConfigError
 
+T = TypeVar("T")
+
 DEFAULT_TIMEZONE = "Europe/Oslo"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
-def _int_env(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One REMINDERS_* variable. `get()` reads it now; blank counts as unset."""
+
+    name: str
+    kind: str  # for the docs: whole number, text, ...
+    default: T
+    doc: str
+    parse: Callable[[Setting[Any], str], T] = field(repr=False)
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False  # never shown in the Dagster UI's resource config
+    default_text: str | None = None  # the default, when it is not a plain value
+
+    def raw(self) -> str | None:
+        value = os.environ.get(self.name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def is_set(self) -> bool:
+        return self.raw() is not None
+
+    def get(self) -> T:
+        raw = self.raw()
+        return self.default if raw is None else self.parse(self, raw)
+
+    def error(self, problem: str, label: str | None = None) -> ConfigError:
+        return ConfigError(f"{label or self.name} {problem}")
+
+    def check(self, value: int, label: str | None = None) -> int:
+        """Hold a number given elsewhere (resource config) to this setting's bounds."""
+        low, high = self.low, self.high
+        if low is not None and high is not None and not low <= value <= high:
+            raise self.error(f"must be between {low} and {high}, got {value}", label)
+        if low is not None and value < low:
+            raise self.error(f"must be at least {low}, got {value}", label)
+        return value
+
+    def describe_default(self) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        if self.default is None or self.default == []:
+            return "unset"
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        return f"`{self.default}`"
+
+    def describe_bounds(self) -> str:
+        if self.choices:
+            return " or ".join(f"`{choice}`" for choice in self.choices)
+        if self.low is not None and self.high is not None:
+            return f"{self.low} to {self.high}"
+        if self.low is not None:
+            return f"at least {self.low}"
+        return ""
+
+
+def _int(setting: Setting[Any], raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise setting.error(f"must be a whole number, got {raw!r}") from None
+    return setting.check(value)
+
+
+def _text(setting: Setting[Any], raw: str) -> str:
+    return raw
+
+
+def _choice(setting: Setting[Any], raw: str) -> str:
+    value = raw.lower()
+    if value not in setting.choices:
+        raise setting.error(f"must be one of {setting.choices}: {value!r}")
     return value
 
 
-def timezone_from_env() -> str:
-    name = os.environ.get("REMINDERS_TIMEZONE") or DEFAULT_TIMEZONE
+def _switch(setting: Setting[Any], raw: str) -> bool:
+    value = raw.lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise setting.error(f"must be on or off (also 1/0, true/false, yes/no), got {raw!r}")
+
+
+def _timezone(setting: Setting[Any], raw: str) -> str:
     try:
-        ZoneInfo(name)
+        ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"REMINDERS_TIMEZONE is not a known timezone: {name!r}") from None
-    return name
+        raise setting.error(f"is not a known timezone: {raw!r}") from None
+    return raw
+
+
+def _date(setting: Setting[Any], raw: str) -> str:
+    try:
+        date.fromisoformat(raw)
+    except ValueError:
+        raise setting.error(f"must be a date as YYYY-MM-DD, got {raw!r}") from None
+    return raw
+
+
+def _path(setting: Setting[Any], raw: str) -> Path:
+    return Path(raw)
+
+
+def _list(setting: Setting[Any], raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _integer(name: str, default: int, doc: str, low: int, high: int | None = None, **kw: Any):
+    return Setting(name, "whole number", default, doc, _int, low=low, high=high, **kw)
+
+
+def _string(name: str, default: str | None, doc: str, **kw: Any) -> Setting[Any]:
+    return Setting(name, "text", default, doc, _text, **kw)
+
+
+# ---------------------------------------------------------------- the registry
+
+DATABASE_URL = _string(
+    "REMINDERS_DATABASE_URL",
+    None,
+    "the reminders database (libpq URL or key=value string); must be a direct or "
+    "session-mode connection, never a transaction-mode pooler",
+    default_text="embedded PostgreSQL in `$REMINDERS_HOME/pgdata`",
+    secret=True,
+)
+HOME = Setting(
+    "REMINDERS_HOME",
+    "path",
+    None,
+    "where the embedded server and the CLI's default Dagster home live",
+    _path,
+    default_text="`./.reminders`",
+)
+TIMEZONE = Setting(
+    "REMINDERS_TIMEZONE",
+    "timezone",
+    DEFAULT_TIMEZONE,
+    'the organisation\'s timezone: "today", partition dates, the schedule',
+    _timezone,
+)
+DEFAULT_INTERVAL_DAYS = _integer(
+    "REMINDERS_DEFAULT_INTERVAL_DAYS", 10, "reminder interval for assignments without their own", 1
+)
+MAX_PER_SILENCE = _integer("REMINDERS_MAX_PER_SILENCE", 3, "most reminders for one silence", 1)
+BATCH_SIZE = _integer(
+    "REMINDERS_BATCH_SIZE", 50_000, "active assignments per dispatch batch (one commit each)", 1
+)
+PARTITIONS_START = Setting(
+    "REMINDERS_PARTITIONS_START",
+    "date",
+    "2024-01-01",
+    "the first day of the job's daily partitions",
+    _date,
+)
+MAX_RUNTIME_S = _integer(
+    "REMINDERS_MAX_RUNTIME_S",
+    4 * 60 * 60,
+    "the job's `dagster/max_runtime` tag (run monitoring's hard stop)",
+    1,
+)
+SCHEDULE_HOUR = _integer("REMINDERS_SCHEDULE_HOUR", 6, "hour of the daily schedule's tick", 0, 23)
+SCHEDULE_MINUTE = _integer(
+    "REMINDERS_SCHEDULE_MINUTE", 0, "minute of the daily schedule's tick", 0, 59
+)
+OVERLAP_POLICY = Setting(
+    "REMINDERS_OVERLAP_POLICY",
+    "choice",
+    "skip",
+    "what a tick does while a run is queued or in progress (docs/decisions/overlap-policy.md)",
+    _choice,
+    choices=("skip", "queue"),
+)
+SENSOR_INTERVAL_S = _integer(
+    "REMINDERS_SENSOR_INTERVAL_S", 60, "how often every sensor evaluates (seconds)", 5, 3600
+)
+SENSORS_DEFAULT_STATUS = Setting(
+    "REMINDERS_SENSORS_DEFAULT_STATUS",
+    "choice",
+    "running",
+    "the sensors' status at first deployment",
+    _choice,
+    choices=("running", "stopped"),
+)
+LONG_RUN_MINUTES = _integer(
+    "REMINDERS_LONG_RUN_MINUTES", 30, "long-run sensor: alert past this many minutes", 1, 7 * 1440
+)
+SKIP_ALERT_AFTER = _integer(
+    "REMINDERS_SKIP_ALERT_AFTER",
+    2,
+    "repeated-skips sensor: alert after this many in a row",
+    1,
+    1000,
+)
+# A lock session younger than this may be a run between taking the lock and
+# writing its 'running' row: not judged stale yet.
+STALE_LOCK_GRACE_S = _integer(
+    "REMINDERS_STALE_LOCK_GRACE_S",
+    60,
+    "stale-lock sensor: a younger lock session may be a run starting",
+    0,
+    3600,
+)
+ZOMBIE_SENSOR = Setting(
+    "REMINDERS_ZOMBIE_SENSOR",
+    "on/off",
+    True,
+    "`off` turns the zombie sensor off (stopped, and idle if started)",
+    _switch,
+)
+# Far above the seconds a live run spends without a session (core/zombies.py).
+ZOMBIE_GRACE_S = _integer(
+    "REMINDERS_ZOMBIE_GRACE_S",
+    300,
+    "zombie sensor: how long a run may have no reminders session",
+    10,
+    24 * 60 * 60,
+)
+ZOMBIE_INTERVAL_S = _integer(
+    "REMINDERS_ZOMBIE_INTERVAL_S",
+    None,  # type: ignore[arg-type]  (REMINDERS_SENSOR_INTERVAL_S)
+    "the zombie sensor's poll interval (seconds)",
+    5,
+    3600,
+    default_text="`REMINDERS_SENSOR_INTERVAL_S`",
+)
+ALERT_SLACK_WEBHOOK_URL = _string(
+    "REMINDERS_ALERT_SLACK_WEBHOOK_URL",
+    None,
+    'Slack-compatible incoming webhook for alerts (`{"text": ...}`; Mattermost too)',
+    secret=True,
+)
+ALERT_WEBHOOK_URL = _string(
+    "REMINDERS_ALERT_WEBHOOK_URL",
+    None,
+    "generic JSON webhook for alerts: `{source, kind, title, text, facts, link}`",
+    secret=True,
+)
+ALERT_SMTP_HOST = _string("REMINDERS_ALERT_SMTP_HOST", None, "SMTP server for alert emails")
+ALERT_SMTP_PORT = _integer("REMINDERS_ALERT_SMTP_PORT", 25, "its port", 1, 65535)
+ALERT_EMAIL_FROM = _string(
+    "REMINDERS_ALERT_EMAIL_FROM", "reminders@localhost", "sender of alert emails"
+)
+ALERT_EMAIL_TO = Setting(
+    "REMINDERS_ALERT_EMAIL_TO", "list", [], "recipients of alert emails, comma-separated", _list
+)
+ALERT_SMTP_USERNAME = _string("REMINDERS_ALERT_SMTP_USERNAME", None, "SMTP login")
+ALERT_SMTP_PASSWORD = _string("REMINDERS_ALERT_SMTP_PASSWORD", None, "SMTP password", secret=True)
+ALERT_SMTP_STARTTLS = Setting(
+    "REMINDERS_ALERT_SMTP_STARTTLS", "on/off", False, "STARTTLS before logging in", _switch
+)
+ALERT_MAX_TRIES = _integer(
+    "REMINDERS_ALERT_MAX_TRIES", 3, "attempts per alert sink, with exponential backoff", 1, 20
+)
+DAGSTER_UI_URL = _string(
+    "REMINDERS_DAGSTER_UI_URL", "http://localhost:3000", "base URL of the links to runs"
+)
+
+REGISTRY: dict[str, Setting[Any]] = {
+    value.name: value for value in list(globals().values()) if isinstance(value, Setting)
+}
+
+
+def markdown_table() -> str:
+    """The README's configuration table, from the registry."""
+    lines = ["| variable | type | default | bounds | meaning |", "|---|---|---|---|---|"]
+    for setting in REGISTRY.values():
+        lines.append(
+            f"| `{setting.name}` | {setting.kind} | {setting.describe_default()} "
+            f"| {setting.describe_bounds()} | {setting.doc} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- derived values
+
+
+def zombie_interval_s() -> int:
+    value = ZOMBIE_INTERVAL_S.get()
+    return SENSOR_INTERVAL_S.get() if value is None else value
+
+
+def embedded_home() -> Path:
+    return HOME.get() or Path.cwd() / ".reminders"
+
+
+def dagster_home() -> str | None:
+    """DAGSTER_HOME, Dagster's own variable (read here, like every other setting)."""
+    return os.environ.get("DAGSTER_HOME") or None
+
+
+def use_dagster_home(path: Path) -> None:
+    """Point this process (and Dagster) at an instance directory."""
+    os.environ["DAGSTER_HOME"] = str(path)
 
 
 @dataclass(frozen=True)
@@ -46,10 +340,10 @@ class ReminderSettings:
     @classmethod
     def from_env(cls) -> ReminderSettings:
         return cls(
-            timezone=timezone_from_env(),
-            default_interval_days=_int_env("REMINDERS_DEFAULT_INTERVAL_DAYS", 10),
-            max_reminders_per_silence=_int_env("REMINDERS_MAX_PER_SILENCE", 3),
-            batch_size=_int_env("REMINDERS_BATCH_SIZE", 50_000),
+            timezone=TIMEZONE.get(),
+            default_interval_days=DEFAULT_INTERVAL_DAYS.get(),
+            max_reminders_per_silence=MAX_PER_SILENCE.get(),
+            batch_size=BATCH_SIZE.get(),
         )
 
     def today(self) -> date:

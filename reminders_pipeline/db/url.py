@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from reminders_pipeline import settings
 from reminders_pipeline.errors import ConfigError
 
-ENV_VAR = "REMINDERS_DATABASE_URL"
+ENV_VAR = settings.DATABASE_URL.name
 log = logging.getLogger(__name__)
 
 # Handles kept for the life of the process: the embedded server stops when the
@@ -55,10 +55,6 @@ def describe(url: str) -> str:
     return f"{host}:{port}/{params.get('dbname') or params.get('user') or ''}"
 
 
-def embedded_home() -> Path:
-    return Path(os.environ.get("REMINDERS_HOME") or Path.cwd() / ".reminders")
-
-
 def start_embedded(pgdata: Path) -> str:
     """Start (or join) an embedded PostgreSQL in pgdata and return its URL."""
     pgdata = pgdata.resolve()
@@ -78,7 +74,7 @@ def start_embedded(pgdata: Path) -> str:
 
 def database_url() -> str:
     """REMINDERS_DATABASE_URL when set; otherwise an embedded server under REMINDERS_HOME."""
-    url = os.environ.get(ENV_VAR)
-    if url is not None and url.strip():
-        return validate_url(url.strip())
-    return with_database(start_embedded(embedded_home() / "pgdata"), "postgres")
+    url = settings.DATABASE_URL.get()
+    if url is not None:
+        return validate_url(url)
+    return with_database(start_embedded(settings.embedded_home() / "pgdata"), "postgres")

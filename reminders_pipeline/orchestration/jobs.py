@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from dagster import DailyPartitionsDefinition, in_process_executor, job
 
+from reminders_pipeline import settings
 from reminders_pipeline.orchestration.ops import (
     acquire_run_lock,
     dispatch_reminders,
@@ -13,18 +12,13 @@ from reminders_pipeline.orchestration.ops import (
     select_due_assignments,
 )
 from reminders_pipeline.orchestration.resources import ReminderRunResource
-from reminders_pipeline.settings import timezone_from_env
 
 SINGLETON_TAG = "reminders/singleton"
-# Hard stop for run monitoring (seconds); a run left STARTED by a host crash is
-# failed after this, so the one-at-a-time queue cannot stay blocked.
-DEFAULT_MAX_RUNTIME_S = 4 * 60 * 60
-
 # The partition key is the as-of date in the organisation's timezone. end_offset=1
 # makes today's partition exist, so the morning schedule can request it.
 reminder_partitions = DailyPartitionsDefinition(
-    start_date=os.environ.get("REMINDERS_PARTITIONS_START", "2024-01-01"),
-    timezone=timezone_from_env(),
+    start_date=settings.PARTITIONS_START.get(),
+    timezone=settings.TIMEZONE.get(),
     end_offset=1,
 )
 
@@ -38,9 +32,9 @@ reminder_partitions = DailyPartitionsDefinition(
     resource_defs={"reminders": ReminderRunResource()},
     tags={
         SINGLETON_TAG: "daily-follow-up",
-        "dagster/max_runtime": str(
-            int(os.environ.get("REMINDERS_MAX_RUNTIME_S", DEFAULT_MAX_RUNTIME_S))
-        ),
+        # Hard stop for run monitoring: a run left STARTED by a host crash is failed
+        # after it, so the one-at-a-time queue cannot stay blocked.
+        "dagster/max_runtime": str(settings.MAX_RUNTIME_S.get()),
     },
     description="Find assignments with no contact for too long and remind their mentors.",
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -16,23 +15,23 @@ except ImportError:  # not POSIX: no cross-process guard, first use must not rac
 
 from dagster import DagsterInstance, execute_job, reconstructable
 
+from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.url import embedded_home
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
 
 
 def dagster_instance() -> DagsterInstance:
     """DAGSTER_HOME's instance; without it, a persistent local one under REMINDERS_HOME."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = embedded_home() / "dagster"
+    if not settings.dagster_home():
+        home = settings.embedded_home() / "dagster"
         home.mkdir(parents=True, exist_ok=True)
         config = home / "dagster.yaml"
         if not config.exists():
             config.write_text("telemetry:\n  enabled: false\n")
-        os.environ["DAGSTER_HOME"] = str(Path(home).resolve())
-    with _first_use_guard(Path(os.environ["DAGSTER_HOME"])):
+        settings.use_dagster_home(Path(home).resolve())
+    with _first_use_guard(Path(settings.dagster_home() or ".")):
         instance = DagsterInstance.get()
         # Touch each storage under the guard: SQLite storage creates its schema on
         # first use, and two processes doing that at once fail ("table runs already

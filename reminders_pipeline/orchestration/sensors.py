@@ -18,7 +18,6 @@ here remember what was already alerted.
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ from dagster import (
     sensor,
 )
 
+from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import (
     long_run_alert,
     now_utc,
@@ -54,22 +54,16 @@ from reminders_pipeline.core.zombies import (
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
-from reminders_pipeline.orchestration.schedules import env_int
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LONG_RUN_MINUTES = env_int("REMINDERS_LONG_RUN_MINUTES", 30, 1, 7 * 24 * 60)
-SKIP_ALERT_AFTER = env_int("REMINDERS_SKIP_ALERT_AFTER", 2, 1, 1000)
-SENSOR_INTERVAL_S = env_int("REMINDERS_SENSOR_INTERVAL_S", 60, 5, 3600)
-# A lock session younger than this may be a run between taking the lock and
-# writing its 'running' row: not judged stale yet.
-STALE_LOCK_GRACE_S = env_int("REMINDERS_STALE_LOCK_GRACE_S", 60, 0, 3600)
-SENSOR_STATUS = (
-    DefaultSensorStatus.STOPPED
-    if os.environ.get("REMINDERS_SENSORS_DEFAULT_STATUS", "").lower() == "stopped"
-    else DefaultSensorStatus.RUNNING
-)
+
+def sensor_status() -> DefaultSensorStatus:
+    """The sensors' status at first deployment (REMINDERS_SENSORS_DEFAULT_STATUS)."""
+    return DefaultSensorStatus(settings.SENSORS_DEFAULT_STATUS.get().upper())
+
+
 RUNNING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 # Set on a run that zombie_run_sensor failed (its alert already went out).
@@ -190,25 +184,27 @@ def check_long_runs(
 
 @sensor(
     name="long_running_reminders_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=SENSOR_STATUS,
-    description=f"Alerts once per reminders run in progress over {LONG_RUN_MINUTES} minutes.",
+    minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
+    default_status=sensor_status(),
+    description="Alerts once per reminders run in progress over "
+    f"{settings.LONG_RUN_MINUTES.get()} minutes.",
 )
 def long_running_reminders_sensor(
     context: SensorEvaluationContext,
     reminders_db: RemindersDatabaseResource,
     alerts: AlertResource,
 ) -> SkipReason:
+    minutes = settings.LONG_RUN_MINUTES.get()
     fired, problems, cursor = check_long_runs(
         context.instance,
         reminders_db,
         alerts,
         context.cursor,
-        timedelta(minutes=LONG_RUN_MINUTES),
+        timedelta(minutes=minutes),
         context.log,
     )
     context.update_cursor(cursor)
-    return _summary(fired, problems, f"no run over {LONG_RUN_MINUTES} min")
+    return _summary(fired, problems, f"no run over {minutes} min")
 
 
 # ------------------------------------------------------------------ failures
@@ -244,8 +240,8 @@ def failure_message(context: RunFailureSensorContext) -> str:
 @run_failure_sensor(
     name="reminders_run_failure_sensor",
     monitored_jobs=[reminders_job],
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=SENSOR_STATUS,
+    minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
+    default_status=sensor_status(),
     description="Alerts on every failed reminders run, with the error and a link to the run.",
 )
 def reminders_run_failure_sensor(context: RunFailureSensorContext, alerts: AlertResource) -> None:
@@ -319,9 +315,10 @@ def check_repeated_skips(
 
 @sensor(
     name="repeated_skips_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=SENSOR_STATUS,
-    description=f"Alerts when {SKIP_ALERT_AFTER} or more reminders runs in a row were skipped.",
+    minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
+    default_status=sensor_status(),
+    description=f"Alerts when {settings.SKIP_ALERT_AFTER.get()} or more reminders runs in a row"
+    " were skipped.",
 )
 def repeated_skips_sensor(
     context: SensorEvaluationContext,
@@ -329,7 +326,7 @@ def repeated_skips_sensor(
     alerts: AlertResource,
 ) -> SkipReason:
     fired, problems, cursor = check_repeated_skips(
-        reminders_db, alerts, context.cursor, SKIP_ALERT_AFTER, context.log
+        reminders_db, alerts, context.cursor, settings.SKIP_ALERT_AFTER.get(), context.log
     )
     if cursor is not None:
         context.update_cursor(cursor)
@@ -345,7 +342,7 @@ def stale_reason(
     """Why the holder's run is not in progress, or None when it is (or may be)."""
     if holder.since is not None:
         age = now_utc() - holder.since
-        if age < timedelta(seconds=STALE_LOCK_GRACE_S):
+        if age < timedelta(seconds=settings.STALE_LOCK_GRACE_S.get()):
             return None
     if holder.run_id is not None:
         run = instance.get_run_by_id(holder.run_id)
@@ -395,8 +392,8 @@ def check_stale_lock(
 
 @sensor(
     name="stale_lock_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=SENSOR_STATUS,
+    minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
+    default_status=sensor_status(),
     description=(
         "Alerts when the reminders run lock is held by a session whose run is finished, "
         "failed or unknown to Dagster. Never terminates it."
@@ -419,16 +416,8 @@ def stale_lock_sensor(
 
 # Off switch: REMINDERS_ZOMBIE_SENSOR=off. The sensor then starts stopped and, if
 # turned on in the UI anyway, does nothing, so a deployment can opt out for sure.
-ZOMBIE_SENSOR_ON = os.environ.get("REMINDERS_ZOMBIE_SENSOR", "on").strip().lower() not in (
-    "off",
-    "false",
-    "0",
-    "no",
-)
-# How long a run in progress may have no reminders session before it is failed.
-# Far above the seconds a live run spends without one (zombies.py); 10 s at least.
-ZOMBIE_GRACE_S = env_int("REMINDERS_ZOMBIE_GRACE_S", 300, 10, 24 * 60 * 60)
-ZOMBIE_INTERVAL_S = env_int("REMINDERS_ZOMBIE_INTERVAL_S", SENSOR_INTERVAL_S, 5, 3600)
+# REMINDERS_ZOMBIE_GRACE_S: how long a run in progress may have no reminders
+# session before it is failed.
 ZOMBIE_STATUSES = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
@@ -520,11 +509,12 @@ def _parse_time(value: Any) -> datetime | None:
 
 @sensor(
     name="zombie_run_sensor",
-    minimum_interval_seconds=ZOMBIE_INTERVAL_S,
-    default_status=SENSOR_STATUS if ZOMBIE_SENSOR_ON else DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=settings.zombie_interval_s(),
+    default_status=sensor_status() if settings.ZOMBIE_SENSOR.get() else DefaultSensorStatus.STOPPED,
     description=(
         "Marks failed (and alerts once for) reminders runs shown STARTED or STARTING with no"
-        f" reminders database session for {ZOMBIE_GRACE_S} s: their worker is gone."
+        f" reminders database session for {settings.ZOMBIE_GRACE_S.get()} s: their worker is"
+        " gone."
     ),
 )
 def zombie_run_sensor(
@@ -532,14 +522,14 @@ def zombie_run_sensor(
     reminders_db: RemindersDatabaseResource,
     alerts: AlertResource,
 ) -> SkipReason:
-    if not ZOMBIE_SENSOR_ON:
+    if not settings.ZOMBIE_SENSOR.get():
         return SkipReason("off: REMINDERS_ZOMBIE_SENSOR=off")
     fired, problems, cursor = check_zombie_runs(
         context.instance,
         reminders_db,
         alerts,
         context.cursor,
-        timedelta(seconds=ZOMBIE_GRACE_S),
+        timedelta(seconds=settings.ZOMBIE_GRACE_S.get()),
         context.log,
     )
     if cursor is not None:

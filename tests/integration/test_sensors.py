@@ -13,6 +13,7 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
+from reminders_pipeline import settings
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.core.runlog import RunCounts, RunLog
 from reminders_pipeline.db.connector import Database
@@ -25,6 +26,7 @@ from reminders_pipeline.orchestration.resources import (
 )
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
+from tests.helpers.settings import override
 
 NOW = datetime.now(UTC)
 
@@ -202,7 +204,7 @@ def test_repeated_skips_alert_once_per_streak_naming_the_holder(
 
 @pytest.fixture
 def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensors, "STALE_LOCK_GRACE_S", 0)
+    override(monkeypatch, "STALE_LOCK_GRACE_S", 0)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +269,7 @@ def test_lock_held_by_a_run_in_progress_is_not_stale(
 def test_a_just_opened_lock_session_gets_a_grace_period(
     instance: DagsterInstance, db_url: str, resources: dict, webhook: WebhookServer
 ) -> None:
-    assert sensors.STALE_LOCK_GRACE_S > 0
+    assert settings.STALE_LOCK_GRACE_S.get() > 0
     with RunLock(db_url, "starting-run") as lock:
         assert lock.try_acquire()
         evaluate(sensors.stale_lock_sensor, instance, resources, None)
