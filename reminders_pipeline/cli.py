@@ -11,10 +11,24 @@ from datetime import date, datetime
 from typing import Any
 
 import click
-import psycopg
 
+from reminders_pipeline.admin.cli import admin
+from reminders_pipeline.core.lock import LOCK_KEY, lock_holder
+from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline.db import seed as seeding
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.url import database_url as _url
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
+
+# Imported inside the commands that need them, so that every other command starts
+# quickly: db.migrate (Alembic, SQLAlchemy) and orchestration.launch (Dagster).
+
+
+def _require_migrated(url: str) -> None:
+    from reminders_pipeline.db.migrate import require_migrated
+
+    require_migrated(url)
 
 
 def _json_default(value: Any) -> Any:
@@ -25,23 +39,6 @@ def _json_default(value: Any) -> Any:
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, default=_json_default))
-
-
-def _url() -> str:
-    from reminders_pipeline.db.url import database_url
-
-    return database_url()
-
-
-def _require_migrated(url: str) -> None:
-    from reminders_pipeline.db.migrate import current_revision, head_revision
-
-    current, head = current_revision(url), head_revision()
-    if current != head:
-        raise ConfigError(
-            f"the reminders database schema is at {current or 'nothing'}, the code needs {head}: "
-            "run `reminders db upgrade`"
-        )
 
 
 @click.group()
@@ -95,8 +92,6 @@ def db_status() -> None:
 @click.option("--reset", is_flag=True, help="Empty the reminders tables first.")
 def seed(count: int, due_fraction: float, reset: bool) -> None:
     """Write synthetic mentors, assignments and activities."""
-    from reminders_pipeline.db.connector import Database
-    from reminders_pipeline.db.seed import seed as seed_data
 
     if count < 0:
         raise ConfigError(f"--assignments must be zero or more, got {count}")
@@ -108,7 +103,7 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
     started = time.perf_counter()
     show = sys.stderr.isatty()
     with click.progressbar(length=count, label="seeding", file=sys.stderr, hidden=not show) as bar:
-        result = seed_data(
+        result = seeding.seed(
             Database(url),
             assignments=count,
             due_fraction=due_fraction,
@@ -187,8 +182,6 @@ def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:
     """The execution log, newest first."""
-    from reminders_pipeline.core.runlog import RunLog
-    from reminders_pipeline.db.connector import Database
 
     rows = RunLog(Database(_url())).recent(limit=limit)
     if as_json:
@@ -221,11 +214,8 @@ def lock() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def lock_status(as_json: bool) -> None:
     """Free, or held by whom."""
-    from reminders_pipeline.core.lock import LOCK_KEY, find_lock_holder
-    from reminders_pipeline.db.connector import connect
 
-    with connect(_url(), autocommit=True) as conn:
-        holder = find_lock_holder(conn)
+    holder = lock_holder(_url())
     if as_json:
         _print_json(
             {
@@ -253,8 +243,6 @@ def lock_status(as_json: bool) -> None:
             click.echo(f"  client:           {holder.client_addr}")
 
 
-from reminders_pipeline.admin.cli import admin  # noqa: E402
-
 cli.add_command(admin)
 
 
@@ -277,9 +265,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except RemindersError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except psycopg.Error as exc:
-        click.echo(f"error: database error: {_first_line(exc)}", err=True)
         sys.exit(1)
     except Exception as exc:
         # A bug or an environment problem we did not foresee: still one line, and

@@ -30,9 +30,9 @@ from reminders_pipeline.contacts.corrections import (
     AssignmentAdminService,
     check_reason,
 )
-from reminders_pipeline.core.lock import LOCK_KEY, find_lock_holder
+from reminders_pipeline.core.lock import LOCK_KEY, lock_holder
 from reminders_pipeline.core.runlog import RunLog
-from reminders_pipeline.db.connector import Database, connect
+from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import (
     AssignmentNotFound,
     CorrectionRefused,
@@ -419,8 +419,7 @@ def create_app(url: str, settings: ReminderSettings | None = None) -> FastAPI:
     @app.get("/lock", response_model=LockStatus, responses=_errors(401, 403), tags=["runs"])
     def lock_status(token: Reader) -> Any:
         """The run lock: free, or who holds it."""
-        with connect(url, autocommit=True) as conn:
-            holder = find_lock_holder(conn)
+        holder = lock_holder(url)
         return {
             "lock_key": list(LOCK_KEY),
             "held": holder is not None,

@@ -14,10 +14,8 @@ import unicodedata
 from datetime import date, timedelta
 from typing import Any
 
-import psycopg
-
 from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused
 from reminders_pipeline.settings import ReminderSettings
@@ -103,7 +101,7 @@ class AssignmentAdminService:
             "admin_list_audit", limit=limit, offset=offset, assignment_id=assignment_id
         )
 
-    def _view(self, conn: psycopg.Connection, row: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, conn: Session, row: dict[str, Any]) -> dict[str, Any]:
         today = self.settings.today()
         interval = row["reminder_interval_days"] or self.settings.default_interval_days
         max_per_silence = self.settings.max_reminders_per_silence

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from reminders_pipeline.core.channel import IN_APP, DeliveryChannel
 from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.delivery.channels import CHANNELS, DeliveryChannel
 from reminders_pipeline.settings import ReminderSettings
 
 FOLLOW_UP_REMINDER = "follow_up_reminder"
@@ -35,7 +35,7 @@ class ReminderDispatchService:
         self,
         db: Database,
         settings: ReminderSettings,
-        channel: DeliveryChannel = CHANNELS["in_app"],
+        channel: DeliveryChannel = IN_APP,
     ) -> None:
         self.db = db
         self.settings = settings

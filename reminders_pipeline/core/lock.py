@@ -14,25 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
-from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.connector import Session, connect
+from reminders_pipeline.db.lock_keys import LOCK_KEY, LOCK_NAMESPACE, REMINDERS_RUN_JOB
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.errors import LockLost
+from reminders_pipeline.errors import DatabaseError, LockLost
 
 log = logging.getLogger(__name__)
 
-# LOCK_KEY uses the two-int form (namespace, job) of the advisory-lock functions.
-# The namespace 0x52454D49 is "REMI" in ASCII: a value chosen to be recognisable
-# in pg_locks (classid = 1380273481) and unlikely to collide with other users of
-# the same database, which by convention take their own namespace (or use the
-# one-bigint form, a separate key space: objsubid 1 instead of 2). Jobs inside
-# the namespace: 0 is schema migration, 1 the daily follow-up reminders run.
-# Changing the value while an old deployment still runs would let both run at
-# once: never change it without stopping every deployment first.
-LOCK_NAMESPACE = 0x52454D49
-REMINDERS_RUN_JOB = 1
-LOCK_KEY = (LOCK_NAMESPACE, REMINDERS_RUN_JOB)
+# LOCK_KEY (namespace "REMI", job 1) is defined and documented in db/lock_keys.py,
+# beside the migration lock's key, so the db layer needs nothing from here.
 
 APPLICATION_PREFIX = "reminders-run:"
 
@@ -102,9 +92,15 @@ def _params() -> dict[str, int]:
     return {"namespace": LOCK_NAMESPACE, "job": REMINDERS_RUN_JOB}
 
 
-def find_lock_holder(conn: psycopg.Connection) -> LockHolder | None:
+def find_lock_holder(conn: Session) -> LockHolder | None:
     row = conn.execute(query("run_lock_holder"), _params()).fetchone()
     return LockHolder.from_row(row) if row else None
+
+
+def lock_holder(url: str) -> LockHolder | None:
+    """Who holds the run lock now, read on a short session of its own."""
+    with connect(url, autocommit=True) as conn:
+        return find_lock_holder(conn)
 
 
 class RunLock:
@@ -117,7 +113,7 @@ class RunLock:
     def __init__(self, url: str, run_id: str | None) -> None:
         self.url = url
         self.run_id = run_id
-        self._conn: psycopg.Connection | None = None
+        self._conn: Session | None = None
         self.acquired = False
 
     def __enter__(self) -> RunLock:
@@ -141,14 +137,14 @@ class RunLock:
         self.close()
 
     @property
-    def conn(self) -> psycopg.Connection:
+    def conn(self) -> Session:
         if self._conn is None:
             raise RuntimeError("RunLock used outside its `with` block")
         return self._conn
 
     @property
     def backend_pid(self) -> int:
-        return self.conn.info.backend_pid
+        return self.conn.backend_pid
 
     def try_acquire(self) -> bool:
         row = self.conn.execute(query("try_run_lock"), _params()).fetchone()
@@ -162,8 +158,10 @@ class RunLock:
         """Raise LockLost unless this session still holds the lock."""
         try:
             row = self.conn.execute(query("run_lock_held_by_me"), _params()).fetchone()
-        except psycopg.Error as exc:
-            raise LockLost(f"the run lock connection is gone: {exc}".strip()) from exc
+        except DatabaseError as exc:
+            raise LockLost(
+                f"the run lock connection is gone: {exc.__cause__ or exc}".strip()
+            ) from exc
         if not (row and row["held"]):
             raise LockLost("the run lock is no longer held by this run's session")
 
@@ -174,7 +172,7 @@ class RunLock:
         self.acquired = False
         try:
             row = self.conn.execute(query("release_run_lock"), _params()).fetchone()
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             # The session is gone, and the lock with it.
             log.warning("could not release the run lock (connection lost: %s)", exc)
             return False

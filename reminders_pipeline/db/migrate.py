@@ -16,13 +16,13 @@ from alembic.script import ScriptDirectory
 from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
-from reminders_pipeline.core.lock import LOCK_NAMESPACE
-from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.connector import raw_connection
+from reminders_pipeline.db.lock_keys import MIGRATION_LOCK
+from reminders_pipeline.db.url import database_url
+from reminders_pipeline.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "reminders_schema_version"
-# Concurrent `upgrade` calls (two deployments starting at once) wait for each other.
-MIGRATION_LOCK = (LOCK_NAMESPACE, 0)
 
 
 def run_sql_file(revision_file: str) -> None:
@@ -44,7 +44,7 @@ def _config(connection: sqlalchemy.Connection | None = None) -> Config:
 def _engine(url: str) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
         "postgresql+psycopg://",
-        creator=lambda: connect(url, row_factory=tuple_row),
+        creator=lambda: raw_connection(url, row_factory=tuple_row),
         poolclass=NullPool,
     )
 
@@ -80,3 +80,20 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
         return before, after
     finally:
         engine.dispose()
+
+
+def require_migrated(url: str) -> None:
+    """Refuse to work on a database whose schema is not the code's."""
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the reminders database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `reminders db upgrade`"
+        )
+
+
+def migrated_database_url() -> str:
+    """The reminders database's URL, once its schema is known to be current."""
+    url = database_url()
+    require_migrated(url)
+    return url

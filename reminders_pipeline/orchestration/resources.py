@@ -6,11 +6,11 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from reminders_pipeline import settings
-from reminders_pipeline.core.lock import LockHolder, find_lock_holder
+from reminders_pipeline.core.lock import LockHolder, lock_holder
 from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.core.services import build_reminder_run
-from reminders_pipeline.db.connector import Database, connect
+from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import database_url, validate_url
 from reminders_pipeline.settings import ReminderSettings
 
@@ -106,5 +106,4 @@ class RemindersDatabaseResource(ConfigurableResource):
         return RunLog(Database(self.resolved_database_url()))
 
     def lock_holder(self) -> LockHolder | None:
-        with connect(self.resolved_database_url(), autocommit=True) as conn:
-            return find_lock_holder(conn)
+        return lock_holder(self.resolved_database_url())

@@ -42,13 +42,13 @@ from reminders_pipeline.alerts.messages import (
     repeated_skips_alert,
     run_failed_alert,
     stale_lock_alert,
+    zombie_alert,
 )
 from reminders_pipeline.core.lock import APPLICATION_PREFIX, LockHolder
 from reminders_pipeline.core.zombies import (
     RunSeen,
     find_zombies,
     live_run_ids,
-    zombie_alert,
     zombie_failure_message,
 )
 from reminders_pipeline.orchestration.alert_resource import AlertResource
