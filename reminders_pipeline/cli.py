@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from reminders_pipeline.admin.cli import admin
-from reminders_pipeline.core.lock import LOCK_KEY, lock_holder
-from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
+from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import database_url as _url
@@ -121,7 +121,7 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
 # ------------------------------------------------------------------ run
 
 
-def _run(as_of: str | None, as_json: bool) -> dict[str, Any]:
+def _run(as_of: str | None, as_json: bool) -> RunSummary:
     from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
 
     settings = ReminderSettings.from_env()
@@ -134,18 +134,17 @@ def _run(as_of: str | None, as_json: bool) -> dict[str, Any]:
     return run_reminders_job(url, day)
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    line = (
-        f"{summary['status']}: run {summary['run_id']} for {summary['as_of']}: "
-        f"{summary['selected']} due, {summary['created']} reminders created, "
-        f"{summary['already_existed']} already existed, {summary['duration_s']:.2f}s"
+def _print_summary(summary: RunSummary) -> None:
+    click.echo(
+        f"{summary.status}: run {summary.dagster_run_id} for {summary.as_of}: "
+        f"{summary.selected} due, {summary.created} reminders created, "
+        f"{summary.already_existed} already existed, {summary.duration_s:.2f}s"
     )
-    click.echo(line)
-    if summary.get("blocked_by"):
-        b = summary["blocked_by"]
+    if summary.holder:
+        b = summary.holder.to_dict()
         click.echo(f"  lock held by pid {b['pid']} (run {b['run_id']}, since {b['since']})")
-    if summary.get("error"):
-        click.echo(f"  error: {summary['error']}")
+    if summary.error:
+        click.echo(f"  error: {summary.error}")
 
 
 @cli.command()
@@ -156,10 +155,10 @@ def run(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
     """Run the reminders job once (the same job the schedule launches)."""
     summary = _run(as_of, as_json)
     if as_json:
-        _print_json(summary)
+        _print_json(summary.to_dict())
     else:
         _print_summary(summary)
-    ctx.exit(0 if summary["status"] in ("success", "skipped") else 1)
+    ctx.exit(0 if summary.status in ("success", "skipped") else 1)
 
 
 @cli.command()
@@ -174,7 +173,7 @@ def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
     _print_summary(summary)
     click.echo("execution log (newest first):")
     ctx.invoke(runs, limit=5, as_json=False)
-    ctx.exit(0 if summary["status"] in ("success", "skipped") else 1)
+    ctx.exit(0 if summary.status in ("success", "skipped") else 1)
 
 
 @cli.command()
@@ -182,7 +181,6 @@ def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:
     """The execution log, newest first."""
-
     rows = RunLog(Database(_url())).recent(limit=limit)
     if as_json:
         _print_json(rows)
@@ -214,24 +212,9 @@ def lock() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def lock_status(as_json: bool) -> None:
     """Free, or held by whom."""
-
     holder = lock_holder(_url())
     if as_json:
-        _print_json(
-            {
-                "lock_key": list(LOCK_KEY),
-                "held": holder is not None,
-                "holder": None
-                if holder is None
-                else {
-                    "pid": holder.pid,
-                    "application_name": holder.application_name,
-                    "since": holder.since,
-                    "client_addr": holder.client_addr,
-                    "run_id": holder.run_id,
-                },
-            }
-        )
+        _print_json(lock_state(holder))
     elif holder is None:
         click.echo(f"free (advisory lock {LOCK_KEY[0]}, {LOCK_KEY[1]})")
     else:

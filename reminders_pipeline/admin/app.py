@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -30,7 +29,7 @@ from reminders_pipeline.contacts.corrections import (
     AssignmentAdminService,
     check_reason,
 )
-from reminders_pipeline.core.lock import LOCK_KEY, lock_holder
+from reminders_pipeline.core.lock import LockHolder, lock_holder, lock_state
 from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import (
@@ -194,18 +193,10 @@ class AuditPage(BaseModel):
     next_offset: int | None
 
 
-class LockHolderView(BaseModel):
-    pid: int
-    application_name: str | None
-    since: datetime | None
-    client_addr: str | None
-    run_id: str | None
-
-
 class LockStatus(BaseModel):
     lock_key: list[int]
     held: bool
-    holder: LockHolderView | None
+    holder: LockHolder | None  # the dataclass itself: one shape, no copy
 
 
 class Health(BaseModel):
@@ -419,12 +410,7 @@ def create_app(url: str, settings: ReminderSettings | None = None) -> FastAPI:
     @app.get("/lock", response_model=LockStatus, responses=_errors(401, 403), tags=["runs"])
     def lock_status(token: Reader) -> Any:
         """The run lock: free, or who holds it."""
-        holder = lock_holder(url)
-        return {
-            "lock_key": list(LOCK_KEY),
-            "held": holder is not None,
-            "holder": None if holder is None else asdict(holder),
-        }
+        return lock_state(lock_holder(url))
 
     @app.get("/audit", response_model=AuditPage, responses=_errors(401, 403), tags=["audit"])
     def list_audit(

@@ -77,6 +77,29 @@ class LockHolder:
             run_id=run_id_from_application_name(row["application_name"]),
         )
 
+    @classmethod
+    def from_blocked_row(cls, row: dict[str, Any]) -> LockHolder | None:
+        """The holder a 'skipped' reminder_runs row recorded (blocked_by_* columns)."""
+        if row.get("blocked_by_pid") is None:
+            return None
+        return cls(
+            pid=row["blocked_by_pid"],
+            application_name=row["blocked_by_application_name"],
+            since=row["blocked_since"],
+            client_addr=None,
+            run_id=row["blocked_by_run_id"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a lock holder: CLI, admin API, op metadata."""
+        return {
+            "pid": self.pid,
+            "application_name": self.application_name,
+            "since": self.since.isoformat() if self.since else None,
+            "client_addr": self.client_addr,
+            "run_id": self.run_id,
+        }
+
     def describe(self) -> str:
         who = f"pid {self.pid}"
         if self.run_id:
@@ -101,6 +124,15 @@ def lock_holder(url: str) -> LockHolder | None:
     """Who holds the run lock now, read on a short session of its own."""
     with connect(url, autocommit=True) as conn:
         return find_lock_holder(conn)
+
+
+def lock_state(holder: LockHolder | None) -> dict[str, Any]:
+    """The run lock's state as JSON: the CLI's `lock status --json` and the admin API's /lock."""
+    return {
+        "lock_key": list(LOCK_KEY),
+        "held": holder is not None,
+        "holder": holder.to_dict() if holder else None,
+    }
 
 
 class RunLock:

@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Protocol
 
 from reminders_pipeline.core.dispatch import BatchProgress, ReminderDispatchService
 from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
 from reminders_pipeline.core.lock import LockHolder
-from reminders_pipeline.core.runlog import RunCounts, RunLog
+from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +35,6 @@ class Lock(Protocol):
     def holder(self) -> LockHolder | None: ...
     def ensure_held(self) -> None: ...
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    status: str
-    as_of: date
-    dagster_run_id: str | None
-    run_row_id: int | None
-    selected: int = 0
-    created: int = 0
-    already_existed: int = 0
-    duration_s: float = 0.0
-    holder: LockHolder | None = None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["as_of"] = self.as_of.isoformat()
-        data["holder"] = self.holder.describe() if self.holder else None
-        return data
 
 
 class ReminderRun:

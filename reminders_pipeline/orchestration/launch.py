@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 try:
     import fcntl
@@ -16,7 +16,7 @@ except ImportError:  # not POSIX: no cross-process guard, first use must not rac
 from dagster import DagsterInstance, execute_job, reconstructable
 
 from reminders_pipeline import settings
-from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
@@ -68,7 +68,7 @@ def check_partition(as_of: date) -> str:
 
 def run_reminders_job(
     url: str, as_of: date, trigger: str = "cli", log_level: str = "INFO"
-) -> dict[str, Any]:
+) -> RunSummary:
     """Execute one run of the job (the definition the schedule launches) and summarise it."""
     key = check_partition(as_of)
     with dagster_instance() as instance:
@@ -79,7 +79,6 @@ def run_reminders_job(
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     rows = RunLog(Database(url)).for_dagster_run(result.run_id)
-    row = rows[0] if rows else None
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure and e.event_specific_data]
@@ -88,26 +87,12 @@ def run_reminders_job(
             if err is not None:
                 error = err.message.strip()
                 break
-    if row is not None:
-        error = row["error"] if row["status"] == "failed" else error
-    return {
-        "status": row["status"] if row else ("success" if result.success else "failed"),
-        "run_id": result.run_id,
-        "as_of": key,
-        "selected": (row or {}).get("selected") or 0,
-        "created": (row or {}).get("created") or 0,
-        "already_existed": (row or {}).get("already_existed") or 0,
-        "duration_s": round((row or {}).get("duration_s") or 0.0, 3),
-        "reminder_runs_id": row["id"] if row else None,
-        "blocked_by": (
-            {
-                "pid": row["blocked_by_pid"],
-                "application_name": row["blocked_by_application_name"],
-                "run_id": row["blocked_by_run_id"],
-                "since": row["blocked_since"].isoformat() if row["blocked_since"] else None,
-            }
-            if row and row["status"] == "skipped"
-            else None
-        ),
-        "error": error if (row is None or row["status"] != "success") else None,
-    }
+    if not rows:  # the run failed before it could log itself
+        status = "success" if result.success else "failed"
+        return RunSummary(
+            status, as_of, result.run_id, None, error=error if not result.success else None
+        )
+    summary = RunSummary.from_row(rows[0])
+    if summary.status == "failed":
+        return summary  # the log's error names the step's problem
+    return replace(summary, error=error if summary.status != "success" else None)

@@ -44,8 +44,7 @@ def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
         )
         return
     metadata = report_skipped(context, skipped)
-    holder = skipped.holder.describe() if skipped.holder else None
-    yield Output({"holder": holder}, "skipped", metadata=metadata)
+    yield Output(skipped.to_dict(), "skipped", metadata=metadata)
 
 
 def report_skipped(context: OpExecutionContext, skipped: RunSummary) -> dict[str, Any]:
@@ -55,11 +54,9 @@ def report_skipped(context: OpExecutionContext, skipped: RunSummary) -> dict[str
     context.log.warning(
         f"Another run holds the reminders lock; skipping ({holder.describe() if holder else '?'})"
     )
+    fields = holder.to_dict() if holder else dict.fromkeys(("pid", "application_name", "run_id"))
     return {
-        "holder_pid": holder.pid if holder else None,
-        "holder_application_name": holder.application_name if holder else None,
-        "holder_run_id": holder.run_id if holder else None,
-        "holder_since": holder.since.isoformat() if holder and holder.since else None,
+        **{f"holder_{key}": value for key, value in fields.items()},
         "reminder_runs_id": skipped.run_row_id,
     }
 
