@@ -57,6 +57,7 @@ class ReminderRun:
         self.as_of: date | None = None
         self.run_row_id: int | None = None
         self.summary: RunSummary | None = None
+        self.selection: DueSelection | None = None
         self._lock_open = False
         self._started = 0.0
         self._counts = RunCounts()
@@ -106,7 +107,8 @@ class ReminderRun:
     def select(self) -> DueSelection:
         assert self.as_of is not None, "start() first"
         with self._failing_on_error():
-            return self.scheduler.select_due(self.as_of)
+            self.selection = self.scheduler.select_due(self.as_of)
+            return self.selection
 
     def dispatch(
         self, on_progress: Callable[[BatchProgress], None] = lambda progress: None

@@ -27,8 +27,8 @@ reminder_partitions = DailyPartitionsDefinition(
     # All ops share one process, so the run lock's session lives across them.
     executor_def=in_process_executor,
     partitions_def=reminder_partitions,
-    # Outputs go to the default filesystem IO manager, so a failed run can be
-    # re-executed from the failed op (which then takes the lock itself).
+    # The ops pass nothing but ordering (Nothing dependencies), so a failed run can
+    # be re-executed from the failed op with nothing to load (it takes the lock itself).
     resource_defs={"reminders": ReminderRunResource()},
     tags={
         SINGLETON_TAG: "daily-follow-up",
@@ -39,5 +39,5 @@ reminder_partitions = DailyPartitionsDefinition(
     description="Find assignments with no contact for too long and remind their mentors.",
 )
 def reminders_job() -> None:
-    as_of, _skipped = acquire_run_lock()
-    release_run_lock(dispatch_reminders(select_due_assignments(as_of)))
+    locked, _skipped = acquire_run_lock()
+    release_run_lock(dispatch_reminders(select_due_assignments(locked)))

@@ -1,14 +1,19 @@
-"""The reminders job's ops: each hands the run resource to one step of ReminderRun."""
+"""The reminders job's ops: each hands the run resource to one step of ReminderRun.
+
+Data flows one way, through the run resource alone: its ReminderRun holds the
+as-of date, the run's log row and the counts, and the ops only order the steps.
+Their links are `Nothing` dependencies (In(Nothing)/Out(Nothing)): an op runs
+after the one before it yielded, and is skipped when it did not (the lock was
+held by another run). Values reach the UI as metadata, not as inputs.
+"""
 
 from datetime import date
 from typing import Any
 
-from dagster import MetadataValue, OpExecutionContext, Out, Output, op
+from dagster import In, MetadataValue, Nothing, OpExecutionContext, Out, Output, op
 
 from reminders_pipeline.core.dispatch import BatchProgress
-from reminders_pipeline.core.due import DueSelection
 from reminders_pipeline.core.run import RunSummary
-from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
@@ -24,8 +29,8 @@ def as_of_for(context: OpExecutionContext) -> date:
 
 @op(
     out={
-        "acquired": Out(date, is_required=False, description="the as-of date, lock held"),
-        "skipped": Out(dict, is_required=False, description="who held the lock"),
+        "acquired": Out(Nothing, is_required=False, description="the lock is held"),
+        "skipped": Out(dict, is_required=False, description="the skipped run's summary"),
     }
 )
 def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource):
@@ -34,7 +39,7 @@ def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
     skipped = reminders.run.start(as_of)
     if skipped is None:
         yield Output(
-            as_of,
+            None,
             "acquired",
             metadata={
                 "as_of": as_of.isoformat(),
@@ -73,35 +78,37 @@ def lock_held_or_skipped(context: OpExecutionContext, reminders: ReminderRunReso
     return False
 
 
-@op(out=Out(DueSelection, is_required=False))
-def select_due_assignments(
-    context: OpExecutionContext, reminders: ReminderRunResource, as_of: date
-):
+@op(ins={"locked": In(Nothing)}, out=Out(Nothing, is_required=False))
+def select_due_assignments(context: OpExecutionContext, reminders: ReminderRunResource):
     if not lock_held_or_skipped(context, reminders):
         return
     selection = reminders.run.select()
-    context.log.info(f"{selection.due} of {selection.active} active assignments due on {as_of}")
-    yield Output(selection, metadata={"due": selection.due, "active": selection.active})
+    context.log.info(
+        f"{selection.due} of {selection.active} active assignments due on {selection.as_of}"
+    )
+    yield Output(None, metadata={"due": selection.due, "active": selection.active})
 
 
-@op(out=Out(RunCounts, is_required=False))
-def dispatch_reminders(
-    context: OpExecutionContext, reminders: ReminderRunResource, selection: DueSelection
-):
+@op(ins={"selected": In(Nothing)}, out=Out(Nothing, is_required=False))
+def dispatch_reminders(context: OpExecutionContext, reminders: ReminderRunResource):
     if not lock_held_or_skipped(context, reminders):
         return
+    # The selection's snapshot when this run made it; a re-execution that starts
+    # here has none and reports batches without the total.
+    active = reminders.run.selection.active if reminders.run.selection else None
 
     def report(progress: BatchProgress) -> None:
-        done = min(progress.scanned, selection.active) if selection.active else progress.scanned
+        done = min(progress.scanned, active) if active else progress.scanned
         context.log.info(
-            f"batch {progress.batches}: {done}/{selection.active} active assignments scanned, "
+            f"batch {progress.batches}: {done}/{active if active is not None else '?'} "
+            "active assignments scanned, "
             f"{progress.counts.created} reminders created, "
             f"{progress.counts.already_existed} already existed ({progress.elapsed_s:.1f}s)"
         )
 
     counts = reminders.run.dispatch(on_progress=report)
     yield Output(
-        counts,
+        None,
         metadata={
             "selected": counts.selected,
             "created": counts.created,
@@ -110,10 +117,8 @@ def dispatch_reminders(
     )
 
 
-@op(out=Out(is_required=False))
-def release_run_lock(
-    context: OpExecutionContext, reminders: ReminderRunResource, counts: RunCounts
-):
+@op(ins={"dispatched": In(Nothing)}, out=Out(Nothing, is_required=False))
+def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource):
     if not lock_held_or_skipped(context, reminders):
         return
     summary = reminders.run.finish()
