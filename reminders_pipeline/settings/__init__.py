@@ -3,7 +3,7 @@
 Each variable has one `Setting`: its name, type, default, bounds and a one-line doc.
 Nothing is read at import: `Setting.get()` parses the environment when it is
 called, and a bad value raises ConfigError naming the variable. This is the only
-module that reads `os.environ`. The README's configuration table is generated from
+package that reads `os.environ`. The README's configuration table is generated from
 the registry (`markdown_table()`; a test holds the two equal).
 
 Values that Dagster fixes when the code location loads (cron, partitions start,
@@ -15,142 +15,31 @@ when it happens.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from reminders_pipeline.errors import ConfigError
-
-T = TypeVar("T")
+from reminders_pipeline.settings.setting import (
+    Setting,
+    integer,
+    parse_choice,
+    parse_date,
+    parse_list,
+    parse_path,
+    parse_switch,
+    parse_timezone,
+    string,
+)
 
 DEFAULT_TIMEZONE = "Europe/Oslo"
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
-
-
-@dataclass(frozen=True)
-class Setting(Generic[T]):
-    """One REMINDERS_* variable. `get()` reads it now; blank counts as unset."""
-
-    name: str
-    kind: str  # for the docs: whole number, text, ...
-    default: T
-    doc: str
-    parse: Callable[[Setting[Any], str], T] = field(repr=False)
-    low: int | None = None
-    high: int | None = None
-    choices: tuple[str, ...] = ()
-    secret: bool = False  # never shown in the Dagster UI's resource config
-    default_text: str | None = None  # the default, when it is not a plain value
-
-    def raw(self) -> str | None:
-        value = os.environ.get(self.name)
-        return value.strip() if value is not None and value.strip() else None
-
-    def is_set(self) -> bool:
-        return self.raw() is not None
-
-    def get(self) -> T:
-        raw = self.raw()
-        return self.default if raw is None else self.parse(self, raw)
-
-    def error(self, problem: str, label: str | None = None) -> ConfigError:
-        return ConfigError(f"{label or self.name} {problem}")
-
-    def check(self, value: int, label: str | None = None) -> int:
-        """Hold a number given elsewhere (resource config) to this setting's bounds."""
-        low, high = self.low, self.high
-        if low is not None and high is not None and not low <= value <= high:
-            raise self.error(f"must be between {low} and {high}, got {value}", label)
-        if low is not None and value < low:
-            raise self.error(f"must be at least {low}, got {value}", label)
-        return value
-
-    def describe_default(self) -> str:
-        if self.default_text is not None:
-            return self.default_text
-        if self.default is None or self.default == []:
-            return "unset"
-        if isinstance(self.default, bool):
-            return "on" if self.default else "off"
-        return f"`{self.default}`"
-
-    def describe_bounds(self) -> str:
-        if self.choices:
-            return " or ".join(f"`{choice}`" for choice in self.choices)
-        if self.low is not None and self.high is not None:
-            return f"{self.low} to {self.high}"
-        if self.low is not None:
-            return f"at least {self.low}"
-        return ""
-
-
-def _int(setting: Setting[Any], raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise setting.error(f"must be a whole number, got {raw!r}") from None
-    return setting.check(value)
-
-
-def _text(setting: Setting[Any], raw: str) -> str:
-    return raw
-
-
-def _choice(setting: Setting[Any], raw: str) -> str:
-    value = raw.lower()
-    if value not in setting.choices:
-        raise setting.error(f"must be one of {setting.choices}: {value!r}")
-    return value
-
-
-def _switch(setting: Setting[Any], raw: str) -> bool:
-    value = raw.lower()
-    if value in TRUE_WORDS:
-        return True
-    if value in FALSE_WORDS:
-        return False
-    raise setting.error(f"must be on or off (also 1/0, true/false, yes/no), got {raw!r}")
-
-
-def _timezone(setting: Setting[Any], raw: str) -> str:
-    try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise setting.error(f"is not a known timezone: {raw!r}") from None
-    return raw
-
-
-def _date(setting: Setting[Any], raw: str) -> str:
-    try:
-        date.fromisoformat(raw)
-    except ValueError:
-        raise setting.error(f"must be a date as YYYY-MM-DD, got {raw!r}") from None
-    return raw
-
-
-def _path(setting: Setting[Any], raw: str) -> Path:
-    return Path(raw)
-
-
-def _list(setting: Setting[Any], raw: str) -> list[str]:
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def _integer(name: str, default: int, doc: str, low: int, high: int | None = None, **kw: Any):
-    return Setting(name, "whole number", default, doc, _int, low=low, high=high, **kw)
-
-
-def _string(name: str, default: str | None, doc: str, **kw: Any) -> Setting[Any]:
-    return Setting(name, "text", default, doc, _text, **kw)
 
 
 # ---------------------------------------------------------------- the registry
 
-DATABASE_URL = _string(
+DATABASE_URL = string(
     "REMINDERS_DATABASE_URL",
     None,
     "the reminders database (libpq URL or key=value string); must be a direct or "
@@ -163,7 +52,7 @@ HOME = Setting(
     "path",
     None,
     "where the embedded server and the CLI's default Dagster home live",
-    _path,
+    parse_path,
     default_text="`./.reminders`",
 )
 TIMEZONE = Setting(
@@ -171,13 +60,13 @@ TIMEZONE = Setting(
     "timezone",
     DEFAULT_TIMEZONE,
     'the organisation\'s timezone: "today", partition dates, the schedule',
-    _timezone,
+    parse_timezone,
 )
-DEFAULT_INTERVAL_DAYS = _integer(
+DEFAULT_INTERVAL_DAYS = integer(
     "REMINDERS_DEFAULT_INTERVAL_DAYS", 10, "reminder interval for assignments without their own", 1
 )
-MAX_PER_SILENCE = _integer("REMINDERS_MAX_PER_SILENCE", 3, "most reminders for one silence", 1)
-BATCH_SIZE = _integer(
+MAX_PER_SILENCE = integer("REMINDERS_MAX_PER_SILENCE", 3, "most reminders for one silence", 1)
+BATCH_SIZE = integer(
     "REMINDERS_BATCH_SIZE", 50_000, "active assignments per dispatch batch (one commit each)", 1
 )
 PARTITIONS_START = Setting(
@@ -185,16 +74,16 @@ PARTITIONS_START = Setting(
     "date",
     "2024-01-01",
     "the first day of the job's daily partitions",
-    _date,
+    parse_date,
 )
-MAX_RUNTIME_S = _integer(
+MAX_RUNTIME_S = integer(
     "REMINDERS_MAX_RUNTIME_S",
     4 * 60 * 60,
     "the job's `dagster/max_runtime` tag (run monitoring's hard stop)",
     1,
 )
-SCHEDULE_HOUR = _integer("REMINDERS_SCHEDULE_HOUR", 6, "hour of the daily schedule's tick", 0, 23)
-SCHEDULE_MINUTE = _integer(
+SCHEDULE_HOUR = integer("REMINDERS_SCHEDULE_HOUR", 6, "hour of the daily schedule's tick", 0, 23)
+SCHEDULE_MINUTE = integer(
     "REMINDERS_SCHEDULE_MINUTE", 0, "minute of the daily schedule's tick", 0, 59
 )
 OVERLAP_POLICY = Setting(
@@ -202,10 +91,10 @@ OVERLAP_POLICY = Setting(
     "choice",
     "skip",
     "what a tick does while a run is queued or in progress (docs/decisions/overlap-policy.md)",
-    _choice,
+    parse_choice,
     choices=("skip", "queue"),
 )
-SENSOR_INTERVAL_S = _integer(
+SENSOR_INTERVAL_S = integer(
     "REMINDERS_SENSOR_INTERVAL_S", 60, "how often every sensor evaluates (seconds)", 5, 3600
 )
 SENSORS_DEFAULT_STATUS = Setting(
@@ -213,13 +102,13 @@ SENSORS_DEFAULT_STATUS = Setting(
     "choice",
     "running",
     "the sensors' status at first deployment",
-    _choice,
+    parse_choice,
     choices=("running", "stopped"),
 )
-LONG_RUN_MINUTES = _integer(
+LONG_RUN_MINUTES = integer(
     "REMINDERS_LONG_RUN_MINUTES", 30, "long-run sensor: alert past this many minutes", 1, 7 * 1440
 )
-SKIP_ALERT_AFTER = _integer(
+SKIP_ALERT_AFTER = integer(
     "REMINDERS_SKIP_ALERT_AFTER",
     2,
     "repeated-skips sensor: alert after this many in a row",
@@ -228,7 +117,7 @@ SKIP_ALERT_AFTER = _integer(
 )
 # A lock session younger than this may be a run between taking the lock and
 # writing its 'running' row: not judged stale yet.
-STALE_LOCK_GRACE_S = _integer(
+STALE_LOCK_GRACE_S = integer(
     "REMINDERS_STALE_LOCK_GRACE_S",
     60,
     "stale-lock sensor: a younger lock session may be a run starting",
@@ -240,53 +129,57 @@ ZOMBIE_SENSOR = Setting(
     "on/off",
     True,
     "`off` turns the zombie sensor off (stopped, and idle if started)",
-    _switch,
+    parse_switch,
 )
 # Far above the seconds a live run spends without a session (core/zombies.py).
-ZOMBIE_GRACE_S = _integer(
+ZOMBIE_GRACE_S = integer(
     "REMINDERS_ZOMBIE_GRACE_S",
     300,
     "zombie sensor: how long a run may have no reminders session",
     10,
     24 * 60 * 60,
 )
-ZOMBIE_INTERVAL_S = _integer(
+ZOMBIE_INTERVAL_S = integer(
     "REMINDERS_ZOMBIE_INTERVAL_S",
-    None,  # type: ignore[arg-type]  (REMINDERS_SENSOR_INTERVAL_S)
+    None,  # REMINDERS_SENSOR_INTERVAL_S
     "the zombie sensor's poll interval (seconds)",
     5,
     3600,
     default_text="`REMINDERS_SENSOR_INTERVAL_S`",
 )
-ALERT_SLACK_WEBHOOK_URL = _string(
+ALERT_SLACK_WEBHOOK_URL = string(
     "REMINDERS_ALERT_SLACK_WEBHOOK_URL",
     None,
     'Slack-compatible incoming webhook for alerts (`{"text": ...}`; Mattermost too)',
     secret=True,
 )
-ALERT_WEBHOOK_URL = _string(
+ALERT_WEBHOOK_URL = string(
     "REMINDERS_ALERT_WEBHOOK_URL",
     None,
     "generic JSON webhook for alerts: `{source, kind, title, text, facts, link}`",
     secret=True,
 )
-ALERT_SMTP_HOST = _string("REMINDERS_ALERT_SMTP_HOST", None, "SMTP server for alert emails")
-ALERT_SMTP_PORT = _integer("REMINDERS_ALERT_SMTP_PORT", 25, "its port", 1, 65535)
-ALERT_EMAIL_FROM = _string(
+ALERT_SMTP_HOST = string("REMINDERS_ALERT_SMTP_HOST", None, "SMTP server for alert emails")
+ALERT_SMTP_PORT = integer("REMINDERS_ALERT_SMTP_PORT", 25, "its port", 1, 65535)
+ALERT_EMAIL_FROM = string(
     "REMINDERS_ALERT_EMAIL_FROM", "reminders@localhost", "sender of alert emails"
 )
 ALERT_EMAIL_TO = Setting(
-    "REMINDERS_ALERT_EMAIL_TO", "list", [], "recipients of alert emails, comma-separated", _list
+    "REMINDERS_ALERT_EMAIL_TO",
+    "list",
+    [],
+    "recipients of alert emails, comma-separated",
+    parse_list,
 )
-ALERT_SMTP_USERNAME = _string("REMINDERS_ALERT_SMTP_USERNAME", None, "SMTP login")
-ALERT_SMTP_PASSWORD = _string("REMINDERS_ALERT_SMTP_PASSWORD", None, "SMTP password", secret=True)
+ALERT_SMTP_USERNAME = string("REMINDERS_ALERT_SMTP_USERNAME", None, "SMTP login")
+ALERT_SMTP_PASSWORD = string("REMINDERS_ALERT_SMTP_PASSWORD", None, "SMTP password", secret=True)
 ALERT_SMTP_STARTTLS = Setting(
-    "REMINDERS_ALERT_SMTP_STARTTLS", "on/off", False, "STARTTLS before logging in", _switch
+    "REMINDERS_ALERT_SMTP_STARTTLS", "on/off", False, "STARTTLS before logging in", parse_switch
 )
-ALERT_MAX_TRIES = _integer(
+ALERT_MAX_TRIES = integer(
     "REMINDERS_ALERT_MAX_TRIES", 3, "attempts per alert sink, with exponential backoff", 1, 20
 )
-DAGSTER_UI_URL = _string(
+DAGSTER_UI_URL = string(
     "REMINDERS_DAGSTER_UI_URL", "http://localhost:3000", "base URL of the links to runs"
 )
 
