@@ -1,10 +1,13 @@
-"""The Dagster code location: jobs, schedules, sensors and resources."""
+"""The Dagster code location: jobs, schedules, sensors, and the one place resources are bound."""
 
-from dagster import Definitions
+from dagster import Definitions, JobDefinition
 
 from reminders_pipeline.orchestration.alert_resource import alert_resource_from_env
 from reminders_pipeline.orchestration.jobs import reminders_job
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.resources import (
+    ReminderRunResource,
+    RemindersDatabaseResource,
+)
 from reminders_pipeline.orchestration.schedules import daily_reminders_schedule
 from reminders_pipeline.orchestration.sensors import all_sensors
 
@@ -13,8 +16,19 @@ defs = Definitions(
     schedules=[daily_reminders_schedule],
     sensors=all_sensors,
     resources={
-        # REMINDERS_DATABASE_URL (or the embedded server), like the job's own resource.
+        # The run's lock, steps and log; settings from the environment, read per run.
+        "reminders": ReminderRunResource(),
+        # REMINDERS_DATABASE_URL (or the embedded server), for schedules and sensors.
         "reminders_db": RemindersDatabaseResource(),
         "alerts": alert_resource_from_env(),
     },
 )
+
+
+def resolved_reminders_job() -> JobDefinition:
+    """The job with its resources bound, as the code location serves it.
+
+    For `execute_job(reconstructable(resolved_reminders_job), ...)` outside a code
+    server: the CLI, benchmarks and tests run exactly what the daemon launches.
+    """
+    return defs.get_job_def(reminders_job.name)

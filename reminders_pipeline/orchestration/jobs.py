@@ -11,7 +11,6 @@ from reminders_pipeline.orchestration.ops import (
     release_run_lock,
     select_due_assignments,
 )
-from reminders_pipeline.orchestration.resources import ReminderRunResource
 
 SINGLETON_TAG = "reminders/singleton"
 # The partition key is the as-of date in the organisation's timezone. end_offset=1
@@ -29,7 +28,7 @@ reminder_partitions = DailyPartitionsDefinition(
     partitions_def=reminder_partitions,
     # The ops pass nothing but ordering (Nothing dependencies), so a failed run can
     # be re-executed from the failed op with nothing to load (it takes the lock itself).
-    resource_defs={"reminders": ReminderRunResource()},
+    # Its resource ("reminders", ReminderRunResource) is bound in definitions.py.
     tags={
         SINGLETON_TAG: "daily-follow-up",
         # Hard stop for run monitoring: a run left STARTED by a host crash is failed

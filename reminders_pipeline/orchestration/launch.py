@@ -19,7 +19,8 @@ from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.orchestration.definitions import resolved_reminders_job
+from reminders_pipeline.orchestration.jobs import reminder_partitions
 
 
 def dagster_instance() -> DagsterInstance:
@@ -73,7 +74,7 @@ def run_reminders_job(
     key = check_partition(as_of)
     with dagster_instance() as instance:
         result = execute_job(
-            reconstructable(reminders_job),
+            reconstructable(resolved_reminders_job),
             instance=instance,
             tags={"dagster/partition": key, "reminders/trigger": trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},

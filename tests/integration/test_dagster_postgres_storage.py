@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import with_database
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def postgres_instance(
 
 def launch(instance: DagsterInstance, day: date):  # noqa: ANN201 (ExecuteJobResult)
     return execute_job(
-        reconstructable(reminders_job),
+        reconstructable(resolved_reminders_job),
         instance=instance,
         tags={"dagster/partition": day.isoformat(), "reminders/trigger": "test"},
     )
