@@ -350,10 +350,10 @@ def run(
             label,
             lambda: run_reminders_job(url, as_of, trigger="benchmark", log_level="WARNING"),
         )
-        p.rows = summary["created"]
-        p.extra["job_duration_s"] = summary["duration_s"]
+        p.rows = summary.created
+        p.extra["job_duration_s"] = summary.duration_s
         phases.append(p)
-        assert summary["status"] == "success" and summary["created"] == due, summary
+        assert summary.status == "success" and summary.created == due, summary
 
     if not args.skip_cli:
         bench.fresh_state(with_run_row=False)

@@ -9,8 +9,24 @@ class ConfigError(RemindersError):
     """A setting or an argument is invalid."""
 
 
-class DatabaseUnavailable(RemindersError):
+class DatabaseError(RemindersError):
+    """A statement failed, or the session died under it (the driver's error is the cause).
+
+    `sqlstate` is PostgreSQL's error code when the server sent one (e.g. '57014'
+    for a cancelled statement), so callers can tell cases apart without the driver.
+    """
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class DatabaseUnavailable(DatabaseError):
     """The reminders database cannot be reached."""
+
+
+class ConnectionLost(DatabaseError):
+    """The session died under a statement (network, server restart, pg_terminate_backend)."""
 
 
 class MigrationBlocked(RemindersError):

@@ -10,22 +10,18 @@ import json
 
 import click
 
-from reminders_pipeline.admin.tokens import READ, SCOPES
+from reminders_pipeline.admin.tokens import READ, SCOPES, TokenStore
+from reminders_pipeline.db.connector import Database
 
 
 def _database_url() -> str:
-    # Imported here: reminders_pipeline.cli imports this module at its end.
-    from reminders_pipeline.cli import _require_migrated, _url
+    # Alembic comes with the migrations: imported only by the commands that need it.
+    from reminders_pipeline.db.migrate import migrated_database_url
 
-    url = _url()
-    _require_migrated(url)
-    return url
+    return migrated_database_url()
 
 
-def _token_store():  # noqa: ANN202
-    from reminders_pipeline.admin.tokens import TokenStore
-    from reminders_pipeline.db.connector import Database
-
+def _token_store() -> TokenStore:
     return TokenStore(Database(_database_url()))
 
 

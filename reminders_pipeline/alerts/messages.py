@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from reminders_pipeline.core.lock import LockHolder
+from reminders_pipeline.core.zombies import Zombie
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ def run_url(base_url: str | None, run_id: str) -> str | None:
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else "unknown"
+
+
+def _minutes(elapsed: timedelta) -> str:
+    return f"{elapsed.total_seconds() / 60:.0f} min"
 
 
 def duration(elapsed: timedelta) -> str:
@@ -150,6 +155,28 @@ def stale_lock_alert(*, holder: LockHolder, why: str, link: str | None = None) -
         " run will be skipped. It is not terminated automatically: check the session, then"
         f" terminate backend pid {holder.pid} if it is indeed stale.",
         facts,
+        link,
+    )
+
+
+def zombie_alert(zombie: Zombie, now: datetime, grace: timedelta, link: str | None) -> Alert:
+    run = zombie.run
+    facts: dict[str, Any] = {
+        "run id": run.run_id,
+        "status was": run.status,
+        "in that status since": _when(run.since),
+        "no session since": _when(zombie.missing_since),
+        "grace": _minutes(grace),
+    }
+    if run.partition:
+        facts["partition"] = run.partition
+    return Alert(
+        "zombie_run",
+        f"Reminders run {run.run_id[:8]} marked failed: its worker is gone",
+        f"Dagster showed the run {run.status} but no reminders database session existed for"
+        f" it for {_minutes(zombie.missing_for(now))}. It was marked failed to free the"
+        " run queue; queued runs start now. Check the host that ran it.",
+        {key: str(value) for key, value in facts.items()},
         link,
     )
 

@@ -11,13 +11,10 @@ forward and the audit keeps the manual value (docs/decisions/contact-reset-guara
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-import psycopg
-
-from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused
 from reminders_pipeline.settings import ReminderSettings
@@ -48,7 +45,7 @@ class AssignmentAdminService:
     def assignment(self, assignment_id: int) -> dict[str, Any]:
         """The assignment, its next reminder due date and its recent history."""
         with self.db.connection() as conn:
-            row = conn.execute(query("admin_assignment"), {"id": assignment_id}).fetchone()
+            row = self._row(conn, assignment_id)
             if row is None:
                 raise AssignmentNotFound(assignment_id)
             return self._view(conn, row)
@@ -84,7 +81,8 @@ class AssignmentAdminService:
                 },
             ).fetchone()
             assert audit is not None
-            row = conn.execute(query("admin_assignment"), {"id": assignment_id}).fetchone()
+            row = self._row(conn, assignment_id)
+            assert row is not None
             view = self._view(conn, row)
         view["correction"] = {
             "audit_id": audit["id"],
@@ -103,23 +101,26 @@ class AssignmentAdminService:
             "admin_list_audit", limit=limit, offset=offset, assignment_id=assignment_id
         )
 
-    def _view(self, conn: psycopg.Connection, row: dict[str, Any]) -> dict[str, Any]:
-        today = self.settings.today()
+    def _row(self, conn: Session, assignment_id: int) -> dict[str, Any] | None:
+        """The assignment with the due rule applied today, in SQL (migration 0004)."""
+        return conn.one(
+            "admin_assignment",
+            id=assignment_id,
+            today=self.settings.today(),
+            default_interval=self.settings.default_interval_days,
+            max_per_silence=self.settings.max_reminders_per_silence,
+        )
+
+    def _view(self, conn: Session, row: dict[str, Any]) -> dict[str, Any]:
+        today = row["today"]
         interval = row["reminder_interval_days"] or self.settings.default_interval_days
-        max_per_silence = self.settings.max_reminders_per_silence
-        active = row["status"] == "active"
-        reminders = conn.execute(
-            query("admin_recent_reminders"), {"id": row["id"], "limit": RECENT_REMINDERS}
-        ).fetchall()
-        last = row["last_contact_date"]
-        current = reminder_due_on(last, interval, today, max_per_silence) if active else None
-        created = current is not None and any(r["due_on"] == current[1] for r in reminders)
-        next_due = next_reminder_due_on(last, interval, today, max_per_silence) if active else None
-        if created and current is not None and next_due == current[1]:
+        reminders = conn.all("admin_recent_reminders", id=row["id"], limit=RECENT_REMINDERS)
+        current_due = row["current_due_on"]
+        created = current_due is not None and any(r["due_on"] == current_due for r in reminders)
+        next_due = row["next_due_on"]
+        if created and next_due == current_due:
             # Today's reminder exists already: the next one is the one after it.
-            next_due = next_reminder_due_on(
-                last, interval, today + timedelta(days=1), max_per_silence
-            )
+            next_due = row["next_due_after_today"]
         return {
             "id": row["id"],
             "mentor_id": row["mentor_id"],
@@ -132,10 +133,10 @@ class AssignmentAdminService:
             "next_reminder_due_on": next_due,
             # The reminder today's run would create (or has created), if any.
             "current_reminder": None
-            if current is None
+            if current_due is None
             else {
-                "sequence": current[0],
-                "due_on": current[1],
+                "sequence": row["current_sequence"],
+                "due_on": current_due,
                 "created": created,
             },
             "recent_reminders": reminders,

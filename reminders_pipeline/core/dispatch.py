@@ -19,17 +19,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-import psycopg
-
+from reminders_pipeline.core.channel import IN_APP, DeliveryChannel
 from reminders_pipeline.core.runlog import RunCounts
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.delivery.channels import CHANNELS, DeliveryChannel
 from reminders_pipeline.settings import ReminderSettings
 
 FOLLOW_UP_REMINDER = "follow_up_reminder"
 
-Transaction = Callable[[], AbstractContextManager[psycopg.Connection]]
+Transaction = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class ReminderDispatchService:
         self,
         db: Database,
         settings: ReminderSettings,
-        channel: DeliveryChannel = CHANNELS["in_app"],
+        channel: DeliveryChannel = IN_APP,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -113,6 +111,6 @@ class ReminderDispatchService:
         return RunCounts(selected=selected, created=created, already_existed=selected - created)
 
     @contextmanager
-    def _own_connection(self) -> Iterator[psycopg.Connection]:
+    def _own_connection(self) -> Iterator[Session]:
         with self.db.connection() as conn:
             yield conn

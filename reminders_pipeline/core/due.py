@@ -3,8 +3,14 @@
 The due rule: an 'active' assignment is due on date D when D - last_contact_date
 reaches its interval (its own, or the configured default). While the silence
 lasts, a reminder repeats every interval, up to a maximum per silence. The rule
-itself is SQL (queries.sql: count_due_assignments, dispatch_due_batch), so it is
-applied set-based, in the database, and in one place.
+itself is SQL, the functions reminder_due() and next_reminder_due_on() of
+migration 0004, which the count, dispatch and admin queries call: applied
+set-based, in the database, in one place.
+
+reminder_due_on and next_reminder_due_on below are its Python twin, for callers
+without a database at hand (tests computing what a run must create). No
+production path uses them; tests/integration/test_due_rule_sql.py holds them
+equal to the SQL functions over a grid of dates, intervals and caps.
 """
 
 from __future__ import annotations
@@ -30,8 +36,7 @@ def reminder_due_on(
 ) -> tuple[int, date] | None:
     """The latest reminder due on or before as_of: (sequence, due date), or None.
 
-    The pure form of the rule the SQL applies; used by tests and by the admin
-    API to show the next due date.
+    The Python twin of SQL reminder_due() (migration 0004).
     """
     silent_days = (as_of - last_contact).days
     if silent_days < interval_days:
@@ -50,6 +55,7 @@ class ReminderSchedulerService:
             "count_due_assignments",
             as_of=as_of,
             default_interval=self.settings.default_interval_days,
+            max_per_silence=self.settings.max_reminders_per_silence,
         )
         assert row is not None
         return DueSelection(as_of=as_of, due=row["due"], active=row["active"])

@@ -12,33 +12,42 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg.pq import TransactionStatus
-
-from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.connector import Session, connect
+from reminders_pipeline.db.lock_holder import (
+    APPLICATION_PREFIX,
+    LockHolder,
+    application_name_for,
+    find_lock_holder,
+    lock_holder,
+    run_id_from_application_name,
+)
+from reminders_pipeline.db.lock_keys import LOCK_KEY, LOCK_NAMESPACE, REMINDERS_RUN_JOB
 from reminders_pipeline.db.pooler import require_session_binding
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.errors import LockLost
+from reminders_pipeline.errors import ConnectionLost, DatabaseError, LockLost
 
 log = logging.getLogger(__name__)
 
-# LOCK_KEY uses the two-int form (namespace, job) of the advisory-lock functions.
-# The namespace 0x52454D49 is "REMI" in ASCII: a value chosen to be recognisable
-# in pg_locks (classid = 1380273481) and unlikely to collide with other users of
-# the same database, which by convention take their own namespace (or use the
-# one-bigint form, a separate key space: objsubid 1 instead of 2). Jobs inside
-# the namespace: 0 is schema migration, 1 the daily follow-up reminders run.
-# Changing the value while an old deployment still runs would let both run at
-# once: never change it without stopping every deployment first.
-LOCK_NAMESPACE = 0x52454D49
-REMINDERS_RUN_JOB = 1
-LOCK_KEY = (LOCK_NAMESPACE, REMINDERS_RUN_JOB)
+# Re-exported: the lock holder's record and the lock session's name live in
+# db/lock_holder.py, below core/, so migrations can name the run they wait for.
+__all__ = [
+    "APPLICATION_PREFIX",
+    "LOCK_KEY",
+    "LOCK_NAMESPACE",
+    "REMINDERS_RUN_JOB",
+    "LockHolder",
+    "RunLock",
+    "application_name_for",
+    "find_lock_holder",
+    "lock_holder",
+    "lock_state",
+    "run_id_from_application_name",
+]
 
-APPLICATION_PREFIX = "reminders-run:"
+# LOCK_KEY (namespace "REMI", job 1) is defined and documented in db/lock_keys.py,
+# beside the migration lock's key, so the db layer needs nothing from here.
 
 # TCP keepalives bound how long a vanished host (power loss, network split) keeps
 # the lock. The client side (libpq) notices a dead server; only the server side
@@ -65,56 +74,17 @@ SERVER_KEEPALIVES = {
 CLIENT_CONNECTION_CHECK_INTERVAL_MS = 1000
 
 
-def application_name_for(run_id: str | None) -> str:
-    """application_name of the lock session: names the run that holds the lock."""
-    return f"{APPLICATION_PREFIX}{run_id or 'unknown'}"[:63]
-
-
-def run_id_from_application_name(name: str | None) -> str | None:
-    if name and name.startswith(APPLICATION_PREFIX):
-        run_id = name[len(APPLICATION_PREFIX) :]
-        return None if run_id == "unknown" else run_id
-    return None
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who holds the run lock, as PostgreSQL sees it."""
-
-    pid: int
-    application_name: str | None
-    since: datetime | None
-    client_addr: str | None
-    run_id: str | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> LockHolder:
-        return cls(
-            pid=row["pid"],
-            application_name=row["application_name"],
-            since=row["since"],
-            client_addr=row["client_addr"],
-            run_id=run_id_from_application_name(row["application_name"]),
-        )
-
-    def describe(self) -> str:
-        who = f"pid {self.pid}"
-        if self.run_id:
-            who += f", run {self.run_id}"
-        elif self.application_name:
-            who += f", {self.application_name!r}"
-        if self.since:
-            who += f", since {self.since.isoformat(timespec='seconds')}"
-        return who
-
-
 def _params() -> dict[str, int]:
     return {"namespace": LOCK_NAMESPACE, "job": REMINDERS_RUN_JOB}
 
 
-def find_lock_holder(conn: psycopg.Connection) -> LockHolder | None:
-    row = conn.execute(query("run_lock_holder"), _params()).fetchone()
-    return LockHolder.from_row(row) if row else None
+def lock_state(holder: LockHolder | None) -> dict[str, Any]:
+    """The run lock's state as JSON: the CLI's `lock status --json` and the admin API's /lock."""
+    return {
+        "lock_key": list(LOCK_KEY),
+        "held": holder is not None,
+        "holder": holder.to_dict() if holder else None,
+    }
 
 
 class RunLock:
@@ -127,7 +97,7 @@ class RunLock:
     def __init__(self, url: str, run_id: str | None) -> None:
         self.url = url
         self.run_id = run_id
-        self._conn: psycopg.Connection | None = None
+        self._conn: Session | None = None
         self._server_pid: int | None = None
         self.acquired = False
 
@@ -159,11 +129,11 @@ class RunLock:
 
     def _set_client_connection_check(self) -> None:
         conn = self.conn
-        if conn.info.server_version < 140000:
+        if conn.server_version < 140000:
             log.warning(
                 "PostgreSQL %s has no client_connection_check_interval: a killed run keeps "
                 "the lock until its statement in flight ends",
-                conn.info.server_version,
+                conn.server_version,
             )
             return
         conn.execute(
@@ -171,7 +141,7 @@ class RunLock:
         )
 
     @property
-    def conn(self) -> psycopg.Connection:
+    def conn(self) -> Session:
         if self._conn is None:
             raise RuntimeError("RunLock used outside its `with` block")
         return self._conn
@@ -191,7 +161,7 @@ class RunLock:
         return find_lock_holder(self.conn)
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection]:
+    def transaction(self) -> Iterator[Session]:
         """One transaction on the lock's own session: the run's writes go through here.
 
         Work done on this session dies with it: if the session is lost (network,
@@ -203,35 +173,33 @@ class RunLock:
         try:
             with conn.transaction():
                 yield conn
-        except psycopg.OperationalError as exc:
-            if conn.closed or conn.broken:
+        except DatabaseError as exc:
+            if isinstance(exc, ConnectionLost) or conn.closed or conn.broken:
                 raise LockLost(
-                    f"the run lock session was lost (database connection lost: {_first_line(exc)})"
+                    f"the run lock session was lost (database connection lost: "
+                    f"{_first_line(exc.__cause__ or exc)})"
                 ) from exc
             raise
 
     def cancel(self) -> None:
         """Cancel the statement in flight on the lock session (if any), on the server.
 
-        Safe to call from a signal handler or another thread: psycopg sends the
-        cancel request on a connection of its own.
+        Safe to call from a signal handler or another thread: the cancel request
+        goes on a connection of its own.
         """
         conn = self._conn
         if conn is None or conn.closed:
             return
-        if conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
-            return  # no statement in flight: nothing to cancel
-        try:
-            conn.cancel_safe(timeout=5.0)
-        except Exception as exc:  # the session may be gone already; nothing left to cancel
-            log.warning("could not cancel the run's statement in flight: %s", exc)
+        conn.cancel_in_flight(timeout_s=5.0)
 
     def ensure_held(self) -> None:
         """Raise LockLost unless this session still holds the lock."""
         try:
             row = self.conn.execute(query("run_lock_held_by_me"), _params()).fetchone()
-        except psycopg.Error as exc:
-            raise LockLost(f"the run lock connection is gone: {exc}".strip()) from exc
+        except DatabaseError as exc:
+            raise LockLost(
+                f"the run lock connection is gone: {exc.__cause__ or exc}".strip()
+            ) from exc
         if not (row and row["held"]):
             raise LockLost("the run lock is no longer held by this run's session")
 
@@ -245,7 +213,7 @@ class RunLock:
             return False
         try:
             row = self.conn.execute(query("release_run_lock"), _params()).fetchone()
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             # The session is gone, and the lock with it.
             log.warning("could not release the run lock (connection lost: %s)", exc)
             return False

@@ -7,36 +7,30 @@ any step writes 'failed' and releases the lock at once; close() (resource
 teardown, or a `finally`) releases it on every other path. No Dagster here.
 
 The dispatch batches and the 'success' row go through the lock's own session,
-so the run's writes live exactly as long as its lock. While a step runs (in the
-main thread), SIGTERM and SIGINT stop the run: the statement in flight is
-cancelled on the server, no further statement starts, the run is recorded
-'failed' naming the signal, and the lock is released.
+so the run's writes live exactly as long as its lock. SIGTERM and SIGINT stop
+the run (core/stop_signals.py): the statement in flight is cancelled on the
+server, no further statement starts, the run is recorded 'failed' naming the
+signal, and the lock is released.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Protocol
 
 from reminders_pipeline.core.dispatch import BatchProgress, ReminderDispatchService
 from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
 from reminders_pipeline.core.lock import LockHolder
-from reminders_pipeline.core.runlog import RunCounts, RunLog
+from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary
+from reminders_pipeline.core.stop_signals import WakeupWatch, cancel_until, handling_stop_signals
 from reminders_pipeline.errors import RunInterrupted
 
 log = logging.getLogger(__name__)
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# How often, after a signal, the lock session is checked for a statement to cancel.
-CANCEL_POLL_S = 0.1
 
 
 class Lock(Protocol):
@@ -49,36 +43,11 @@ class Lock(Protocol):
     def try_acquire(self) -> bool: ...
     def holder(self) -> LockHolder | None: ...
     def ensure_held(self) -> None: ...
-    def transaction(self) -> AbstractContextManager[Any]:
-        """A transaction on the lock's own session (the connection it yields)."""
-        ...
-
-    def cancel(self) -> None:
-        """Cancel the statement in flight on the lock's session, if any; callable from a
-        signal handler or another thread."""
-        ...
-
+    # A transaction on the lock's own session (the session it yields).
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    # Cancel the statement in flight, if any; from a signal handler or another thread.
+    def cancel(self) -> None: ...
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    status: str
-    as_of: date
-    dagster_run_id: str | None
-    run_row_id: int | None
-    selected: int = 0
-    created: int = 0
-    already_existed: int = 0
-    duration_s: float = 0.0
-    holder: LockHolder | None = None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["as_of"] = self.as_of.isoformat()
-        data["holder"] = self.holder.describe() if self.holder else None
-        return data
 
 
 class ReminderRun:
@@ -101,13 +70,14 @@ class ReminderRun:
         self.as_of: date | None = None
         self.run_row_id: int | None = None
         self.summary: RunSummary | None = None
+        self.selection: DueSelection | None = None
         self._lock_open = False
         self._started = 0.0
         self._counts = RunCounts()
         self._stop_reason: str | None = None
         self._cancelling: threading.Thread | None = None
         self._done = threading.Event()
-        self._signal_pipe: tuple[int, int, int] | None = None
+        self._signals = WakeupWatch()
         # Turns "terminated by SIGINT" into what is known about who sent it (the
         # Dagster resource asks the instance whether the run is being terminated).
         self.describe_stop: Callable[[str], str] = lambda reason: reason
@@ -158,7 +128,8 @@ class ReminderRun:
     def select(self) -> DueSelection:
         assert self.as_of is not None, "start() first"
         with self._failing_on_error():
-            return self.scheduler.select_due(self.as_of)
+            self.selection = self.scheduler.select_due(self.as_of)
+            return self.selection
 
     def dispatch(
         self, on_progress: Callable[[BatchProgress], None] = lambda progress: None
@@ -224,47 +195,16 @@ class ReminderRun:
             self._keep_cancelling()
 
     def watch_signals_between_steps(self) -> None:
-        """Until close(), a SIGTERM/SIGINT that comes between two steps is the run's too.
-
-        Within a step the run's own handlers stop it (see _stopping_on_signals). Between
-        steps (between two Dagster ops) the handler in place is Dagster's, which only
-        keeps the next op from starting, and Dagster puts its own back around every op.
-        Whatever Python handler runs, the interpreter also writes each signal's number
-        to the wakeup fd: the run reads it before each step and when it closes, so the
-        signal is recorded by name.
-        """
-        if self._signal_pipe is not None:
-            return
-        if threading.current_thread() is not threading.main_thread():
-            return
-        read_end, write_end = os.pipe()
-        os.set_blocking(read_end, False)
-        os.set_blocking(write_end, False)
-        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        self._signal_pipe = (read_end, write_end, previous)
+        """Until close(), a SIGTERM/SIGINT that comes between two steps is the run's too:
+        read from the interpreter's wakeup fd before each step and at close
+        (core/stop_signals.py)."""
+        self._signals.start()
 
     def _note_signals(self) -> None:
         """Record a SIGTERM/SIGINT that reached the process since the last look."""
-        if self._signal_pipe is None:
-            return
-        try:
-            received = os.read(self._signal_pipe[0], 512)
-        except BlockingIOError:
-            return
-        for signum in received:
-            if signum in STOP_SIGNALS:
-                self.interrupt(f"terminated by {signal.Signals(signum).name}")
-                return
-
-    def _stop_watching_signals(self) -> None:
-        pipe, self._signal_pipe = self._signal_pipe, None
-        if pipe is None:
-            return
-        read_end, write_end, previous = pipe
-        if threading.current_thread() is threading.main_thread():
-            signal.set_wakeup_fd(previous)
-        os.close(read_end)
-        os.close(write_end)
+        reason = self._signals.received()
+        if reason is not None:
+            self.interrupt(reason)
 
     def close(self) -> None:
         """End of the run, however it went: an unfinished run is failed, the lock released."""
@@ -279,7 +219,7 @@ class ReminderRun:
                     )
             self._close_lock()
         finally:
-            self._stop_watching_signals()
+            self._signals.stop()
 
     def execute(self, as_of: date) -> RunSummary:
         """The whole run without Dagster."""
@@ -297,7 +237,7 @@ class ReminderRun:
 
     @contextmanager
     def _failing_on_error(self) -> Iterator[None]:
-        with self._stopping_on_signals():
+        with handling_stop_signals(self.interrupt):
             try:
                 # Stop before the next statement when a signal came between steps.
                 self._raise_if_stopped()
@@ -314,58 +254,19 @@ class ReminderRun:
                 raise
 
     def _keep_cancelling(self) -> None:
-        """A statement sent between the last check and the signal is cancelled too.
+        """A statement sent between the last check and the signal is cancelled too:
+        whatever runs on the lock session, until the run has recorded its end."""
+        if self._cancelling is None:
+            self._cancelling = cancel_until(self._done, self._cancel_if_open)
 
-        The handler's cancel only reaches a statement already in flight; one that
-        starts a moment later (the check before it had passed) is caught by this
-        thread, which cancels whatever runs on the lock session until the run has
-        recorded its end.
-        """
-        if self._cancelling is not None:
-            return
-
-        def cancel_until_done() -> None:
-            while not self._done.wait(CANCEL_POLL_S):
-                if self._lock_open:
-                    self.lock.cancel()
-
-        self._cancelling = threading.Thread(
-            target=cancel_until_done, name="reminders-run-cancel", daemon=True
-        )
-        self._cancelling.start()
+    def _cancel_if_open(self) -> None:
+        if self._lock_open:
+            self.lock.cancel()
 
     def _raise_if_stopped(self) -> None:
         self._note_signals()
         if self._stop_reason is not None:
             raise RunInterrupted(self._stop_reason)
-
-    @contextmanager
-    def _stopping_on_signals(self) -> Iterator[None]:
-        """While a step runs, SIGTERM/SIGINT stop the run instead of raising mid-statement.
-
-        An exception raised from a signal handler inside psycopg's wait (Dagster
-        raises DagsterExecutionInterruptedError there) leaves the statement running
-        on the server; this handler cancels it there and lets the step fail cleanly.
-        The handlers that were installed (Dagster's, or Python's) come back after.
-        Signal handlers can only be set from the main thread; elsewhere this is a no-op.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-        def on_signal(signum: int, _frame: object) -> None:
-            name = signal.Signals(signum).name
-            log.warning("%s received: stopping the reminders run", name)
-            self.interrupt(f"terminated by {name}")
-
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, on_signal)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _log_failure_before_start(self, error: str) -> None:
         """Best effort: the database that refused the lock may refuse this too."""

@@ -21,12 +21,11 @@ from datetime import date
 from typing import Any
 
 import backoff
-import psycopg
 
 from reminders_pipeline.core.lock import LOCK_NAMESPACE, REMINDERS_RUN_JOB, LockHolder
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.errors import DatabaseUnavailable, LockLost
+from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,59 @@ class RunCounts:
     selected: int = 0
     created: int = 0
     already_existed: int = 0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One invocation's outcome: what ReminderRun returns and what a reminder_runs row says.
+
+    to_dict() is its one JSON shape (the CLI's `run --json`, op metadata).
+    """
+
+    status: str
+    as_of: date
+    dagster_run_id: str | None
+    run_row_id: int | None
+    selected: int = 0
+    created: int = 0
+    already_existed: int = 0
+    duration_s: float = 0.0
+    holder: LockHolder | None = None  # who held the lock, for a 'skipped' run
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunSummary:
+        """From a reminder_runs row (list_runs, runs_for_dagster_run)."""
+        return cls(
+            status=row["status"],
+            as_of=row["as_of"],
+            dagster_run_id=row["dagster_run_id"],
+            run_row_id=row["id"],
+            selected=row["selected"] or 0,
+            created=row["created"] or 0,
+            already_existed=row["already_existed"] or 0,
+            duration_s=round(row["duration_s"] or 0.0, 3),
+            holder=LockHolder.from_blocked_row(row) if row["status"] == "skipped" else None,
+            error=row["error"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "run_id": self.dagster_run_id,
+            "as_of": self.as_of.isoformat(),
+            "selected": self.selected,
+            "created": self.created,
+            "already_existed": self.already_existed,
+            "duration_s": self.duration_s,
+            "reminder_runs_id": self.run_row_id,
+            "blocked_by": self.holder.to_dict() if self.holder else None,
+            "error": self.error,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        """summary["status"]: a field of its JSON shape."""
+        return self.to_dict()[key]
 
 
 class RunLog:
@@ -85,7 +137,7 @@ class RunLog:
         assert row is not None
         return row["id"]
 
-    def succeeded(self, run_row_id: int, counts: RunCounts, conn: psycopg.Connection) -> None:
+    def succeeded(self, run_row_id: int, counts: RunCounts, conn: Session) -> None:
         """Record success on `conn`, the lock's own session, only while it holds the lock."""
         row = conn.execute(
             query("finish_run_success"),
@@ -131,7 +183,7 @@ class RunLog:
 
         return backoff.on_exception(
             backoff.expo,
-            (DatabaseUnavailable, psycopg.OperationalError),
+            (DatabaseUnavailable, ConnectionLost),
             max_time=self.record_retry_s,
             max_value=5,
             on_backoff=on_backoff,

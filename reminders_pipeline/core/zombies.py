@@ -38,10 +38,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-from reminders_pipeline.alerts.messages import Alert
 from reminders_pipeline.core.lock import APPLICATION_PREFIX
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.queries import query
@@ -116,10 +114,6 @@ def _minutes(elapsed: timedelta) -> str:
     return f"{elapsed.total_seconds() / 60:.0f} min"
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else "unknown"
-
-
 def zombie_failure_message(zombie: Zombie, now: datetime) -> str:
     """What the failed run says in Dagster (and in the run-failure alert)."""
     return (
@@ -129,26 +123,4 @@ def zombie_failure_message(zombie: Zombie, now: datetime) -> str:
         "process killed together with whatever would have reported it). Marked failed by "
         "zombie_run_sensor so the run queue moves on; the next run marks its reminder_runs "
         "row abandoned and creates any reminder it did not."
-    )
-
-
-def zombie_alert(zombie: Zombie, now: datetime, grace: timedelta, link: str | None) -> Alert:
-    run = zombie.run
-    facts: dict[str, Any] = {
-        "run id": run.run_id,
-        "status was": run.status,
-        "in that status since": _when(run.since),
-        "no session since": _when(zombie.missing_since),
-        "grace": _minutes(grace),
-    }
-    if run.partition:
-        facts["partition"] = run.partition
-    return Alert(
-        "zombie_run",
-        f"Reminders run {run.run_id[:8]} marked failed: its worker is gone",
-        f"Dagster showed the run {run.status} but no reminders database session existed for"
-        f" it for {_minutes(zombie.missing_for(now))}. It was marked failed to free the"
-        " run queue; queued runs start now. Check the host that ran it.",
-        {key: str(value) for key, value in facts.items()},
-        link,
     )

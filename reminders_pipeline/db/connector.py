@@ -1,23 +1,48 @@
-"""A thin connector: named queries in, dict rows out, driver errors turned into ours."""
+"""The only door to psycopg: sessions that run named queries, driver errors turned into ours.
+
+Everything above db/ talks to PostgreSQL through a `Session` (one connection) or a
+`Database` (short sessions per unit of work). A psycopg error never leaves this
+module as such: it becomes DatabaseUnavailable (cannot connect) or DatabaseError
+(a statement failed, or the session died), with one clear line and the driver's
+error as the cause.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import DatabaseUnavailable
+from reminders_pipeline.errors import ConnectionLost, DatabaseError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 
 
-def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
-    """Open a psycopg connection with dict rows, or raise DatabaseUnavailable."""
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def database_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -> DatabaseError:
+    """Our error for a driver error: 'database error: <its first line>'.
+
+    ConnectionLost when the session died with it (the caller may retry on a new one).
+    """
+    if isinstance(exc, psycopg.OperationalError) and (conn is None or conn.closed or conn.broken):
+        return ConnectionLost(f"database error: {_first_line(exc)}", getattr(exc, "sqlstate", None))
+    return DatabaseError(f"database error: {_first_line(exc)}", getattr(exc, "sqlstate", None))
+
+
+def raw_connection(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
+    """A psycopg connection with dict rows, or DatabaseUnavailable. For db/ itself only."""
     try:
         return psycopg.connect(
             url,
@@ -27,16 +52,129 @@ def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Con
             **kwargs,
         )
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
-            f"cannot connect to the reminders database at {describe(url)}: {first_line}"
+            f"cannot connect to the reminders database at {describe(url)}: {_first_line(exc)}"
         ) from None
+
+
+class Session:
+    """One database session. Statements by name (queries.sql) or as SQL text.
+
+    As a context manager it behaves like a psycopg connection: commit on a clean
+    exit (unless autocommit), roll back on an error, close either way.
+    """
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run SQL text; returns the cursor (fetchone, fetchall, rowcount)."""
+        try:
+            return self._conn.execute(sql, params)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise database_error(exc, self._conn) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction block on this session (also on an autocommit one)."""
+        try:
+            with self._conn.transaction():
+                yield self
+        except psycopg.Error as exc:
+            raise database_error(exc, self._conn) from exc
+
+    def cancel_in_flight(self, timeout_s: float = 5.0) -> None:
+        """Cancel the statement in flight on this session (if any), on the server.
+
+        Safe from a signal handler or another thread: the cancel request goes on a
+        connection of its own.
+        """
+        conn = self._conn
+        if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
+            return  # no statement in flight: nothing to cancel
+        try:
+            conn.cancel_safe(timeout=timeout_s)
+        except Exception as exc:  # the session may be gone already; nothing left to cancel
+            log.warning("could not cancel the statement in flight: %s", exc)
+
+    def one(self, name: str, **params: Any) -> dict[str, Any] | None:
+        return self.execute(query(name), params).fetchone()
+
+    def all(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        return self.execute(query(name), params).fetchall()
+
+    def run(self, name: str, **params: Any) -> int:
+        """Run a named statement; returns the number of rows it touched."""
+        return self.execute(query(name), params).rowcount
+
+    def commit(self) -> None:
+        try:
+            self._conn.commit()
+        except psycopg.Error as exc:
+            raise database_error(exc, self._conn) from exc
+
+    def rollback(self) -> None:
+        try:
+            self._conn.rollback()
+        except psycopg.Error as exc:
+            raise database_error(exc, self._conn) from exc
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    @property
+    def broken(self) -> bool:
+        return self._conn.broken
+
+    @property
+    def server_version(self) -> int:
+        return self._conn.info.server_version
+
+    @property
+    def raw(self) -> psycopg.Connection:
+        """The driver's connection, for db/ modules only (the pooler check)."""
+        return self._conn
+
+    @property
+    def autocommit(self) -> bool:
+        return self._conn.autocommit
+
+    @property
+    def backend_pid(self) -> int:
+        return self._conn.info.backend_pid
+
+    @property
+    def host(self) -> str:
+        """The server's host, or the socket directory (starts with '/') of a local one."""
+        return self._conn.info.host
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if not self._conn.closed and not self._conn.autocommit:
+                if exc_type is None:
+                    self.commit()
+                else:
+                    self._conn.rollback()
+        finally:
+            self._conn.close()
+
+
+def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> Session:
+    """Open a session (kwargs are libpq parameters), or raise DatabaseUnavailable."""
+    return Session(raw_connection(url, autocommit=autocommit, **kwargs))
 
 
 class Database:
     """The reminders database, reached through named queries.
 
-    Short-lived connections per unit of work: the job opens a handful per run,
+    Short-lived sessions per unit of work: the job opens a handful per run,
     so a pool would add moving parts without saving time.
     """
 
@@ -44,27 +182,29 @@ class Database:
         self.url = url
 
     @contextmanager
-    def connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-        conn = connect(self.url, autocommit=autocommit)
+    def connection(self, *, autocommit: bool = False) -> Iterator[Session]:
+        session = connect(self.url, autocommit=autocommit)
         try:
-            yield conn
+            yield session
             if not autocommit:
-                conn.commit()
+                session.commit()
         except BaseException:
-            if not conn.closed and not autocommit:
-                conn.rollback()
+            if not session.closed and not autocommit:
+                # A session that is gone cannot roll back; the original error says more.
+                with suppress(DatabaseError):
+                    session.rollback()
             raise
         finally:
-            conn.close()
+            session.close()
 
     def fetch_one(self, name: str, **params: Any) -> dict[str, Any] | None:
-        with self.connection() as conn:
-            return conn.execute(query(name), params).fetchone()
+        with self.connection() as session:
+            return session.one(name, **params)
 
     def fetch_all(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        with self.connection() as conn:
-            return conn.execute(query(name), params).fetchall()
+        with self.connection() as session:
+            return session.all(name, **params)
 
     def execute(self, name: str, **params: Any) -> int:
-        with self.connection() as conn:
-            return conn.execute(query(name), params).rowcount
+        with self.connection() as session:
+            return session.run(name, **params)

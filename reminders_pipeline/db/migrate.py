@@ -27,16 +27,16 @@ from alembic.script import ScriptDirectory
 from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
-from reminders_pipeline.core.lock import LOCK_KEY, LOCK_NAMESPACE, LockHolder, find_lock_holder
-from reminders_pipeline.db.connector import connect
+from reminders_pipeline import settings
+from reminders_pipeline.db.connector import raw_connection
+from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
+from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.errors import MigrationBlocked
-from reminders_pipeline.settings import migration_lock_wait_s
+from reminders_pipeline.db.url import database_url
+from reminders_pipeline.errors import ConfigError, MigrationBlocked
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "reminders_schema_version"
-# Concurrent `upgrade` calls (two deployments starting at once) wait for each other.
-MIGRATION_LOCK = (LOCK_NAMESPACE, 0)
 # Names the migration's session in pg_stat_activity, and in a skipped run's record.
 APPLICATION_NAME = "reminders-migrate"
 _POLL_S = 0.2
@@ -61,7 +61,9 @@ def _config(connection: sqlalchemy.Connection | None = None) -> Config:
 def _engine(url: str) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
         "postgresql+psycopg://",
-        creator=lambda: connect(url, row_factory=tuple_row, application_name=APPLICATION_NAME),
+        creator=lambda: raw_connection(
+            url, row_factory=tuple_row, application_name=APPLICATION_NAME
+        ),
         poolclass=NullPool,
     )
 
@@ -104,8 +106,7 @@ def _take_run_lock(
         row = raw.execute(query("try_run_lock"), _run_lock_params()).fetchone()
         if row[0]:
             return
-        with connect(url, autocommit=True) as other:
-            holder = find_lock_holder(other)
+        holder = lock_holder(url)
         if holder is not None and not told and on_wait is not None and wait_s > 0:
             on_wait(holder)
             told = True
@@ -135,7 +136,7 @@ def upgrade(
     REMINDERS_MIGRATION_LOCK_WAIT_S) for the run lock; on_wait is told the holder
     once when it has to wait. Raises MigrationBlocked when the wait runs out.
     """
-    wait_s = migration_lock_wait_s() if lock_wait_s is None else lock_wait_s
+    wait_s = settings.MIGRATION_LOCK_WAIT_S.get() if lock_wait_s is None else lock_wait_s
     target_script = ScriptDirectory.from_config(_config()).get_revision(revision)
     target = target_script.revision if target_script is not None else None
     engine = _engine(url)
@@ -167,3 +168,20 @@ def upgrade(
         return before, after
     finally:
         engine.dispose()
+
+
+def require_migrated(url: str) -> None:
+    """Refuse to work on a database whose schema is not the code's."""
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the reminders database schema is at {current or 'nothing'}, the code needs {head}: "
+            "run `reminders db upgrade`"
+        )
+
+
+def migrated_database_url() -> str:
+    """The reminders database's URL, once its schema is known to be current."""
+    url = database_url()
+    require_migrated(url)
+    return url

@@ -54,10 +54,8 @@ connection; behind a session pooler, one per idle pooled server connection
 plus one). The check fails closed: when the lock connection's own statements
 wait longer than PROBE_TIMEOUT_S for a server connection, or the pool holds
 more idle server connections than MAX_PROBE_CONNECTIONS, the run is refused.
-
-PgBouncer also answers with its own BackendKeyData, so `conn.info.backend_pid`
-is a made-up number behind it (in any mode); the pid that `pg_locks` shows is
-the server's, from S1, and the lock records that one.
+PgBouncer answers with its own BackendKeyData, so `conn.info.backend_pid` is
+made up behind it; the lock records the server's pid (from S1), as pg_locks shows.
 """
 
 from __future__ import annotations
@@ -72,7 +70,7 @@ from typing import overload
 import psycopg
 from psycopg import pq
 
-from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.connector import Session, raw_connection
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
 from reminders_pipeline.errors import UnsupportedPooler
@@ -113,7 +111,7 @@ class SessionBinding:
         return self.server_pid != self.key_pid
 
 
-def require_session_binding(conn: psycopg.Connection, url: str) -> SessionBinding:
+def require_session_binding(session: Session | psycopg.Connection, url: str) -> SessionBinding:
     """Confirm that `conn` keeps one server connection; raise UnsupportedPooler if not.
 
     `conn` must be a fresh autocommit connection on which nothing else runs
@@ -122,6 +120,7 @@ def require_session_binding(conn: psycopg.Connection, url: str) -> SessionBindin
     transaction-mode pool the lock connection itself queues for a server
     connection, and PgBouncer would keep it queued for minutes.
     """
+    conn = session.raw if isinstance(session, Session) else session
     where = describe(url)
     deadline = time.monotonic() + PROBE_TIMEOUT_S
 
@@ -210,7 +209,7 @@ def require_session_binding(conn: psycopg.Connection, url: str) -> SessionBindin
 
 def _open_probe(url: str, deadline: float) -> psycopg.Connection:
     """A new client connection to the same URL; no server connection asked for yet."""
-    return connect(
+    return raw_connection(
         url,
         autocommit=True,
         application_name=PROBE_APPLICATION_NAME,

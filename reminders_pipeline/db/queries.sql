@@ -158,20 +158,22 @@ ORDER BY id DESC;
 
 -- name: count_due_assignments
 -- A summary of what a run for as_of will find; dispatch recounts batch by batch.
-SELECT count(*) FILTER (
-           WHERE last_contact_date
-                 <= %(as_of)s::date - coalesce(reminder_interval_days, %(default_interval)s)
-       ) AS due,
+-- The due rule is reminder_due() (migration 0004).
+SELECT count(r.sequence) AS due,
        count(*) AS active
-FROM assignments
-WHERE status = 'active';
+FROM assignments a
+LEFT JOIN LATERAL reminder_due(
+    a.last_contact_date, coalesce(a.reminder_interval_days, %(default_interval)s),
+    %(as_of)s::date, %(max_per_silence)s
+) AS r ON true
+WHERE a.status = 'active';
 
 -- name: dispatch_due_batch
 -- One batch of active assignments in id order (keyset pagination). Each due one
--- gets the latest reminder due on or before as_of: reminder number
--- min(days silent / interval, max per silence) of the silence that began at the
--- last contact, due on last contact + number * interval. The unique natural key
--- (assignment, kind, silence, number) makes a second copy a no-op.
+-- gets the latest reminder due on or before as_of, as reminder_due() (migration
+-- 0004) says: its number in the silence that began at the last contact, and its
+-- due date. The unique natural key (assignment, kind, silence, number) makes a
+-- second copy a no-op.
 WITH batch AS (
     SELECT id,
            mentor_id,
@@ -182,21 +184,22 @@ WITH batch AS (
     ORDER BY id
     LIMIT %(batch_size)s
 ), due AS (
-    SELECT id AS assignment_id,
-           mentor_id,
-           last_contact_date,
-           interval_days,
-           least((%(as_of)s::date - last_contact_date) / interval_days,
-                 %(max_per_silence)s) AS sequence
-    FROM batch
-    WHERE last_contact_date <= %(as_of)s::date - interval_days
+    SELECT b.id AS assignment_id,
+           b.mentor_id,
+           b.last_contact_date,
+           r.sequence,
+           r.due_on
+    FROM batch AS b
+    CROSS JOIN LATERAL reminder_due(
+        b.last_contact_date, b.interval_days, %(as_of)s::date, %(max_per_silence)s
+    ) AS r
 ), inserted AS (
     INSERT INTO notifications (
         assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
         channel, state, run_id, delivered_at
     )
     SELECT assignment_id, mentor_id, %(kind)s,
-           last_contact_date + sequence * interval_days,
+           due_on,
            last_contact_date, sequence,
            %(channel)s, %(state)s, %(run_id)s,
            CASE WHEN %(state)s = 'delivered' THEN now() END
@@ -366,9 +369,28 @@ FROM updated
 RETURNING id, at;
 
 -- name: admin_assignment
-SELECT id, mentor_id, status, started_on, last_contact_date, reminder_interval_days, created_at
-FROM assignments
-WHERE id = %(id)s;
+-- With the due rule (migration 0004) applied on today: the reminder due on or
+-- before today and the next one from today and from tomorrow (for when today's
+-- reminder exists already). NULL for assignments that are not active.
+SELECT a.id, a.mentor_id, a.status, a.started_on, a.last_contact_date,
+       a.reminder_interval_days, a.created_at,
+       %(today)s::date AS today,
+       r.sequence AS current_sequence,
+       r.due_on AS current_due_on,
+       CASE WHEN a.status = 'active' THEN next_reminder_due_on(
+           a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s
+       ) END AS next_due_on,
+       CASE WHEN a.status = 'active' THEN next_reminder_due_on(
+           a.last_contact_date, i.days, %(today)s::date + 1, %(max_per_silence)s
+       ) END AS next_due_after_today
+FROM assignments AS a
+CROSS JOIN LATERAL (
+    SELECT coalesce(a.reminder_interval_days, %(default_interval)s) AS days
+) AS i
+LEFT JOIN LATERAL reminder_due(
+    a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s
+) AS r ON a.status = 'active'
+WHERE a.id = %(id)s;
 
 -- name: admin_recent_reminders
 SELECT id, kind, due_on, silence_started_on, sequence, channel, state, attempts,

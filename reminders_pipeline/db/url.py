@@ -16,11 +16,12 @@ import psycopg
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from reminders_pipeline import settings
 from reminders_pipeline.errors import ConfigError
 
-ENV_VAR = "REMINDERS_DATABASE_URL"
+ENV_VAR = settings.DATABASE_URL.name
 # `REMINDERS_ENV=production` marks a production process even on a SQLite Dagster instance.
-PRODUCTION_ENV_VAR = "REMINDERS_ENV"
+PRODUCTION_ENV_VAR = settings.ENV.name
 log = logging.getLogger(__name__)
 
 # Handles kept for the life of the process: the embedded server stops when the
@@ -66,7 +67,7 @@ def describe(url: str) -> str:
 
 
 def embedded_home() -> Path:
-    return Path(os.environ.get("REMINDERS_HOME") or Path.cwd() / ".reminders")
+    return settings.embedded_home()
 
 
 HANDLES_FILE = ".handle_pids.json"
@@ -211,10 +212,9 @@ def production_reason() -> str | None:
     on Postgres storage: its processes run on several hosts or containers, where a
     private embedded server would be an empty database nobody else sees.
     """
-    env = os.environ.get(PRODUCTION_ENV_VAR, "").strip().lower()
-    if env == "production":
+    if settings.is_production_env():
         return f"{PRODUCTION_ENV_VAR}=production"
-    home = os.environ.get("DAGSTER_HOME", "").strip()
+    home = settings.dagster_home()
     if home and _instance_keeps_storage_in_postgres(Path(home) / "dagster.yaml"):
         return f"the Dagster instance in DAGSTER_HOME={home} keeps its storage in PostgreSQL"
     return None
@@ -222,8 +222,7 @@ def production_reason() -> str | None:
 
 def require_database_url_in_production() -> None:
     """Refuse to go on in a production process without REMINDERS_DATABASE_URL."""
-    url = os.environ.get(ENV_VAR)
-    if url is not None and url.strip():
+    if settings.DATABASE_URL.is_set():
         return
     reason = production_reason()
     if reason is not None:
@@ -241,8 +240,8 @@ def embedded_pgdata() -> Path:
 def database_url() -> str:
     """REMINDERS_DATABASE_URL when set; otherwise, outside production, an embedded
     server under REMINDERS_HOME."""
-    url = os.environ.get(ENV_VAR)
-    if url is not None and url.strip():
-        return validate_url(url.strip())
+    url = settings.DATABASE_URL.get()
+    if url is not None:
+        return validate_url(url)
     require_database_url_in_production()
     return with_database(start_embedded(embedded_pgdata()), "postgres")

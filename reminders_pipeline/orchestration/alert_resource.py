@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 
+from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import Alert, run_url
 from reminders_pipeline.alerts.sinks import (
     DEFAULT_TIMEOUT_S,
@@ -18,7 +18,7 @@ from reminders_pipeline.alerts.sinks import (
     deliver,
 )
 
-DEFAULT_UI_URL = "http://localhost:3000"
+DEFAULT_UI_URL = settings.DAGSTER_UI_URL.default
 
 
 class AlertResource(ConfigurableResource):
@@ -73,26 +73,24 @@ class AlertResource(ConfigurableResource):
         return run_url(self.ui_base_url, run_id)
 
 
-def _secret(name: str) -> Any:
+def _secret(setting: settings.Setting[str | None]) -> Any:
     # EnvVar keeps the value out of the UI's resource config; only when it is set,
     # since an unset EnvVar fails the code location.
-    return EnvVar(name) if os.environ.get(name) else None
+    return EnvVar(setting.name) if setting.is_set() else None
 
 
 def alert_resource_from_env() -> AlertResource:
-    """Configuration from REMINDERS_ALERT_* variables (docs/operations.md lists them)."""
-    env = os.environ.get
-    recipients = [r.strip() for r in env("REMINDERS_ALERT_EMAIL_TO", "").split(",") if r.strip()]
+    """Configuration from the REMINDERS_ALERT_* settings (reminders_pipeline.settings)."""
     return AlertResource(
-        slack_webhook_url=_secret("REMINDERS_ALERT_SLACK_WEBHOOK_URL"),
-        webhook_url=_secret("REMINDERS_ALERT_WEBHOOK_URL"),
-        smtp_host=env("REMINDERS_ALERT_SMTP_HOST") or None,
-        smtp_port=int(env("REMINDERS_ALERT_SMTP_PORT") or 25),
-        smtp_sender=env("REMINDERS_ALERT_EMAIL_FROM") or "reminders@localhost",
-        smtp_recipients=recipients,
-        smtp_username=env("REMINDERS_ALERT_SMTP_USERNAME") or None,
-        smtp_password=_secret("REMINDERS_ALERT_SMTP_PASSWORD"),
-        smtp_starttls=(env("REMINDERS_ALERT_SMTP_STARTTLS") or "").lower() in ("1", "true", "yes"),
-        ui_base_url=env("REMINDERS_DAGSTER_UI_URL") or DEFAULT_UI_URL,
-        max_tries=int(env("REMINDERS_ALERT_MAX_TRIES") or 3),
+        slack_webhook_url=_secret(settings.ALERT_SLACK_WEBHOOK_URL),
+        webhook_url=_secret(settings.ALERT_WEBHOOK_URL),
+        smtp_host=settings.ALERT_SMTP_HOST.get(),
+        smtp_port=settings.ALERT_SMTP_PORT.get(),
+        smtp_sender=settings.ALERT_EMAIL_FROM.get(),
+        smtp_recipients=settings.ALERT_EMAIL_TO.get(),
+        smtp_username=settings.ALERT_SMTP_USERNAME.get(),
+        smtp_password=_secret(settings.ALERT_SMTP_PASSWORD),
+        smtp_starttls=settings.ALERT_SMTP_STARTTLS.get(),
+        ui_base_url=settings.DAGSTER_UI_URL.get(),
+        max_tries=settings.ALERT_MAX_TRIES.get(),
     )

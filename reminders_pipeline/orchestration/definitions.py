@@ -1,12 +1,16 @@
-"""The Dagster code location: jobs, schedules, sensors and resources."""
+"""The Dagster code location: jobs, schedules, sensors, and the one place resources are bound."""
 
-from dagster import Definitions
+from dagster import Definitions, JobDefinition
 
 from reminders_pipeline.db.url import require_database_url_in_production
 from reminders_pipeline.orchestration.alert_resource import alert_resource_from_env
 from reminders_pipeline.orchestration.assets import daily_reminders
+from reminders_pipeline.orchestration.io_manager import event_log_io_manager
 from reminders_pipeline.orchestration.jobs import reminders_job
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.resources import (
+    ReminderRunResource,
+    RemindersDatabaseResource,
+)
 from reminders_pipeline.orchestration.schedules import daily_reminders_schedule
 from reminders_pipeline.orchestration.sensors import all_sensors
 
@@ -21,8 +25,23 @@ defs = Definitions(
     schedules=[daily_reminders_schedule],
     sensors=all_sensors,
     resources={
-        # REMINDERS_DATABASE_URL (or the embedded server), like the job's own resource.
+        # The run's lock, steps and log; settings from the environment, read per run.
+        "reminders": ReminderRunResource(),
+        # REMINDERS_DATABASE_URL (or the embedded server), for schedules and sensors.
         "reminders_db": RemindersDatabaseResource(),
         "alerts": alert_resource_from_env(),
+        # Op outputs in Dagster's event log, not on the worker's disk: the ops pass
+        # only ordering, but a skipped run's summary is an output, and nothing of a
+        # run may depend on the disk of the worker that ran it.
+        "io_manager": event_log_io_manager,
     },
 )
+
+
+def resolved_reminders_job() -> JobDefinition:
+    """The job with its resources bound, as the code location serves it.
+
+    For `execute_job(reconstructable(resolved_reminders_job), ...)` outside a code
+    server: the CLI, benchmarks and tests run exactly what the daemon launches.
+    """
+    return defs.get_job_def(reminders_job.name)

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no cross-process guard, first use must not race
     fcntl = None  # type: ignore[assignment]
 
+import os
+from typing import Any
+
 import backoff
-import psycopg
 from dagster import DagsterInstance, execute_job, reconstructable
 
-from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline import settings
+from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.url import embedded_home
-from reminders_pipeline.errors import ConfigError, DatabaseUnavailable
-from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.errors import ConfigError, ConnectionLost, DatabaseUnavailable
+from reminders_pipeline.orchestration.definitions import resolved_reminders_job
+from reminders_pipeline.orchestration.jobs import reminder_partitions
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
 
 # The first line of a dagster.yaml this package manages (instance/dagster.yaml).
@@ -62,17 +64,17 @@ def prepare_dagster_home(home: Path) -> str:
 
 def default_dagster_home() -> Path:
     """DAGSTER_HOME, or the persistent local home under REMINDERS_HOME."""
-    return Path(os.environ.get("DAGSTER_HOME") or embedded_home() / "dagster").resolve()
+    return Path(settings.dagster_home() or settings.embedded_home() / "dagster").resolve()
 
 
 def dagster_instance() -> DagsterInstance:
     """DAGSTER_HOME's instance; without it, a persistent local one under REMINDERS_HOME
     with the shipped instance settings (the same the UI runs with: `reminders ui`)."""
-    if not os.environ.get("DAGSTER_HOME"):
+    if not settings.dagster_home():
         home = default_dagster_home()
         prepare_dagster_home(home)
-        os.environ["DAGSTER_HOME"] = str(home)
-    with _first_use_guard(Path(os.environ["DAGSTER_HOME"])):
+        settings.use_dagster_home(home)
+    with _first_use_guard(Path(settings.dagster_home() or ".")):
         instance = DagsterInstance.get()
         # Touch each storage under the guard: SQLite storage creates its schema on
         # first use, and two processes doing that at once fail ("table runs already
@@ -120,12 +122,12 @@ def check_partition(as_of: date) -> str:
 
 def run_reminders_job(
     url: str, as_of: date, trigger: str = "cli", log_level: str = "INFO"
-) -> dict[str, Any]:
+) -> RunSummary:
     """Execute one run of the job (the definition the schedule launches) and summarise it."""
     key = check_partition(as_of)
     with dagster_instance() as instance:
         result = execute_job(
-            reconstructable(reminders_job),
+            reconstructable(resolved_reminders_job),
             instance=instance,
             tags={"dagster/partition": key, "reminders/trigger": trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
@@ -139,38 +141,22 @@ def run_reminders_job(
             if err is not None:
                 error = err.message.strip()
                 break
-    if row is not None:
-        error = row["error"] if row["status"] == "failed" else error
-    elif lookup_error is not None:
-        # The run's own record is out of reach: say so, with what Dagster saw.
-        error = f"{lookup_error}; the run's outcome could not be read" + (
-            f" (Dagster: {error})" if error else ""
+    if row is None:
+        if lookup_error is not None:
+            # The run's own record is out of reach: say so, with what Dagster saw.
+            error = f"{lookup_error}; the run's outcome could not be read" + (
+                f" (Dagster: {error})" if error else ""
+            )
+            return RunSummary("failed", as_of, result.run_id, None, error=error)
+        # The run failed before it could log itself.
+        status = "success" if result.success else "failed"
+        return RunSummary(
+            status, as_of, result.run_id, None, error=error if not result.success else None
         )
-    if row is not None:
-        status = row["status"]
-    else:
-        status = "success" if result.success and lookup_error is None else "failed"
-    return {
-        "status": status,
-        "run_id": result.run_id,
-        "as_of": key,
-        "selected": (row or {}).get("selected") or 0,
-        "created": (row or {}).get("created") or 0,
-        "already_existed": (row or {}).get("already_existed") or 0,
-        "duration_s": round((row or {}).get("duration_s") or 0.0, 3),
-        "reminder_runs_id": row["id"] if row else None,
-        "blocked_by": (
-            {
-                "pid": row["blocked_by_pid"],
-                "application_name": row["blocked_by_application_name"],
-                "run_id": row["blocked_by_run_id"],
-                "since": row["blocked_since"].isoformat() if row["blocked_since"] else None,
-            }
-            if row and row["status"] == "skipped"
-            else None
-        ),
-        "error": error if (row is None or row["status"] != "success") else None,
-    }
+    summary = RunSummary.from_row(row)
+    if summary.status == "failed":
+        return summary  # the log's error names the step's problem
+    return replace(summary, error=error if summary.status != "success" else None)
 
 
 # After a run, its row is read back; a database that is restarting gets a while.
@@ -182,7 +168,7 @@ def _run_row(url: str, dagster_run_id: str) -> tuple[dict[str, Any] | None, str 
 
     @backoff.on_exception(
         backoff.expo,
-        (DatabaseUnavailable, psycopg.OperationalError),
+        (DatabaseUnavailable, ConnectionLost),
         max_time=ROW_LOOKUP_RETRY_S,
         max_value=5,
         logger=None,
@@ -192,7 +178,7 @@ def _run_row(url: str, dagster_run_id: str) -> tuple[dict[str, Any] | None, str 
 
     try:
         rows = lookup()
-    except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+    except (DatabaseUnavailable, ConnectionLost) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return None, f"lost the database connection: {first}"
     return (rows[0] if rows else None), None

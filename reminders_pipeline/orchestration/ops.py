@@ -1,4 +1,11 @@
-"""The reminders job's ops: each hands the run resource to one step of ReminderRun."""
+"""The reminders job's ops: each hands the run resource to one step of ReminderRun.
+
+Data flows one way, through the run resource alone: its ReminderRun holds the
+as-of date, the run's log row and the counts, and the ops only order the steps.
+Their links are `Nothing` dependencies (In(Nothing)/Out(Nothing)): an op runs
+after the one before it yielded, and is skipped when it did not (the lock was
+held by another run). Values reach the UI as metadata, not as inputs.
+"""
 
 from datetime import date
 from typing import Any
@@ -6,7 +13,9 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    In,
     MetadataValue,
+    Nothing,
     OpExecutionContext,
     Out,
     Output,
@@ -14,9 +23,7 @@ from dagster import (
 )
 
 from reminders_pipeline.core.dispatch import BatchProgress
-from reminders_pipeline.core.due import DueSelection
 from reminders_pipeline.core.run import RunSummary
-from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
@@ -35,8 +42,8 @@ def as_of_for(context: OpExecutionContext) -> date:
 
 @op(
     out={
-        "acquired": Out(date, is_required=False, description="the as-of date, lock held"),
-        "skipped": Out(dict, is_required=False, description="who held the lock"),
+        "acquired": Out(Nothing, is_required=False, description="the lock is held"),
+        "skipped": Out(dict, is_required=False, description="the skipped run's summary"),
     },
     description=(
         "Takes the session-level advisory lock on a dedicated connection held for the whole"
@@ -50,7 +57,7 @@ def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
     skipped = reminders.run.start(as_of)
     if skipped is None:
         yield Output(
-            as_of,
+            None,
             "acquired",
             metadata={
                 "as_of": as_of.isoformat(),
@@ -60,8 +67,7 @@ def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
         )
         return
     metadata = report_skipped(context, skipped)
-    holder = skipped.holder.describe() if skipped.holder else None
-    yield Output({"holder": holder}, "skipped", metadata=metadata)
+    yield Output(skipped.to_dict(), "skipped", metadata=metadata)
 
 
 def report_skipped(context: OpExecutionContext, skipped: RunSummary) -> dict[str, Any]:
@@ -71,11 +77,9 @@ def report_skipped(context: OpExecutionContext, skipped: RunSummary) -> dict[str
     context.log.warning(
         f"Another run holds the reminders lock; skipping ({holder.describe() if holder else '?'})"
     )
+    fields = holder.to_dict() if holder else dict.fromkeys(("pid", "application_name", "run_id"))
     return {
-        "holder_pid": holder.pid if holder else None,
-        "holder_application_name": holder.application_name if holder else None,
-        "holder_run_id": holder.run_id if holder else None,
-        "holder_since": holder.since.isoformat() if holder and holder.since else None,
+        **{f"holder_{key}": value for key, value in fields.items()},
         "reminder_runs_id": skipped.run_row_id,
     }
 
@@ -93,46 +97,50 @@ def lock_held_or_skipped(context: OpExecutionContext, reminders: ReminderRunReso
 
 
 @op(
-    out=Out(DueSelection, is_required=False),
+    ins={"locked": In(Nothing)},
+    out=Out(Nothing, is_required=False),
     description=(
         "Counts the active assignments and those due on the as-of date (no contact for their"
         " reminder interval), on the lock's session."
     ),
 )
-def select_due_assignments(
-    context: OpExecutionContext, reminders: ReminderRunResource, as_of: date
-):
+def select_due_assignments(context: OpExecutionContext, reminders: ReminderRunResource):
     if not lock_held_or_skipped(context, reminders):
         return
     selection = reminders.run.select()
-    context.log.info(f"{selection.due} of {selection.active} active assignments due on {as_of}")
-    yield Output(selection, metadata={"due": selection.due, "active": selection.active})
+    context.log.info(
+        f"{selection.due} of {selection.active} active assignments due on {selection.as_of}"
+    )
+    yield Output(None, metadata={"due": selection.due, "active": selection.active})
 
 
 @op(
-    out=Out(RunCounts, is_required=False),
+    ins={"selected": In(Nothing)},
+    out=Out(Nothing, is_required=False),
     description=(
         "Creates the reminders due on the as-of date in keyset batches, one commit each,"
         " INSERT ... ON CONFLICT DO NOTHING on the natural key: a reminder is never created twice."
     ),
 )
-def dispatch_reminders(
-    context: OpExecutionContext, reminders: ReminderRunResource, selection: DueSelection
-):
+def dispatch_reminders(context: OpExecutionContext, reminders: ReminderRunResource):
     if not lock_held_or_skipped(context, reminders):
         return
+    # The selection's snapshot when this run made it; a re-execution that starts
+    # here has none and reports batches without the total.
+    active = reminders.run.selection.active if reminders.run.selection else None
 
     def report(progress: BatchProgress) -> None:
-        done = min(progress.scanned, selection.active) if selection.active else progress.scanned
+        done = min(progress.scanned, active) if active else progress.scanned
         context.log.info(
-            f"batch {progress.batches}: {done}/{selection.active} active assignments scanned, "
+            f"batch {progress.batches}: {done}/{active if active is not None else '?'} "
+            "active assignments scanned, "
             f"{progress.counts.created} reminders created, "
             f"{progress.counts.already_existed} already existed ({progress.elapsed_s:.1f}s)"
         )
 
     counts = reminders.run.dispatch(on_progress=report)
     yield Output(
-        counts,
+        None,
         metadata={
             "selected": counts.selected,
             "created": counts.created,
@@ -142,15 +150,14 @@ def dispatch_reminders(
 
 
 @op(
-    out=Out(is_required=False),
+    ins={"dispatched": In(Nothing)},
+    out=Out(Nothing, is_required=False),
     description=(
         "Records 'success' with the counts on the lock's session, releases the lock and"
         " reports the day's partition of reminders/daily_reminders as materialized."
     ),
 )
-def release_run_lock(
-    context: OpExecutionContext, reminders: ReminderRunResource, counts: RunCounts
-):
+def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource):
     if not lock_held_or_skipped(context, reminders):
         return
     summary = reminders.run.finish()

@@ -13,13 +13,13 @@ from dagster import (
 )
 from pydantic import PrivateAttr
 
-from reminders_pipeline.core.lock import LockHolder, find_lock_holder
+from reminders_pipeline import settings
+from reminders_pipeline.core.lock import LockHolder, lock_holder
 from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunLog
 from reminders_pipeline.core.services import build_reminder_run
-from reminders_pipeline.db.connector import Database, connect
+from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import database_url, validate_url
-from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import ReminderSettings
 
 
@@ -82,26 +82,27 @@ class ReminderRunResource(ConfigurableResource):
     _run: ReminderRun | None = PrivateAttr(default=None)
 
     def settings(self) -> ReminderSettings:
+        """The environment's settings, overridden by this resource's config where given."""
         env = ReminderSettings.from_env()
 
-        def positive(name: str, value: int | None, default: int) -> int:
-            if value is None:
-                return default
-            if value < 1:
-                raise ConfigError(f"resource config {name} must be at least 1, got {value}")
-            return value
+        def pick(setting: settings.Setting[int], field: str, value: int | None, default: int):
+            return default if value is None else setting.check(value, f"resource config {field}")
 
         return ReminderSettings(
             timezone=env.timezone,
-            default_interval_days=positive(
-                "default_interval_days", self.default_interval_days, env.default_interval_days
+            default_interval_days=pick(
+                settings.DEFAULT_INTERVAL_DAYS,
+                "default_interval_days",
+                self.default_interval_days,
+                env.default_interval_days,
             ),
-            max_reminders_per_silence=positive(
+            max_reminders_per_silence=pick(
+                settings.MAX_PER_SILENCE,
                 "max_reminders_per_silence",
                 self.max_reminders_per_silence,
                 env.max_reminders_per_silence,
             ),
-            batch_size=positive("batch_size", self.batch_size, env.batch_size),
+            batch_size=pick(settings.BATCH_SIZE, "batch_size", self.batch_size, env.batch_size),
         )
 
     def resolved_database_url(self) -> str:
@@ -149,5 +150,4 @@ class RemindersDatabaseResource(ConfigurableResource):
         return RunLog(Database(self.resolved_database_url()))
 
     def lock_holder(self) -> LockHolder | None:
-        with connect(self.resolved_database_url(), autocommit=True) as conn:
-            return find_lock_holder(conn)
+        return lock_holder(self.resolved_database_url())

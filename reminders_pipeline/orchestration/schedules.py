@@ -14,7 +14,6 @@ dagster/priority, so it is dequeued ahead of the backfill's remaining partitions
 """
 
 import logging
-import os
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -25,19 +24,18 @@ from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     RunsFilter,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
 )
 
-from reminders_pipeline.errors import ConfigError
+from reminders_pipeline import settings
 from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
-from reminders_pipeline.settings import timezone_from_env
 
 log = logging.getLogger(__name__)
 
-OVERLAP_POLICIES = ("skip", "queue")
 BACKFILL_TAG = "dagster/backfill"
 PRIORITY_TAG = "dagster/priority"
 # Above the default 0 of backfill and manual runs: today's run goes first in the queue.
@@ -53,30 +51,6 @@ BLOCKING_STATUSES = [
     DagsterRunStatus.CANCELING,
     DagsterRunStatus.SUSPENDED,
 ]
-
-
-def env_int(name: str, default: int, lowest: int, highest: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not lowest <= value <= highest:
-        raise ConfigError(f"{name} must be between {lowest} and {highest}, got {value}")
-    return value
-
-
-def overlap_policy_from_env() -> str:
-    policy = (os.environ.get("REMINDERS_OVERLAP_POLICY") or "skip").strip().lower()
-    if policy not in OVERLAP_POLICIES:
-        raise ConfigError(f"REMINDERS_OVERLAP_POLICY must be one of {OVERLAP_POLICIES}: {policy!r}")
-    return policy
-
-
-SCHEDULE_HOUR = env_int("REMINDERS_SCHEDULE_HOUR", 6, 0, 23)
-SCHEDULE_MINUTE = env_int("REMINDERS_SCHEDULE_MINUTE", 0, 0, 59)
-SCHEDULE_TIMEZONE = timezone_from_env()
-OVERLAP_POLICY = overlap_policy_from_env()
 
 
 def partition_date_for_tick(tick_time: datetime | None, timezone: str) -> date:
@@ -141,24 +115,35 @@ def evaluate_tick(
     )
 
 
-@schedule(
-    job=reminders_job,
-    cron_schedule=f"{SCHEDULE_MINUTE} {SCHEDULE_HOUR} * * *",
-    execution_timezone=SCHEDULE_TIMEZONE,
-    name="daily_reminders_schedule",
-    default_status=DefaultScheduleStatus.STOPPED,
-    description=(
-        f"Daily at {SCHEDULE_HOUR:02d}:{SCHEDULE_MINUTE:02d} {SCHEDULE_TIMEZONE}: that day's "
-        f"partition. Overlap policy: {OVERLAP_POLICY}."
-    ),
-)
-def daily_reminders_schedule(
-    context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
-) -> RunRequest | SkipReason:
-    return evaluate_tick(
-        context.instance,
-        context.scheduled_execution_time,
-        OVERLAP_POLICY,
-        reminder_partitions.timezone or SCHEDULE_TIMEZONE,
-        reminders_db,
+def build_schedule() -> ScheduleDefinition:
+    """The daily schedule; its time and timezone are fixed when the code location loads."""
+    hour, minute = settings.SCHEDULE_HOUR.get(), settings.SCHEDULE_MINUTE.get()
+    zone = settings.TIMEZONE.get()
+
+    @schedule(
+        job=reminders_job,
+        cron_schedule=f"{minute} {hour} * * *",
+        execution_timezone=zone,
+        name="daily_reminders_schedule",
+        default_status=DefaultScheduleStatus.STOPPED,
+        description=(
+            f"Daily at {hour:02d}:{minute:02d} {zone}: that day's partition. "
+            f"Overlap policy (REMINDERS_OVERLAP_POLICY, read at each tick): "
+            f"{settings.OVERLAP_POLICY.get()}."
+        ),
     )
+    def daily_reminders_schedule(
+        context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
+    ) -> RunRequest | SkipReason:
+        return evaluate_tick(
+            context.instance,
+            context.scheduled_execution_time,
+            settings.OVERLAP_POLICY.get(),
+            reminder_partitions.timezone or zone,
+            reminders_db,
+        )
+
+    return daily_reminders_schedule
+
+
+daily_reminders_schedule = build_schedule()

@@ -112,6 +112,12 @@ def dagster_dev(
         "REMINDERS_DAGSTER_UI_URL": f"http://127.0.0.1:{port}",
         "REMINDERS_SENSOR_INTERVAL_S": "5",
     }
+    # Create the instance's SQLite storage before `dagster dev` starts: its webserver,
+    # daemon and code server would otherwise race to create the schema on a fresh
+    # home (alembic "more than one head"), which a loaded machine makes likely.
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    instance.get_runs_count()
+    _ = instance.event_log_storage, instance.schedule_storage
     log_path = tmp_path / "dagster-dev.log"
     # Create the instance's SQLite storage before dagster dev starts: several processes
     # creating it at once can stamp two alembic heads, and the code location then fails.

@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import with_database
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 from tests.helpers.locks import lock_free
 
@@ -67,7 +67,7 @@ def postgres_instance(
 
 def launch(instance: DagsterInstance, day: date):  # noqa: ANN201 (ExecuteJobResult)
     return execute_job(
-        reconstructable(reminders_job),
+        reconstructable(resolved_reminders_job),
         instance=instance,
         tags={"dagster/partition": day.isoformat(), "reminders/trigger": "test"},
     )
@@ -152,7 +152,7 @@ def test_reexecution_from_failure_on_a_worker_with_an_empty_disk(
     shutil.copy(old_home / "dagster.yaml", new_home / "dagster.yaml")
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(new_home))) as new_worker:
         again = execute_job(
-            reconstructable(reminders_job),
+            reconstructable(resolved_reminders_job),
             instance=new_worker,
             reexecution_options=ReexecutionOptions.from_failure(first.run_id, new_worker),
         )

@@ -37,11 +37,11 @@ pytestmark = pytest.mark.acceptance
 LAUNCH = """
 import json, sys
 from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructable
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 
 with DagsterInstance.get() as instance:
     result = execute_job(
-        reconstructable(reminders_job),
+        reconstructable(resolved_reminders_job),
         instance=instance,
         tags={"dagster/partition": sys.argv[1]},
     )

@@ -119,7 +119,7 @@ def test_session_mode_gives_one_lock_and_records_the_server_pid(db_url):
             # The pid the lock records is the one pg_locks shows, not PgBouncer's own
             # number from BackendKeyData.
             assert [row[0] for row in advisory_locks(db_url)] == [first.backend_pid]
-            assert first.backend_pid != first.conn.info.backend_pid
+            assert first.backend_pid != first.conn.backend_pid
             holder = second.holder()
             assert holder is not None and holder.pid == first.backend_pid
             assert holder.run_id == "run-a"
@@ -184,7 +184,7 @@ def test_concurrent_runs_through_a_session_pooler_take_the_lock_once(db_url):
 
 def test_a_direct_connection_passes_the_check_and_records_its_own_pid(db_url):
     with RunLock(db_url, "run-a") as lock:
-        assert lock.backend_pid == lock.conn.info.backend_pid
+        assert lock.backend_pid == lock.conn.backend_pid
         assert lock.try_acquire()
         assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
 

@@ -8,7 +8,7 @@ import psycopg
 from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 
 from reminders_pipeline.core.lock import LOCK_KEY, application_name_for
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 from tests.helpers.locks import lock_free
 
@@ -17,7 +17,7 @@ AS_OF = date(2026, 11, 20)
 
 def launch(instance: DagsterInstance, **kwargs):
     return execute_job(
-        reconstructable(reminders_job),
+        reconstructable(resolved_reminders_job),
         instance=instance,
         tags={"dagster/partition": AS_OF.isoformat()},
         **kwargs,

@@ -71,7 +71,7 @@ def test_lock_session_sets_server_side_keepalives(db_url):
         rows = lock.conn.execute(
             "SELECT name, setting FROM pg_settings WHERE name LIKE 'tcp_keepalives_%'"
         ).fetchall()
-        unix_socket = lock.conn.info.host.startswith("/")
+        unix_socket = lock.conn.host.startswith("/")
     settings = {r["name"]: r["setting"] for r in rows}
     if unix_socket:
         pytest.skip("PostgreSQL ignores TCP keepalives on a Unix socket")
@@ -86,7 +86,7 @@ def test_lock_session_checks_for_a_vanished_client_while_a_statement_runs(db_url
     """The run's statements run on the lock session; a killed client must not leave one
     waiting (and the lock held) until it ends. See test_crash_recovery for the effect."""
     with RunLock(db_url, "run-a") as lock:
-        if lock.conn.info.server_version < 140000:
+        if lock.conn.server_version < 140000:
             pytest.skip("client_connection_check_interval needs PostgreSQL 14")
         setting = lock.conn.execute("SHOW client_connection_check_interval").fetchone()
     assert list(setting.values()) == ["1s"]

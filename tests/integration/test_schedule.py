@@ -18,6 +18,7 @@ from dagster import (
 )
 from dagster._utils.schedules import cron_string_iterator
 
+from reminders_pipeline import settings
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.orchestration import schedules
 from reminders_pipeline.orchestration.definitions import defs
@@ -143,7 +144,7 @@ def test_a_backfill_in_progress_does_not_swallow_the_tick(
 def test_queue_policy_launches_behind_the_running_run(
     instance: DagsterInstance, db_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(schedules, "OVERLAP_POLICY", "queue")
+    monkeypatch.setenv("REMINDERS_OVERLAP_POLICY", "queue")
     job_run(instance, DagsterRunStatus.STARTED)
 
     result = tick(instance, db_url, datetime(2025, 3, 30, 6, tzinfo=OSLO))
@@ -167,7 +168,7 @@ def test_skip_reason_reaches_the_ui_even_when_the_log_cannot_be_written(
 
 def test_overlap_policy_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REMINDERS_OVERLAP_POLICY", "Queue")
-    assert schedules.overlap_policy_from_env() == "queue"
+    assert settings.OVERLAP_POLICY.get() == "queue"
     monkeypatch.setenv("REMINDERS_OVERLAP_POLICY", "cancel")
     with pytest.raises(Exception, match="REMINDERS_OVERLAP_POLICY"):
-        schedules.overlap_policy_from_env()
+        settings.OVERLAP_POLICY.get()

@@ -13,6 +13,7 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
+from reminders_pipeline import settings
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.core.runlog import RunCounts, RunLog
 from reminders_pipeline.db.connector import Database
@@ -25,6 +26,7 @@ from reminders_pipeline.orchestration.resources import (
 )
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
+from tests.helpers.settings import override
 
 NOW = datetime.now(UTC)
 
@@ -212,7 +214,7 @@ def test_repeated_skips_alert_once_per_streak_naming_the_holder(
 
 @pytest.fixture
 def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensors, "STALE_LOCK_GRACE_S", 0)
+    override(monkeypatch, "STALE_LOCK_GRACE_S", 0)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +279,7 @@ def test_lock_held_by_a_run_in_progress_is_not_stale(
 def test_a_just_opened_lock_session_gets_a_grace_period(
     instance: DagsterInstance, db_url: str, resources: dict, webhook: WebhookServer
 ) -> None:
-    assert sensors.STALE_LOCK_GRACE_S > 0
+    assert settings.STALE_LOCK_GRACE_S.get() > 0
     with RunLock(db_url, "starting-run") as lock:
         assert lock.try_acquire()
         evaluate(sensors.stale_lock_sensor, instance, resources, None)
@@ -344,7 +346,7 @@ def test_repeated_skip_ticks_after_the_alert_count_the_streak_until_it_breaks(
     assert longer.startswith("already alerted: 3 skipped runs in a row since "), longer
     assert f"latest: reminder_runs {latest}" in longer
     assert len(alerts_of(webhook, "repeated_skips")) == 1
-    assert broken == f"no streak of {sensors.SKIP_ALERT_AFTER} skipped runs"
+    assert broken == f"no streak of {settings.SKIP_ALERT_AFTER.get()} skipped runs"
 
 
 def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
@@ -385,10 +387,10 @@ def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_
     for name, text in descriptions.items():
         assert text.startswith("Watches "), name
         assert "Alerts go to the sensor's log" in text, name
-    assert f"{sensors.LONG_RUN_MINUTES} min" in descriptions["long_running_reminders_sensor"]
-    assert f"{sensors.SKIP_ALERT_AFTER} or more" in descriptions["repeated_skips_sensor"]
-    assert f"{sensors.STALE_LOCK_GRACE_S} s grace" in descriptions["stale_lock_sensor"]
-    assert f"{sensors.ZOMBIE_GRACE_S} s" in descriptions["zombie_run_sensor"]
+    assert f"{settings.LONG_RUN_MINUTES.get()} min" in descriptions["long_running_reminders_sensor"]
+    assert f"{settings.SKIP_ALERT_AFTER.get()} or more" in descriptions["repeated_skips_sensor"]
+    assert f"{settings.STALE_LOCK_GRACE_S.get()} s grace" in descriptions["stale_lock_sensor"]
+    assert f"{settings.ZOMBIE_GRACE_S.get()} s" in descriptions["zombie_run_sensor"]
 
     for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_HOST", "EMAIL_TO"):
         monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)

@@ -22,13 +22,14 @@ from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
+from tests.helpers.settings import override
 
 GRACE_S = 1
 
 
 @pytest.fixture(autouse=True)
 def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sensors, "ZOMBIE_GRACE_S", GRACE_S)
+    override(monkeypatch, "ZOMBIE_GRACE_S", GRACE_S)
 
 
 def evaluate(instance: DagsterInstance, resources: dict, cursor: str | None) -> tuple[str, str]:
@@ -96,7 +97,7 @@ def test_a_run_that_just_started_is_not_failed_before_its_lock_connection_opens(
     webhook: WebhookServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sensors, "ZOMBIE_GRACE_S", 60)
+    override(monkeypatch, "ZOMBIE_GRACE_S", 60)
     run_id = job_run(instance, DagsterRunStatus.STARTED)
     # Even with a cursor claiming the session has been missing for long.
     stale = json.dumps({"missing": {run_id: "2000-01-01T00:00:00+00:00"}})
@@ -141,7 +142,7 @@ def test_the_off_switch(
     webhook: WebhookServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sensors, "ZOMBIE_SENSOR_ON", False)
+    override(monkeypatch, "ZOMBIE_SENSOR", False)
     run_id = job_run(
         instance, DagsterRunStatus.STARTED, started_at=datetime.now(UTC) - timedelta(hours=1)
     )
@@ -154,8 +155,9 @@ def test_the_off_switch(
 def test_grace_interval_and_switch_come_from_the_environment(reminders_env: dict) -> None:
     # A fresh interpreter: the settings are read when the code location loads.
     probe = (
+        "from reminders_pipeline import settings as c; "
         "from reminders_pipeline.orchestration import sensors as s; "
-        "print(s.ZOMBIE_GRACE_S, s.ZOMBIE_INTERVAL_S, s.ZOMBIE_SENSOR_ON,"
+        "print(c.ZOMBIE_GRACE_S.get(), c.zombie_interval_s(), c.ZOMBIE_SENSOR.get(),"
         " s.zombie_run_sensor.default_status.value, s.zombie_run_sensor.minimum_interval_seconds)"
     )
 

@@ -1,0 +1,1 @@
+"""The admin API's routes, one router per resource; thin: they call the services."""

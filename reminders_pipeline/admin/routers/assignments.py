@@ -1,0 +1,53 @@
+"""An assignment's state, and the manual correction of its last contact date."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter
+
+from reminders_pipeline.admin.auth import Corrector, Reader
+from reminders_pipeline.admin.deps import Services
+from reminders_pipeline.admin.models import (
+    AssignmentId,
+    AssignmentView,
+    CorrectedAssignment,
+    LastContactCorrection,
+    error_responses,
+)
+
+log = logging.getLogger("reminders_pipeline.admin")
+router = APIRouter(tags=["assignments"])
+
+
+@router.get(
+    "/assignments/{assignment_id}",
+    response_model=AssignmentView,
+    responses=error_responses(401, 403, 404),
+)
+def get_assignment(assignment_id: AssignmentId, token: Reader, services: Services) -> Any:
+    """An assignment: last contact, next reminder due date, recent reminders."""
+    return services.assignments.assignment(assignment_id)
+
+
+@router.put(
+    "/assignments/{assignment_id}/last-contact-date",
+    response_model=CorrectedAssignment,
+    responses=error_responses(401, 403, 404),
+)
+def correct_last_contact_date(
+    assignment_id: AssignmentId, body: LastContactCorrection, token: Corrector, services: Services
+) -> Any:
+    """Correct last_contact_date by hand; audited with the token's name and the reason."""
+    result = services.assignments.correct_last_contact_date(
+        assignment_id, body.last_contact_date, body.reason, token_name=token.name
+    )
+    log.info(
+        "token %r corrected last_contact_date of assignment %s: %s -> %s",
+        token.name,
+        assignment_id,
+        result["correction"]["old_value"],
+        result["correction"]["new_value"],
+    )
+    return result

@@ -1,0 +1,35 @@
+"""The audit of manual corrections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from reminders_pipeline.admin.auth import Reader
+from reminders_pipeline.admin.deps import Services
+from reminders_pipeline.admin.models import (
+    BIGINT_MAX,
+    AuditPage,
+    Limit,
+    Offset,
+    error_responses,
+    page,
+)
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/audit", response_model=AuditPage, responses=error_responses(401, 403))
+def list_audit(
+    token: Reader,
+    services: Services,
+    assignment_id: Annotated[
+        int | None, Query(ge=1, le=BIGINT_MAX, description="Only this assignment.")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """Manual corrections, newest first."""
+    items = services.assignments.audit(limit=limit, offset=offset, assignment_id=assignment_id)
+    return page(items, limit, offset)

@@ -1,0 +1,42 @@
+"""The execution log and the run lock."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from reminders_pipeline.admin.auth import Reader
+from reminders_pipeline.admin.deps import Services
+from reminders_pipeline.admin.models import (
+    Limit,
+    LockStatus,
+    Offset,
+    RunsPage,
+    error_responses,
+    page,
+)
+from reminders_pipeline.core.lock import lock_holder, lock_state
+
+router = APIRouter(tags=["runs"])
+
+
+@router.get("/runs", response_model=RunsPage, responses=error_responses(401, 403))
+def list_runs(
+    token: Reader,
+    services: Services,
+    status: Annotated[
+        Literal["running", "success", "skipped", "failed", "abandoned"] | None,
+        Query(description="Only runs with this status."),
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """The execution log, newest first."""
+    return page(services.runlog.recent(limit=limit, offset=offset, status=status), limit, offset)
+
+
+@router.get("/lock", response_model=LockStatus, responses=error_responses(401, 403))
+def lock_status(token: Reader, services: Services) -> Any:
+    """The run lock: free, or who holds it."""
+    return lock_state(lock_holder(services.url))

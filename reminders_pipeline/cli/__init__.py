@@ -1,0 +1,252 @@
+"""The `reminders` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+
+import click
+
+from reminders_pipeline.admin.cli import admin
+from reminders_pipeline.cli.common import (
+    database_url,
+    print_json,
+    require_migrated,
+)
+from reminders_pipeline.cli.db_commands import db, db_upgrade
+from reminders_pipeline.cli.ui import ui
+from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
+from reminders_pipeline.core.runlog import RunLog, RunSummary
+from reminders_pipeline.db import seed as seeding
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.errors import ConfigError, RemindersError
+from reminders_pipeline.settings import ReminderSettings, parse_as_of
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more (SQL steps, Dagster events).")
+def cli(verbose: bool) -> None:
+    """Daily follow-up reminders for peer mentors.
+
+    The database is REMINDERS_DATABASE_URL; when it is unset, an embedded
+    PostgreSQL starts under REMINDERS_HOME (default ./.reminders).
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@click.option("--assignments", "count", type=int, required=True, help="How many assignments.")
+@click.option("--due-fraction", type=float, default=0.1, show_default=True, help="Share due today.")
+@click.option("--reset", is_flag=True, help="Empty the reminders tables first.")
+def seed(count: int, due_fraction: float, reset: bool) -> None:
+    """Write synthetic mentors, assignments and activities."""
+
+    if count < 0:
+        raise ConfigError(f"--assignments must be zero or more, got {count}")
+    if not 0.0 <= due_fraction <= 1.0:
+        raise ConfigError(f"--due-fraction must be between 0 and 1, got {due_fraction}")
+    url = database_url()
+    require_migrated(url)
+    settings = ReminderSettings.from_env()
+    started = time.perf_counter()
+    show = sys.stderr.isatty()
+    with click.progressbar(length=count, label="seeding", file=sys.stderr, hidden=not show) as bar:
+        result = seeding.seed(
+            Database(url),
+            assignments=count,
+            due_fraction=due_fraction,
+            today=settings.today(),
+            default_interval_days=settings.default_interval_days,
+            reset=reset,
+            on_progress=bar.update,
+        )
+    click.echo(
+        f"seeded {result.assignments} assignments for {result.mentors} mentors "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
+# ------------------------------------------------------------------ run
+
+
+def _run(as_of: str | None, as_json: bool) -> RunSummary:
+    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
+
+    settings = ReminderSettings.from_env()
+    day = parse_as_of(as_of) if as_of else settings.today()
+    check_partition(day)
+    url = database_url()
+    require_migrated(url)
+    if not as_json:
+        click.echo(f"running the reminders job for {day} ...", err=True)
+    return run_reminders_job(url, day)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    click.echo(
+        f"{summary.status}: run {summary.dagster_run_id} for {summary.as_of}: "
+        f"{summary.selected} due, {summary.created} reminders created, "
+        f"{summary.already_existed} already existed, {summary.duration_s:.2f}s"
+    )
+    if summary.holder:
+        b = summary.holder.to_dict()
+        click.echo(f"  lock held by pid {b['pid']} (run {b['run_id']}, since {b['since']})")
+    if summary.error:
+        click.echo(f"  error: {summary.error}")
+
+
+@cli.command()
+@click.option("--as-of", help="The date to run for (YYYY-MM-DD); default today.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def run(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
+    """Run the reminders job once (the same job the schedule launches)."""
+    summary = _run(as_of, as_json)
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    ctx.exit(0 if summary.status in ("success", "skipped") else 1)
+
+
+@cli.command()
+@click.option("--assignments", "count", type=int, default=10_000, show_default=True)
+@click.option("--due-fraction", type=float, default=0.2, show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
+    """Migrate, seed fresh demo data, run the job once and show what happened."""
+    ctx.invoke(db_upgrade)
+    ctx.invoke(seed, count=count, due_fraction=due_fraction, reset=True)
+    summary = _run(None, False)
+    _print_summary(summary)
+    click.echo("execution log (newest first):")
+    ctx.invoke(runs, limit=5, as_json=False)
+    ctx.exit(0 if summary.status in ("success", "skipped") else 1)
+
+
+@cli.command()
+@click.option("--since", help="First day (YYYY-MM-DD); default 30 days ago.")
+@click.option("--until", help="Last day (YYYY-MM-DD); default today.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def missing(since: str | None, until: str | None, as_json: bool) -> None:
+    """Days whose reminders were never created (skipped, failed or never run).
+
+    From the Dagster instance (DAGSTER_HOME, or the CLI's own): the days without a
+    materialization of reminders/daily_reminders. Prints them comma-separated, for
+    `dagster job backfill -j reminders_job --partitions ...` or the UI's backfill dialog.
+    """
+    from datetime import timedelta
+
+    from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
+
+    today = ReminderSettings.from_env().today()
+    first = parse_as_of(since) if since else today - timedelta(days=30)
+    last = parse_as_of(until) if until else today
+    if first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
+    with dagster_instance() as instance:
+        days = missing_days(instance, first, last)
+    if as_json:
+        print_json(days)
+        return
+    click.echo(f"{len(days)} day(s) from {first} to {last} not done", err=True)
+    if days:
+        click.echo(",".join(days))
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def runs(limit: int, as_json: bool) -> None:
+    """The execution log, newest first."""
+    rows = RunLog(Database(database_url())).recent(limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no runs yet")
+    for r in rows:
+        duration = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
+        line = (
+            f"#{r['id']:<5} {r['status']:<9} as of {r['as_of']}  "
+            f"started {r['started_at']:%Y-%m-%d %H:%M:%S%z}  {duration:>8}  "
+            f"due {r['selected'] if r['selected'] is not None else '-'}  "
+            f"created {r['created'] if r['created'] is not None else '-'}  ({r['trigger']})"
+        )
+        click.echo(line)
+        if r["error"]:
+            click.echo(f"       {r['error']}")
+
+
+@cli.group()
+def lock() -> None:
+    """The run lock."""
+
+
+@lock.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def lock_status(as_json: bool) -> None:
+    """Free, or held by whom."""
+    holder = lock_holder(database_url())
+    if as_json:
+        print_json(lock_state(holder))
+    elif holder is None:
+        click.echo(f"free (advisory lock {LOCK_KEY[0]}, {LOCK_KEY[1]})")
+    else:
+        click.echo(f"held by pid {holder.pid}")
+        click.echo(f"  application_name: {holder.application_name}")
+        click.echo(f"  Dagster run id:   {holder.run_id or 'unknown'}")
+        click.echo(f"  since:            {holder.since.isoformat() if holder.since else '?'}")
+        if holder.client_addr:
+            click.echo(f"  client:           {holder.client_addr}")
+
+
+cli.add_command(admin)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+cli.add_command(db)
+cli.add_command(ui)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every expected error is one line on stderr and a non-zero exit."""
+    try:
+        code = cli.main(args=argv, prog_name="reminders", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except RemindersError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        # A bug or an environment problem we did not foresee: still one line, and
+        # the traceback for whoever asks for it.
+        args = sys.argv[1:] if argv is None else argv
+        if "-v" in args or "--verbose" in args:
+            traceback.print_exc()
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            "(run with -v for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

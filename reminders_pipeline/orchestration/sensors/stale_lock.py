@@ -1,0 +1,98 @@
+"""stale_lock_sensor: the run lock held by a session whose run is not in progress.
+
+Once per session. The session is never terminated automatically.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from dagster import DagsterInstance, SensorEvaluationContext
+
+from reminders_pipeline import settings
+from reminders_pipeline.alerts.messages import now_utc, stale_lock_alert
+from reminders_pipeline.core.lock import APPLICATION_PREFIX, LockHolder
+from reminders_pipeline.orchestration.alert_resource import AlertResource
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.sensors.common import (
+    Checked,
+    Outcome,
+    alert_destinations,
+    alerting_sensor,
+    attempt,
+)
+
+
+def stale_reason(
+    instance: DagsterInstance, reminders_db: RemindersDatabaseResource, holder: LockHolder
+) -> str | None:
+    """Why the holder's run is not in progress, or None when it is (or may be)."""
+    if holder.since is not None:
+        age = now_utc() - holder.since
+        if age < timedelta(seconds=settings.STALE_LOCK_GRACE_S.get()):
+            return None
+    if holder.run_id is not None:
+        run = instance.get_run_by_id(holder.run_id)
+        if run is not None:
+            return f"its Dagster run is {run.status.value}" if run.is_finished else None
+    # Unknown to this Dagster instance: a live run elsewhere (the CLI with another
+    # DAGSTER_HOME) still has its 'running' row written by this very session.
+    rows = reminders_db.runlog().for_dagster_run(holder.run_id) if holder.run_id else []
+    if any(r["status"] == "running" for r in rows):
+        return None
+    if holder.run_id is not None:
+        state = f"its run is {rows[0]['status']} in reminder_runs" if rows else "no run record"
+        return f"run {holder.run_id} is unknown to Dagster ({state})"
+    if (holder.application_name or "").startswith(APPLICATION_PREFIX):
+        running = reminders_db.runlog().recent(limit=20, status="running")
+        if any(r["lock_backend_pid"] == holder.pid for r in running):
+            return None
+        return "a reminders session without a run id and without a 'running' row"
+    return f"not a reminders run at all (application_name {holder.application_name!r})"
+
+
+def check_stale_lock(
+    instance: DagsterInstance,
+    reminders_db: RemindersDatabaseResource,
+    alerts: AlertResource,
+    cursor: str | None,
+    logger: Any = None,
+) -> Checked:
+    problems: list[str] = []
+    holder = attempt("reading the lock holder", reminders_db.lock_holder, problems)
+    if holder is None:
+        return Checked([], problems, ("" if not problems else cursor))
+    key = f"{holder.pid}@{holder.since.isoformat() if holder.since else '?'}"
+    if key == cursor:
+        # The very session alerted on still holds the lock: it is still stale.
+        return Checked([], problems, cursor, [f"stale lock held by {holder.describe()}"])
+    why = attempt(
+        "judging the lock holder", lambda: stale_reason(instance, reminders_db, holder), []
+    )
+    if why is None:
+        return Checked([], problems, cursor)
+    # The run may have just let go; alert only if the very same session still holds it.
+    again = attempt("reading the lock holder", reminders_db.lock_holder, problems)
+    if again is None or (again.pid, again.since) != (holder.pid, holder.since):
+        return Checked([], problems, cursor)
+    link = alerts.run_url(holder.run_id) if holder.run_id else None
+    alerts.send(stale_lock_alert(holder=holder, why=why, link=link), logger=logger)
+    return Checked([f"stale lock held by pid {holder.pid} ({why})"], problems, key)
+
+
+def _evaluate(
+    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+) -> Outcome:
+    checked = check_stale_lock(context.instance, reminders_db, alerts, context.cursor, context.log)
+    return Outcome.of(checked, "the run lock is free or held by a run in progress")
+
+
+stale_lock_sensor = alerting_sensor(
+    name="stale_lock_sensor",
+    description=(
+        "Watches the reminders run lock (pg_locks): alerts once per session holding it whose"
+        " run is finished, failed or unknown to Dagster, after a"
+        f" {settings.STALE_LOCK_GRACE_S.get()} s grace (REMINDERS_STALE_LOCK_GRACE_S)."
+        f" Never terminates the session. {alert_destinations()}"
+    ),
+    evaluate=_evaluate,
+)

@@ -1,0 +1,17 @@
+"""Override one setting in a test, past its bounds if the test needs it (a 1 s grace)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from reminders_pipeline import settings
+
+
+def override(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Make settings.<name>.get() return value for this test (its variable unset)."""
+    setting = getattr(settings, name)
+    monkeypatch.delenv(setting.name, raising=False)
+    monkeypatch.setattr(settings, name, dataclasses.replace(setting, default=value))

@@ -1,0 +1,58 @@
+"""The due rule lives in SQL (migration 0004); its Python twin must agree everywhere."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
+from reminders_pipeline.db.connector import Database
+
+AS_OF = date(2026, 3, 1)
+SILENT_DAYS = range(-5, 130)  # a contact after as_of, too, as corrections allow
+INTERVALS = (1, 2, 3, 7, 10, 14, 30)
+CAPS = (1, 2, 3, 5)
+
+
+def test_python_twin_equals_the_sql_functions_over_a_grid(db: Database) -> None:
+    grid = [
+        (AS_OF - timedelta(days=silent), interval, cap)
+        for silent in SILENT_DAYS
+        for interval in INTERVALS
+        for cap in CAPS
+    ]
+    with db.connection() as conn:
+        rows = conn.execute(
+            """
+            SELECT g.last_contact, g.interval_days, g.cap, r.sequence, r.due_on,
+                   next_reminder_due_on(g.last_contact, g.interval_days, %(as_of)s, g.cap)
+                       AS next_due_on
+            FROM unnest(%(lasts)s::date[], %(intervals)s::int[], %(caps)s::int[])
+                 AS g(last_contact, interval_days, cap)
+            LEFT JOIN LATERAL reminder_due(g.last_contact, g.interval_days, %(as_of)s, g.cap)
+                 AS r ON true
+            """,
+            {
+                "as_of": AS_OF,
+                "lasts": [g[0] for g in grid],
+                "intervals": [g[1] for g in grid],
+                "caps": [g[2] for g in grid],
+            },
+        ).fetchall()
+    assert len(rows) == len(grid)
+    for row in rows:
+        args = (row["last_contact"], row["interval_days"], AS_OF, row["cap"])
+        sql_due = None if row["sequence"] is None else (row["sequence"], row["due_on"])
+        assert sql_due == reminder_due_on(*args), args
+        assert row["next_due_on"] == next_reminder_due_on(*args), args
+
+
+def test_the_queries_call_the_functions_inlined(db: Database) -> None:
+    """The planner inlines the SQL functions: no function scan per assignment."""
+    with db.connection() as conn:
+        plan = conn.execute(
+            "EXPLAIN SELECT count(r.sequence) FROM assignments a "
+            "LEFT JOIN LATERAL reminder_due(a.last_contact_date, 10, %(as_of)s, 3) r ON true",
+            {"as_of": AS_OF},
+        ).fetchall()
+    text = "\n".join(row["QUERY PLAN"] for row in plan)
+    assert "Function Scan" not in text, text
