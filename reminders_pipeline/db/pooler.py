@@ -44,9 +44,9 @@ between the clock read and the probe's request, and that came idle again within
 that instant, would pass for the probe's own (the clock is read on a connection
 already holding a server connection, right before the request, to keep that
 instant to one round trip); and a probe given an idle server connection that
-then takes longer than QUEUED_AFTER_S (or 20 times the slowest answer the check
-has had, if longer) to answer a trivial query would pass for a queued one: a
-transaction-mode pool on a server that overloaded could pass. The check says
+then takes longer than QUEUED_AFTER_S (or 20 times the server's slowest answer,
+up to QUEUED_AFTER_MAX_S) to answer a trivial query would pass for a queued one:
+a transaction-mode pool on a server that overloaded could pass. The check says
 nothing about a pooler whose mode changes later (a reload).
 
 The cost is a few short-lived connections once per run (one on a direct
@@ -82,10 +82,10 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 15.0
 # A probe with no answer after this long is queued in the pool: the pooler had
 # no idle server connection to give it (it gives one the moment it reads the
-# request). At least a second, and many times the slowest answer the check has
-# had so far, so that a loaded server answering slowly is not taken for a queue.
-QUEUED_AFTER_S = 1.0
-QUEUED_FACTOR = 20
+# request). At least a second and many times the server's slowest answer, so a
+# loaded server is not taken for a queue; at most a few seconds, so that other
+# runs' checks queued behind this one's probes do not run out of PROBE_TIMEOUT_S.
+QUEUED_AFTER_S, QUEUED_FACTOR, QUEUED_AFTER_MAX_S = 1.0, 20, 4.0
 # Session-mode pools keep idle server connections (default_pool_size is 20 in
 # PgBouncer); draining more than this many means the check would cost too much.
 MAX_PROBE_CONNECTIONS = 64
@@ -146,13 +146,13 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
         pid, xid, at = ask(conn, "pooler_probe_lock_session")
         server_pid, local_xid, after = int(pid), int(xid), Decimal(at)
         while True:
-            patience = max(QUEUED_AFTER_S, QUEUED_FACTOR * slowest)
-            asked = time.monotonic()
+            patience = min(QUEUED_AFTER_MAX_S, max(QUEUED_AFTER_S, QUEUED_FACTOR * slowest))
+            # Not timed into `slowest`: a probe's wait is the pool's, not the server's,
+            # and other checks on the same pool (concurrent runs) make it long.
             answer = _ask(probe, "pooler_probe_hold_server", where, deadline, patience)
             if answer is None:
                 # Queued: the pool had no idle server connection, P included.
                 break
-            slowest = max(slowest, time.monotonic() - asked)
             pid, started = answer
             if int(pid) == server_pid:
                 raise UnsupportedPooler(
