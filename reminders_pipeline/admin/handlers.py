@@ -11,7 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused, DatabaseUnavailable
+from reminders_pipeline.db.pool import LOCK_NOT_AVAILABLE, QUERY_CANCELED, DatabaseBusy
+from reminders_pipeline.errors import (
+    AssignmentClosed,
+    AssignmentNotFound,
+    CorrectionRefused,
+    DatabaseError,
+    DatabaseUnavailable,
+)
 
 log = logging.getLogger("reminders_pipeline.admin")
 
@@ -60,9 +67,31 @@ def install_error_handlers(app: FastAPI) -> None:
     async def not_found(request: Request, exc: AssignmentNotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
-    @app.exception_handler(DatabaseUnavailable)
-    async def unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    @app.exception_handler(AssignmentClosed)
+    async def closed(request: Request, exc: AssignmentClosed) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(DatabaseError)
+    async def database_error(request: Request, exc: DatabaseError) -> JSONResponse:
+        # Every wait is bounded (db/pool.py); each bound gets its own clear answer.
+        if exc.sqlstate == LOCK_NOT_AVAILABLE:
+            log.warning("admin API: %s %s: %s", request.method, request.url.path, exc)
+            return _retry(409, "the assignment is being changed by another transaction", 1)
+        if exc.sqlstate == QUERY_CANCELED:
+            log.warning("admin API: %s %s: %s", request.method, request.url.path, exc)
+            return _retry(503, "the database took too long to answer", 5)
+        if isinstance(exc, DatabaseBusy):
+            log.warning("admin API: %s", exc)
+            return _retry(503, "the admin API is at its database connection limit", 1)
         log.error("admin API: %s", exc)
-        return JSONResponse(
-            status_code=503, content={"detail": "the reminders database is unavailable"}
-        )
+        if isinstance(exc, DatabaseUnavailable):
+            return _retry(503, "the reminders database is unavailable", 5)
+        return JSONResponse(status_code=500, content={"detail": "database error"})
+
+
+def _retry(status: int, detail: str, after_s: int) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"detail": f"{detail}; retry in {after_s} s"},
+        headers={"Retry-After": str(after_s)},
+    )
