@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from fastapi.testclient import TestClient
+from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.core.services import build_reminder_run
