@@ -19,8 +19,9 @@ from urllib.parse import parse_qsl, quote
 
 import anyio
 
+from reminders_pipeline.admin.handlers import database_answer
 from reminders_pipeline.admin.tokens import CORRECT, READ, TokenCheck
-from reminders_pipeline.errors import DatabaseUnavailable
+from reminders_pipeline.errors import DatabaseError
 
 log = logging.getLogger("reminders_pipeline.admin")
 
@@ -175,14 +176,11 @@ class RequestGuard:
         else:
             try:
                 check = await anyio.to_thread.run_sync(self.services.tokens.authenticate, token)
-            except DatabaseUnavailable as exc:
-                log.error("admin API: %s", exc)
-                await _answer(
-                    send,
-                    503,
-                    {"detail": "the reminders database is unavailable"},
-                    {"Retry-After": "1"},
-                )
+            except DatabaseError as exc:
+                log.warning("admin API: %s: %s", where, exc)
+                status, detail, retry_after = database_answer(exc)
+                extra = {} if retry_after is None else {"Retry-After": str(retry_after)}
+                await _answer(send, status, {"detail": detail}, extra)
                 return False
             detail = "invalid or revoked token"
         if check.identity is None:

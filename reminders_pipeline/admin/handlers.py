@@ -73,25 +73,28 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DatabaseError)
     async def database_error(request: Request, exc: DatabaseError) -> JSONResponse:
-        # Every wait is bounded (db/pool.py); each bound gets its own clear answer.
-        if exc.sqlstate == LOCK_NOT_AVAILABLE:
-            log.warning("admin API: %s %s: %s", request.method, request.url.path, exc)
-            return _retry(409, "the assignment is being changed by another transaction", 1)
-        if exc.sqlstate == QUERY_CANCELED:
-            log.warning("admin API: %s %s: %s", request.method, request.url.path, exc)
-            return _retry(503, "the database took too long to answer", 5)
-        if isinstance(exc, DatabaseBusy):
-            log.warning("admin API: %s", exc)
-            return _retry(503, "the admin API is at its database connection limit", 1)
-        log.error("admin API: %s", exc)
-        if isinstance(exc, DatabaseUnavailable):
-            return _retry(503, "the reminders database is unavailable", 5)
-        return JSONResponse(status_code=500, content={"detail": "database error"})
+        status, detail, retry_after = database_answer(exc)
+        log.warning("admin API: %s %s: %s", request.method, request.url.path, exc)
+        if retry_after is None:
+            return JSONResponse(status_code=status, content={"detail": detail})
+        return _retry(status, detail, retry_after)
+
+
+def database_answer(exc: DatabaseError) -> tuple[int, str, int | None]:
+    """Status, detail and Retry-After for a database error: every wait is bounded
+    (db/pool.py), and each bound has its own clear answer."""
+    if exc.sqlstate == LOCK_NOT_AVAILABLE:
+        return 409, "the assignment is being changed by another transaction", 1
+    if exc.sqlstate == QUERY_CANCELED:
+        return 503, "the database took too long to answer", 5
+    if isinstance(exc, DatabaseBusy):
+        return 503, "every database connection of the admin API is busy", 1
+    if isinstance(exc, DatabaseUnavailable):
+        return 503, "the reminders database is unavailable", 5
+    return 500, "database error", None
 
 
 def _retry(status: int, detail: str, after_s: int) -> JSONResponse:
     return JSONResponse(
-        status_code=status,
-        content={"detail": f"{detail}; retry in {after_s} s"},
-        headers={"Retry-After": str(after_s)},
+        status_code=status, content={"detail": detail}, headers={"Retry-After": str(after_s)}
     )

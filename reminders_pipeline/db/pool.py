@@ -9,6 +9,7 @@ waits at most `lock_timeout_ms` for a row lock (then a DatabaseError with sqlsta
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -48,6 +49,8 @@ class PooledDatabase(Database):
     ) -> None:
         super().__init__(url)
         self.pool_timeout_s = pool_timeout_s
+        self._in_use = 0  # connections handed out now: tells "all busy" from "unreachable"
+        self._count = threading.Lock()
         self.pool = ConnectionPool(
             url,
             min_size=min(2, max_size),
@@ -75,12 +78,20 @@ class PooledDatabase(Database):
         try:
             conn: psycopg.Connection = self.pool.getconn(timeout=self.pool_timeout_s)
         except PoolTimeout:
+            if self._in_use < self.pool.max_size:
+                # Not all of them are busy: the pool could not connect in time.
+                raise DatabaseUnavailable(
+                    f"cannot connect to the reminders database at {describe(self.url)} "
+                    f"within {self.pool_timeout_s:g} s"
+                ) from None
             raise DatabaseBusy(
                 f"no free connection to {describe(self.url)} within {self.pool_timeout_s:g} s "
-                f"(all {self.pool.max_size} busy, or the database unreachable)"
+                f"(all {self.pool.max_size} busy)"
             ) from None
         except psycopg.Error as exc:
             raise DatabaseUnavailable(f"cannot use the pool: {_first_line(exc)}") from None
+        with self._count:
+            self._in_use += 1
         session = Session(conn)
         try:
             conn.autocommit = autocommit
@@ -95,6 +106,8 @@ class PooledDatabase(Database):
         finally:
             # The pool resets the session (rolls back anything left open) or discards it.
             self.pool.putconn(conn)
+            with self._count:
+                self._in_use -= 1
 
     def close(self) -> None:
         self.pool.close()
