@@ -289,5 +289,5 @@ def test_a_token_sent_anywhere_in_the_request_is_never_logged(server):
     assert httpx.get(f"{server.base_url}/runs?status=failed", headers=bearer(secret)).is_success
     wait_for(lambda: "status=failed" in server.child.output(), timeout=10, what="the access log")
     log = server.child.output() + server.child.errors()
-    assert secret.split("_")[2] not in log
+    assert secret.split("_", 2)[2] not in log
     assert "[redacted]" in log

@@ -338,8 +338,9 @@ def test_openapi_docs_are_served(client):
 
 
 def test_a_database_outage_is_503_not_500(tokens):
-    client = TestClient(create_app("postgresql://nobody@127.0.0.1:1/none", SETTINGS, FAST))
-    assert client.get("/healthz").status_code == 503
-    response = client.get("/runs", headers=bearer(tokens["reader"]))
+    app = create_app("postgresql://nobody@127.0.0.1:1/none", SETTINGS, FAST)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 503
+        response = client.get("/runs", headers=bearer(tokens["reader"]))
     assert response.status_code == 503
     assert response.json() == {"detail": "the reminders database is unavailable"}

@@ -7,6 +7,7 @@ must match the schema, and every 4xx body must say what was wrong.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,9 +82,11 @@ def fuzz(operation: Any, mode: GenerationMode, header_sets: list[dict], examples
 
 
 @pytest.fixture
-def app(db_url: str) -> Any:
+def app(db_url: str) -> Iterator[Any]:
     # Thousands of refusals on purpose: the failed-auth limit would answer 429.
-    return create_app(db_url, SETTINGS, AdminApiSettings(auth_failures_per_minute=1_000_000))
+    app = create_app(db_url, SETTINGS, AdminApiSettings(auth_failures_per_minute=1_000_000))
+    yield app
+    app.state.services.close()
 
 
 @pytest.fixture
