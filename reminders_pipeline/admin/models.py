@@ -27,24 +27,28 @@ def _iso_date_only(value: Any) -> Any:
     return value
 
 
-_DIGITS = re.compile(r"[1-9][0-9]{0,18}")
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
-def _strict_id(value: Any) -> Any:
-    # int() would take "1.0", "+1", " 1" and "1_0": an id is written in digits only.
+def _digits_only(value: Any) -> Any:
+    # Pydantic would take "1.0", "+1", " 1", "01" and "1_0": numbers in the URL are digits.
     if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        raise ValueError("must be a positive whole number written in digits only")
+        raise ValueError("must be a whole number written in digits only, without leading zeros")
     return value
+
+
+Digits = BeforeValidator(_digits_only)
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
 AssignmentId = Annotated[
-    int,
-    BeforeValidator(_strict_id),
-    Path(ge=1, le=BIGINT_MAX, description="The assignment's id (digits only)."),
+    int, Digits, Path(ge=1, le=BIGINT_MAX, description="The assignment's id (digits only).")
 ]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+AssignmentFilter = Annotated[
+    int | None, Digits, Query(ge=1, le=BIGINT_MAX, description="Only this assignment.")
+]
+Limit = Annotated[int, Digits, Query(ge=1, le=MAX_PAGE, description="Page size.")]
+Offset = Annotated[int, Digits, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
 
 
 class ErrorBody(BaseModel):

@@ -181,6 +181,12 @@ def test_an_id_is_digits_only(client, db, tokens, raw):
     assert response.status_code == 422, (raw, response.text)
 
 
+@pytest.mark.parametrize("query", ["limit=1.0", "offset=+1", "assignment_id=%201", "limit=1_0"])
+def test_numbers_in_the_query_are_digits_only(client, tokens, query):
+    response = client.get(f"/audit?{query}", headers=bearer(tokens["reader"]))
+    assert response.status_code == 422, (query, response.text)
+
+
 @pytest.mark.parametrize(
     ("reason", "status"),
     [
