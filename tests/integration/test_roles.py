@@ -15,7 +15,8 @@ from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.core.services import build_reminder_run
-from reminders_pipeline.db.migrate import MIGRATIONS_DIR
+from reminders_pipeline.db.migrate import MIGRATIONS_DIR, upgrade
+from reminders_pipeline.db.url import with_database
 from tests.helpers.admin_api import LAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens
 from tests.helpers.data import db_rows
 
@@ -123,3 +124,34 @@ def test_the_roles_migration_runs_again_where_the_roles_exist(db_url):
         conn.execute(sql_file.read_text())
         conn.execute("SET ROLE reminders_job")
         assert conn.execute("SELECT count(*) FROM assignments").fetchone()[0] >= 0
+
+
+def test_a_user_who_owns_neither_the_database_nor_the_roles_can_migrate(pg_server_url):
+    """No CREATEROLE, no superuser, the database and its schema someone else's: with
+    the roles made already, 0007 grants on the tables this user made and leaves them
+    its own (it cannot give them to reminders_owner here)."""
+    suffix = uuid.uuid4().hex[:8]
+    login, name = f"reminders_mig_t{suffix}", f"reminders_r_{suffix}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE reminders_owner')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(pg_server_url, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'GRANT CREATE ON SCHEMA public TO "{login}"')
+        upgrade(make_conninfo(url, user=login))
+        with psycopg.connect(url) as conn:
+            owners = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class"
+                    " WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+                )
+            }
+            conn.execute("SET ROLE reminders_job")
+            conn.execute("SELECT count(*) FROM assignments")
+        assert owners == {login}
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{login}"')
