@@ -62,6 +62,17 @@ class AssignmentNotFound(RemindersError):
         self.assignment_id = assignment_id
 
 
+class AssignmentClosed(RemindersError):
+    """The assignment is closed: no contact, and no correction unless explicitly allowed."""
+
+    def __init__(self, assignment_id: int) -> None:
+        super().__init__(
+            f"assignment {assignment_id} is closed; contact registration refuses it too. "
+            'Send "allow_closed": true to correct it anyway'
+        )
+        self.assignment_id = assignment_id
+
+
 class CorrectionRefused(RemindersError):
     """A manual correction is invalid; `field` names the input at fault."""
 

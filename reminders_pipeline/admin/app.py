@@ -1,25 +1,44 @@
 """The admin API: a small FastAPI app over the reminders database.
 
-Routes (routers/) are thin: they authenticate (auth.py), validate (models.py) and
-call the services (AssignmentAdminService, TokenStore, RunLog, the lock holder).
-Every error body says what was wrong (handlers.py): {"detail": "..."} for
-401/403/404/503, and for 422 FastAPI's list of {loc, msg, type} whose loc names
-the field, plus a one-line "message".
+Every request first passes the guard (guard.py: sizes, failed-auth rate, token,
+scope), then a thin route that validates (models.py) and calls the services
+(AssignmentAdminService, TokenStore, RunLog, the lock holder) on a bounded pool
+(db/pool.py). Every error body says what was wrong (handlers.py): {"detail": "..."}
+for 401/403/404/409/413/429/431/503, and for 422 FastAPI's list of
+{loc, msg, type} whose loc names the field, plus a one-line "message".
+/docs is Swagger UI served from an installed package (no CDN).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from reminders_pipeline.admin.deps import AdminServices
+from reminders_pipeline.admin.guard import RequestGuard, install_access_log_scrubber
 from reminders_pipeline.admin.handlers import install_error_handlers
 from reminders_pipeline.admin.routers import assignments, audit, health, runs
-from reminders_pipeline.settings import ReminderSettings
+from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
 
-def create_app(url: str, settings: ReminderSettings | None = None) -> FastAPI:
+def create_app(
+    url: str, settings: ReminderSettings | None = None, limits: AdminApiSettings | None = None
+) -> FastAPI:
     """The admin API over the reminders database at `url`."""
-    app = FastAPI(
+    limits = limits or AdminApiSettings.from_env()
+    services = AdminServices.build(url, settings or ReminderSettings.from_env(), limits)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    # Swagger UI from fastapi_offline's own copy, or no /docs at all.
+    make = FastAPIOffline if limits.docs else FastAPI
+    app = make(
         title="reminders admin API",
         version="1",
         description=(
@@ -27,9 +46,14 @@ def create_app(url: str, settings: ReminderSettings | None = None) -> FastAPI:
             "Authenticate with `Authorization: Bearer <token>` (`reminders admin create-token`); "
             "scopes: `read` for GET, `correct` for PUT."
         ),
+        docs_url="/docs" if limits.docs else None,
+        redoc_url=None,
+        lifespan=lifespan,
     )
-    app.state.services = AdminServices.build(url, settings or ReminderSettings.from_env())
+    app.state.services = services
+    app.add_middleware(RequestGuard, services=services)
     install_error_handlers(app)
+    install_access_log_scrubber()
     for module in (health, assignments, runs, audit):
         app.include_router(module.router)
     return app

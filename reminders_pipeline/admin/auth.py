@@ -1,7 +1,8 @@
-"""Bearer-token authentication: the Reader and Corrector dependencies of the routes.
+"""The Reader and Corrector dependencies of the routes: the token's scope (403).
 
-A refusal is logged (logger reminders_pipeline.admin) with what was wrong, never
-the token itself.
+The token itself is checked before any route runs and before the body is read
+(guard.RequestGuard); a route finds the identity on the request. A refusal is
+logged (logger reminders_pipeline.admin) with what was wrong, never the token.
 """
 
 from __future__ import annotations
@@ -10,66 +11,41 @@ import logging
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
-from reminders_pipeline.admin.tokens import CORRECT, READ, TokenIdentity, TokenStore
+from reminders_pipeline.admin.guard import IDENTITY, scrub_target
+from reminders_pipeline.admin.tokens import CORRECT, READ, TokenIdentity
 
 log = logging.getLogger("reminders_pipeline.admin")
 
+# For the OpenAPI schema only (the "Authorize" button of /docs); the guard checks.
 _bearer = HTTPBearer(auto_error=False, description="A token from `reminders admin create-token`.")
 
 
-def _refuse(request: Request, status: int, detail: str, why: str) -> HTTPException:
-    # Never the token itself: only what was wrong with it.
-    client = request.client.host if request.client else "unknown"
-    log.warning(
-        "admin API refused %s %s from %s (%d): %s",
-        request.method,
-        request.url.path,
-        client,
-        status,
-        why,
-    )
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status, detail, headers=headers)
-
-
-def _authorised(
-    request: Request, credentials: HTTPAuthorizationCredentials | None, scope: str
-) -> TokenIdentity:
-    if credentials is None:
-        raise _refuse(
-            request,
-            401,
-            "missing bearer token: send 'Authorization: Bearer <token>'",
-            "no bearer token",
+def _authorised(request: Request, scope: str) -> TokenIdentity:
+    identity: TokenIdentity | None = getattr(request.state, IDENTITY, None)
+    if identity is None:  # the guard lets no such request through; never trust that alone
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if scope not in identity.scopes:
+        client = request.client.host if request.client else "unknown"
+        log.warning(
+            "admin API refused %s %s from %s (403): token %r lacks scope %r",
+            request.method,
+            scrub_target(request.url.path),
+            client,
+            identity.name,
+            scope,
         )
-    tokens: TokenStore = request.app.state.services.tokens
-    check = tokens.authenticate(credentials.credentials)
-    if check.identity is None:
-        raise _refuse(request, 401, "invalid or revoked token", check.failure or "")
-    if scope not in check.identity.scopes:
-        raise _refuse(
-            request,
-            403,
-            f"token {check.identity.name!r} lacks the {scope!r} scope",
-            f"token {check.identity.name!r} lacks scope {scope!r}",
-        )
-    return check.identity
+        raise HTTPException(403, f"token {identity.name!r} lacks the {scope!r} scope")
+    return identity
 
 
-def _reader(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenIdentity:
-    return _authorised(request, credentials, READ)
+def _reader(request: Request, _: Annotated[object, Depends(_bearer)]) -> TokenIdentity:
+    return _authorised(request, READ)
 
 
-def _corrector(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> TokenIdentity:
-    return _authorised(request, credentials, CORRECT)
+def _corrector(request: Request, _: Annotated[object, Depends(_bearer)]) -> TokenIdentity:
+    return _authorised(request, CORRECT)
 
 
 Reader = Annotated[TokenIdentity, Depends(_reader)]

@@ -40,10 +40,12 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from reminders_pipeline.admin.app import create_app
-    from reminders_pipeline.settings import ReminderSettings
+    from reminders_pipeline.admin.serving import uvicorn_options
+    from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
-    app = create_app(_database_url(), ReminderSettings.from_env())
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    limits = AdminApiSettings.from_env()
+    app = create_app(_database_url(), ReminderSettings.from_env(), limits)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(limits))
 
 
 @admin.command("create-token")

@@ -11,7 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused, DatabaseUnavailable
+from reminders_pipeline.db.pool import LOCK_NOT_AVAILABLE, QUERY_CANCELED, DatabaseBusy
+from reminders_pipeline.errors import (
+    AssignmentClosed,
+    AssignmentNotFound,
+    CorrectionRefused,
+    DatabaseError,
+    DatabaseUnavailable,
+)
 
 log = logging.getLogger("reminders_pipeline.admin")
 
@@ -60,9 +67,34 @@ def install_error_handlers(app: FastAPI) -> None:
     async def not_found(request: Request, exc: AssignmentNotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
-    @app.exception_handler(DatabaseUnavailable)
-    async def unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        log.error("admin API: %s", exc)
-        return JSONResponse(
-            status_code=503, content={"detail": "the reminders database is unavailable"}
-        )
+    @app.exception_handler(AssignmentClosed)
+    async def closed(request: Request, exc: AssignmentClosed) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(DatabaseError)
+    async def database_error(request: Request, exc: DatabaseError) -> JSONResponse:
+        status, detail, retry_after = database_answer(exc)
+        log.warning("admin API: %s %s: %s", request.method, request.url.path, exc)
+        if retry_after is None:
+            return JSONResponse(status_code=status, content={"detail": detail})
+        return _retry(status, detail, retry_after)
+
+
+def database_answer(exc: DatabaseError) -> tuple[int, str, int | None]:
+    """Status, detail and Retry-After for a database error: every wait is bounded
+    (db/pool.py), and each bound has its own clear answer."""
+    if exc.sqlstate == LOCK_NOT_AVAILABLE:
+        return 409, "the assignment is being changed by another transaction", 1
+    if exc.sqlstate == QUERY_CANCELED:
+        return 503, "the database took too long to answer", 5
+    if isinstance(exc, DatabaseBusy):
+        return 503, "every database connection of the admin API is busy", 1
+    if isinstance(exc, DatabaseUnavailable):
+        return 503, "the reminders database is unavailable", 5
+    return 500, "database error", None
+
+
+def _retry(status: int, detail: str, after_s: int) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"detail": detail}, headers={"Retry-After": str(after_s)}
+    )

@@ -27,10 +27,28 @@ def _iso_date_only(value: Any) -> Any:
     return value
 
 
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def _digits_only(value: Any) -> Any:
+    # Pydantic would take "1.0", "+1", " 1", "01" and "1_0": numbers in the URL are digits.
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written in digits only, without leading zeros")
+    return value
+
+
+Digits = BeforeValidator(_digits_only)
+
+
 IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
-AssignmentId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The assignment's id.")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+AssignmentId = Annotated[
+    int, Digits, Path(ge=1, le=BIGINT_MAX, description="The assignment's id (digits only).")
+]
+AssignmentFilter = Annotated[
+    int | None, Digits, Query(ge=1, le=BIGINT_MAX, description="Only this assignment.")
+]
+Limit = Annotated[int, Digits, Query(ge=1, le=MAX_PAGE, description="Page size.")]
+Offset = Annotated[int, Digits, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
 
 
 class ErrorBody(BaseModel):
@@ -45,8 +63,14 @@ class LastContactCorrection(BaseModel):
     )
     reason: str = Field(
         min_length=1,
-        max_length=REASON_MAX_LENGTH,
-        description="Why the date is corrected; kept in the audit.",
+        # Checked after trimming (check_reason); stated here for the schema.
+        json_schema_extra={"maxLength": REASON_MAX_LENGTH},
+        description="Why the date is corrected, one line of plain text (trimmed; no control, "
+        "bidi or zero-width characters); kept in the audit.",
+    )
+    allow_closed: bool = Field(
+        default=False,
+        description="Correct a closed assignment anyway (refused otherwise, as contacts are).",
     )
 
     @field_validator("reason")

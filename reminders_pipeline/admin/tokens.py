@@ -116,14 +116,16 @@ class TokenStore:
         if not _KEY_ID.fullmatch(key_id):
             hmac.compare_digest(_hash(presented), _DUMMY_HASH)
             return TokenCheck(None, "malformed token")
-        row = self.db.fetch_one("admin_token_by_key", key_id=key_id)
-        expected = bytes(row["token_hash"]) if row else _DUMMY_HASH
-        matches = hmac.compare_digest(_hash(presented), expected)
-        if row is None:
-            return TokenCheck(None, "unknown token")
-        if not matches:
-            return TokenCheck(None, f"wrong secret for token {row['name']!r}")
-        if row["revoked_at"] is not None:
-            return TokenCheck(None, f"revoked token {row['name']!r}")
-        self.db.execute("admin_token_used", id=row["id"])
+        # One connection for the lookup and the use stamp: a request holds one at most.
+        with self.db.connection() as conn:
+            row = conn.one("admin_token_by_key", key_id=key_id)
+            expected = bytes(row["token_hash"]) if row else _DUMMY_HASH
+            matches = hmac.compare_digest(_hash(presented), expected)
+            if row is None:
+                return TokenCheck(None, "unknown token")
+            if not matches:
+                return TokenCheck(None, f"wrong secret for token {row['name']!r}")
+            if row["revoked_at"] is not None:
+                return TokenCheck(None, f"revoked token {row['name']!r}")
+            conn.run("admin_token_used", id=row["id"])
         return TokenCheck(TokenIdentity(row["id"], row["name"], frozenset(row["scopes"])))

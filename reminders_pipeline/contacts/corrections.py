@@ -16,7 +16,7 @@ from typing import Any
 
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.errors import AssignmentNotFound, CorrectionRefused
+from reminders_pipeline.errors import AssignmentClosed, AssignmentNotFound, CorrectionRefused
 from reminders_pipeline.settings import ReminderSettings
 
 REASON_MAX_LENGTH = 500
@@ -25,15 +25,25 @@ RECENT_ACTIVITIES = 10
 RECENT_CORRECTIONS = 5
 
 
+# Control (Cc), format (Cf: bidi overrides and isolates, zero-width spaces and
+# joiners, soft hyphen), surrogates, private use, line and paragraph separators:
+# what can hide or reorder text in the audit, a terminal or a log line.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
 def check_reason(reason: str) -> str:
-    """A reason is required, bounded, and plain text (PostgreSQL refuses NUL in text)."""
+    """A reason is required, one line of visible plain text, at most 500 characters once trimmed."""
     reason = reason.strip()
     if not reason:
         raise CorrectionRefused("reason", "is required")
     if len(reason) > REASON_MAX_LENGTH:
         raise CorrectionRefused("reason", f"must be at most {REASON_MAX_LENGTH} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t\n" for ch in reason):
-        raise CorrectionRefused("reason", "must not contain control characters")
+    for ch in reason:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
+            raise CorrectionRefused(
+                "reason",
+                f"must not contain control, bidi or zero-width characters (U+{ord(ch):04X})",
+            )
     return reason
 
 
@@ -51,9 +61,19 @@ class AssignmentAdminService:
             return self._view(conn, row)
 
     def correct_last_contact_date(
-        self, assignment_id: int, new_value: date, reason: str, *, token_name: str
+        self,
+        assignment_id: int,
+        new_value: date,
+        reason: str,
+        *,
+        token_name: str,
+        allow_closed: bool = False,
     ) -> dict[str, Any]:
-        """Set last_contact_date by hand and audit it; returns the assignment and the audit row."""
+        """Set last_contact_date by hand and audit it; returns the assignment and the audit row.
+
+        A closed assignment is refused (AssignmentClosed), as contact registration
+        refuses it, unless `allow_closed`; a paused one is accepted, as there.
+        """
         reason = check_reason(reason)
         today = self.settings.today()
         if new_value > today:
@@ -64,6 +84,8 @@ class AssignmentAdminService:
             locked = conn.execute(query("admin_lock_assignment"), {"id": assignment_id}).fetchone()
             if locked is None:
                 raise AssignmentNotFound(assignment_id)
+            if locked["status"] == "closed" and not allow_closed:
+                raise AssignmentClosed(assignment_id)
             if new_value < locked["started_on"]:
                 raise CorrectionRefused(
                     "last_contact_date",

@@ -205,8 +205,14 @@ DAGSTER_UI_URL = string(
     "REMINDERS_DAGSTER_UI_URL", "http://localhost:3000", "base URL of the links to runs"
 )
 
+# The admin API's own live in settings/admin.py, in the registry like every other.
+from reminders_pipeline.settings import admin as _admin  # noqa: E402
+from reminders_pipeline.settings.admin import AdminApiSettings as AdminApiSettings  # noqa: E402
+
 REGISTRY: dict[str, Setting[Any]] = {
-    value.name: value for value in list(globals().values()) if isinstance(value, Setting)
+    value.name: value
+    for value in [*globals().values(), *vars(_admin).values()]
+    if isinstance(value, Setting)
 }
 
 

@@ -127,6 +127,10 @@ class Child:
         """stdout so far."""
         return self._read(self._out)
 
+    def errors(self) -> str:
+        """stderr so far."""
+        return self._read(self._err)
+
     def wait(self, timeout: float = RUN_TIMEOUT_S) -> Finished:
         try:
             self.popen.wait(timeout=timeout)

@@ -3,8 +3,10 @@ tokens made with `reminders admin create-token`, real HTTP, real PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.acceptance.support import wait_for
+from tests.acceptance.support import Child, wait_for
 from tests.helpers.admin_api import LAST, TODAY, bearer, make_assignment
 from tests.helpers.data import db_rows
 
@@ -24,6 +26,18 @@ pytestmark = pytest.mark.acceptance
 class Server:
     base_url: str
     token: str
+    child: Child
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+
+# A small pool with a short wait, so the bounds show within seconds.
+SERVER_ENV = {
+    "REMINDERS_ADMIN_POOL_MAX": "5",
+    "REMINDERS_ADMIN_POOL_TIMEOUT_S": "1",
+}
 
 
 def free_port() -> int:
@@ -45,7 +59,9 @@ def create_token(reminders_cli, name: str, *scopes: str) -> str:
 def server(reminders_cli) -> Iterator[Server]:
     token = create_token(reminders_cli, "ops", "read", "correct")
     port = free_port()
-    child = reminders_cli.start("admin", "serve", "--host", "127.0.0.1", "--port", str(port))
+    child = reminders_cli.start(
+        "admin", "serve", "--host", "127.0.0.1", "--port", str(port), env=SERVER_ENV
+    )
     base_url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -57,7 +73,7 @@ def server(reminders_cli) -> Iterator[Server]:
             return False
 
     wait_for(healthy, timeout=60, what="the admin server to answer /healthz")
-    yield Server(base_url, token)
+    yield Server(base_url, token, child)
     child.close()
 
 
@@ -107,7 +123,9 @@ def test_the_served_api_authenticates_corrects_and_audits(server, reminders_cli,
         "new_value": TODAY - timedelta(days=1),
         "reason": "phoned",
     }
-    assert httpx.get(f"{server.base_url}/docs").status_code == 200
+    docs = httpx.get(f"{server.base_url}/docs")
+    assert docs.status_code == 200 and "cdn." not in docs.text
+    assert httpx.get(f"{server.base_url}/static-offline-docs/swagger-ui.css").status_code == 200
     assert httpx.get(f"{server.base_url}/openapi.json").json()["info"]["title"]
 
 
@@ -171,3 +189,105 @@ def waiting_on_a_row_lock(url: str) -> int:
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).fetchone()[0]
+
+
+# ------------------------------------------------------------------ hardening
+
+
+def test_a_held_row_lock_never_hangs_the_served_api(server, db_url, db):
+    """45 corrections meet a row lock held elsewhere: each gets 409 or 503 with
+    Retry-After within seconds, and /healthz and reads answer meanwhile."""
+    assignment = make_assignment(db)
+    url = f"{server.base_url}/assignments/{assignment}/last-contact-date"
+    body = {"last_contact_date": (TODAY - timedelta(days=1)).isoformat(), "reason": "phoned"}
+    answers: list[httpx.Response | Exception] = []
+
+    def send() -> None:
+        try:
+            answers.append(httpx.put(url, json=body, headers=bearer(server.token), timeout=20))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT 1 FROM assignments WHERE id = %s FOR UPDATE", (assignment,))
+        threads = [threading.Thread(target=send) for _ in range(45)]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        health_started = time.monotonic()
+        health = httpx.get(f"{server.base_url}/healthz", timeout=5)
+        health_s = time.monotonic() - health_started
+        for t in threads:
+            t.join(30)
+        elapsed = time.monotonic() - started
+        holder.rollback()
+
+    assert health.status_code == 200 and health_s < 1, (health.status_code, health_s)
+    statuses = sorted({a.status_code for a in answers if isinstance(a, httpx.Response)})
+    assert len(answers) == 45 and set(statuses) <= {409, 503}, (statuses, answers[:3])
+    assert all(a.headers.get("Retry-After") for a in answers if isinstance(a, httpx.Response))
+    assert elapsed < 15, elapsed
+    ok = httpx.put(url, json=body, headers=bearer(server.token), timeout=10)
+    assert ok.status_code == 200
+    log = server.child.errors()
+    # One INFO line for the one correction that went through.
+    assert log.count(f"corrected last_contact_date of assignment {assignment}:") == 1, log[-2000:]
+
+
+def _raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 5) -> bytes:
+    """Send a request head (and maybe part of a body); the server's answer, as bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with contextlib.suppress(OSError):  # the server may stop reading and answer first
+            s.sendall(head + body)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                answer += chunk
+        return answer
+
+
+def test_limits_and_authentication_come_before_any_work(server, db):
+    assignment = make_assignment(db)
+    path = f"/assignments/{assignment}/last-contact-date".encode()
+
+    started = time.monotonic()
+    declared = _raw_request(
+        server.port,
+        b"PUT " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 200000000\r\n\r\n",
+        b"{" * 65536,
+    )
+    assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+    huge = _raw_request(
+        server.port,
+        b"GET /runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rmd_"
+        + b"A" * 2_000_000
+        + b"\r\n\r\n",
+    )
+    assert huge.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), huge[:200]
+    assert time.monotonic() - started < 5
+    big = httpx.get(f"{server.base_url}/runs", headers={"X-Padding": "p" * 20_000})
+    assert big.status_code == 431
+    unauthenticated = httpx.put(
+        f"{server.base_url}{path.decode()}",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert unauthenticated.status_code == 401
+    assert httpx.get(f"{server.base_url}/healthz").status_code == 200
+
+
+def test_a_token_sent_anywhere_in_the_request_is_never_logged(server):
+    secret = server.token
+    for attempt in (
+        f"/runs?access_token={secret}",
+        f"/runs?limit=5&token={secret}",
+        f"/assignments/{secret}",
+    ):
+        assert httpx.get(f"{server.base_url}{attempt}").status_code in (401, 422)
+    assert httpx.get(f"{server.base_url}/runs?status=failed", headers=bearer(secret)).is_success
+    wait_for(lambda: "status=failed" in server.child.output(), timeout=10, what="the access log")
+    log = server.child.output() + server.child.errors()
+    assert secret.split("_", 2)[2] not in log
+    assert "[redacted]" in log

@@ -6,10 +6,12 @@ from datetime import date, timedelta
 
 from reminders_pipeline.admin.tokens import TokenStore
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.settings import ReminderSettings
+from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor
 
 SETTINGS = ReminderSettings()
+# Short waits, so a test that meets one is quick.
+FAST = AdminApiSettings(pool_timeout_s=1.0, lock_timeout_ms=300)
 TODAY = SETTINGS.today()
 STARTED = TODAY - timedelta(days=100)
 LAST = TODAY - timedelta(days=30)

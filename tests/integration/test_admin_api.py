@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from reminders_pipeline.contacts.activities import ContactRegistrationService
 from reminders_pipeline.core.lock import LOCK_KEY, RunLock
 from reminders_pipeline.core.services import build_reminder_run
 from tests.helpers.admin_api import (
+    FAST,
     LAST,
     SETTINGS,
     STARTED,
@@ -30,8 +32,9 @@ def tokens(db) -> dict[str, str]:
 
 
 @pytest.fixture
-def client(db_url) -> TestClient:
-    return TestClient(create_app(db_url, SETTINGS))
+def client(db_url) -> Iterator[TestClient]:
+    with TestClient(create_app(db_url, SETTINGS)) as client:  # closes the app's pools
+        yield client
 
 
 @pytest.fixture
@@ -335,8 +338,9 @@ def test_openapi_docs_are_served(client):
 
 
 def test_a_database_outage_is_503_not_500(tokens):
-    client = TestClient(create_app("postgresql://nobody@127.0.0.1:1/none", SETTINGS))
-    assert client.get("/healthz").status_code == 503
-    response = client.get("/runs", headers=bearer(tokens["reader"]))
+    app = create_app("postgresql://nobody@127.0.0.1:1/none", SETTINGS, FAST)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 503
+        response = client.get("/runs", headers=bearer(tokens["reader"]))
     assert response.status_code == 503
     assert response.json() == {"detail": "the reminders database is unavailable"}

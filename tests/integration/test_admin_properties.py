@@ -7,6 +7,7 @@ must match the schema, and every 4xx body must say what was wrong.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from reminders_pipeline.admin.app import create_app
+from reminders_pipeline.settings import AdminApiSettings
 from tests.helpers.admin_api import SETTINGS, bearer, make_assignment, make_tokens
 
 
@@ -80,8 +82,11 @@ def fuzz(operation: Any, mode: GenerationMode, header_sets: list[dict], examples
 
 
 @pytest.fixture
-def app(db_url: str) -> Any:
-    return create_app(db_url, SETTINGS)
+def app(db_url: str) -> Iterator[Any]:
+    # Thousands of refusals on purpose: the failed-auth limit would answer 429.
+    app = create_app(db_url, SETTINGS, AdminApiSettings(auth_failures_per_minute=1_000_000))
+    yield app
+    app.state.services.close()
 
 
 @pytest.fixture

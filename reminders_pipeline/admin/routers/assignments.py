@@ -34,20 +34,26 @@ def get_assignment(assignment_id: AssignmentId, token: Reader, services: Service
 @router.put(
     "/assignments/{assignment_id}/last-contact-date",
     response_model=CorrectedAssignment,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404, 409, 413, 429, 503),
 )
 def correct_last_contact_date(
     assignment_id: AssignmentId, body: LastContactCorrection, token: Corrector, services: Services
 ) -> Any:
     """Correct last_contact_date by hand; audited with the token's name and the reason."""
     result = services.assignments.correct_last_contact_date(
-        assignment_id, body.last_contact_date, body.reason, token_name=token.name
+        assignment_id,
+        body.last_contact_date,
+        body.reason,
+        token_name=token.name,
+        allow_closed=body.allow_closed,
     )
+    # One INFO line per correction (the reason stays in the audit, not the log).
     log.info(
-        "token %r corrected last_contact_date of assignment %s: %s -> %s",
+        "token %r corrected last_contact_date of assignment %s: %s -> %s (audit %s)",
         token.name,
         assignment_id,
         result["correction"]["old_value"],
         result["correction"]["new_value"],
+        result["correction"]["audit_id"],
     )
     return result

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from reminders_pipeline.admin.auth import Reader
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
-    BIGINT_MAX,
+    AssignmentFilter,
     AuditPage,
     Limit,
     Offset,
@@ -24,9 +24,7 @@ router = APIRouter(tags=["audit"])
 def list_audit(
     token: Reader,
     services: Services,
-    assignment_id: Annotated[
-        int | None, Query(ge=1, le=BIGINT_MAX, description="Only this assignment.")
-    ] = None,
+    assignment_id: AssignmentFilter = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:

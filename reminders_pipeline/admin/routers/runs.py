@@ -16,7 +16,8 @@ from reminders_pipeline.admin.models import (
     error_responses,
     page,
 )
-from reminders_pipeline.core.lock import lock_holder, lock_state
+from reminders_pipeline.core.lock import lock_state
+from reminders_pipeline.db.lock_holder import find_lock_holder
 
 router = APIRouter(tags=["runs"])
 
@@ -39,4 +40,5 @@ def list_runs(
 @router.get("/lock", response_model=LockStatus, responses=error_responses(401, 403))
 def lock_status(token: Reader, services: Services) -> Any:
     """The run lock: free, or who holds it."""
-    return lock_state(lock_holder(services.url))
+    with services.db.connection() as conn:  # a pooled one, like every route's
+        return lock_state(find_lock_holder(conn))

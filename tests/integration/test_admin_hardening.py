@@ -1,0 +1,238 @@
+"""The admin API holds every wait and every input to a bound, and checks the token
+first: a held row lock, a full pool, oversized or malformed requests, guessing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from reminders_pipeline.admin.app import create_app
+from reminders_pipeline.admin.guard import AccessLogScrubber, scrub_target
+from tests.helpers.admin_api import FAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens
+
+
+@pytest.fixture
+def tokens(db) -> dict[str, str]:
+    return make_tokens(db)
+
+
+@pytest.fixture
+def client(db_url) -> Iterator[TestClient]:
+    with TestClient(create_app(db_url, SETTINGS, FAST)) as client:
+        yield client
+
+
+def put(client, assignment_id, token, **body):
+    body.setdefault("last_contact_date", (TODAY - timedelta(days=1)).isoformat())
+    body.setdefault("reason", "phoned")
+    return client.put(
+        f"/assignments/{assignment_id}/last-contact-date", json=body, headers=bearer(token)
+    )
+
+
+def held_row(db_url: str, assignment_id: int) -> psycopg.Connection:
+    conn = psycopg.connect(db_url)
+    conn.execute("SELECT 1 FROM assignments WHERE id = %s FOR UPDATE", (assignment_id,))
+    return conn
+
+
+# ------------------------------------------------------------------ bounded waits
+
+
+def test_a_held_row_lock_gives_409_with_retry_after_within_the_lock_timeout(
+    client, db, db_url, tokens
+):
+    assignment = make_assignment(db)
+    with held_row(db_url, assignment):
+        started = time.monotonic()
+        response = put(client, assignment, tokens["both"])
+        waited = time.monotonic() - started
+    assert response.status_code == 409, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert "being changed by another transaction" in response.json()["detail"]
+    assert waited < 3
+    assert put(client, assignment, tokens["both"]).status_code == 200
+
+
+def test_an_exhausted_pool_is_a_clear_503_and_healthz_still_answers(db, db_url, tokens):
+    assignment = make_assignment(db)
+    one = replace(FAST, pool_max=1, lock_timeout_ms=3000)
+    with TestClient(create_app(db_url, SETTINGS, one)) as client, held_row(db_url, assignment):
+        stuck: list[int] = []
+        holder = threading.Thread(
+            target=lambda: stuck.append(put(client, assignment, tokens["both"]).status_code)
+        )
+        holder.start()
+        time.sleep(0.5)  # the only connection now waits on the row lock
+        response = client.get("/runs", headers=bearer(tokens["reader"]))
+        started = time.monotonic()
+        health = client.get("/healthz")
+        assert time.monotonic() - started < 1
+        holder.join(10)
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert "every database connection of the admin API is busy" in response.json()["detail"]
+    assert health.status_code == 200
+    assert stuck == [409]
+
+
+# ------------------------------------------------------------------ before any work
+
+
+def test_without_a_token_a_malformed_body_is_401_not_422(client, db):
+    response = client.put(
+        f"/assignments/{make_assignment(db)}/last-contact-date",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"].startswith("missing bearer token")
+
+
+def test_a_reader_token_is_403_before_its_body_is_read(client, db, tokens):
+    response = client.put(
+        f"/assignments/{make_assignment(db)}/last-contact-date",
+        content=b"{not json",
+        headers={**bearer(tokens["reader"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 403
+
+
+def test_a_body_over_the_limit_is_413_with_or_without_a_token(client, db, tokens):
+    assignment = make_assignment(db)
+    big = b'{"reason": "' + b"x" * FAST.max_body_bytes + b'"}'
+    url = f"/assignments/{assignment}/last-contact-date"
+    assert client.put(url, content=big).status_code == 413
+    declared = client.put(url, content=big, headers=bearer(tokens["both"]))
+    assert declared.status_code == 413
+    assert declared.json() == {"detail": f"request body exceeds {FAST.max_body_bytes} bytes"}
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it comes
+        yield big[:1000]
+        yield big[1000:]
+
+    chunked = client.put(url, content=chunks(), headers=bearer(tokens["both"]))
+    assert chunked.status_code == 413
+
+
+def test_headers_over_the_limit_are_431(client, tokens):
+    response = client.get(
+        "/runs", headers={**bearer(tokens["reader"]), "X-Padding": "p" * FAST.max_header_bytes}
+    )
+    assert response.status_code == 431
+    huge_token = client.get("/runs", headers=bearer("rmd_" + "A" * 20_000))
+    assert huge_token.status_code == 431
+
+
+def test_failed_authentications_are_rate_limited_per_client(db_url, tokens):
+    limits = replace(FAST, auth_failures_per_minute=3)
+    with TestClient(create_app(db_url, SETTINGS, limits)) as client:
+        for _ in range(3):
+            assert client.get("/runs", headers=bearer("rmd_0123456789abcdef_x")).status_code == 401
+        refused = client.get("/runs", headers=bearer("rmd_0123456789abcdef_x"))
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        # Locked out means locked out: a right guess gains nothing now.
+        assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 429
+        assert client.get("/healthz").status_code == 200
+
+
+# ------------------------------------------------------------------ the token is never logged
+
+
+def test_the_access_log_never_shows_a_token_from_the_target():
+    token = "rmd_0123456789abcdef_s3cr3tS3cr3tS3cr3t"
+    for target, query in [
+        ("/runs", f"access_token={token}"),
+        ("/runs", f"limit=5&token={token}"),
+        ("/runs", f"status={token}"),
+        (f"/assignments/{token}", ""),
+        (f"/assignments/{token.replace('_', '%5F')}", ""),
+    ]:
+        assert "s3cr3t" not in scrub_target(target, query), (target, query)
+    assert scrub_target("/runs", "status=failed&limit=5") == "/runs?status=failed&limit=5"
+    record = __import__("logging").LogRecord(
+        "uvicorn.access",
+        20,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/runs?token={token}", "1.1", 401),
+        None,
+    )
+    AccessLogScrubber().filter(record)
+    assert token not in record.getMessage()
+
+
+# ------------------------------------------------------------------ smaller findings
+
+
+@pytest.mark.parametrize("raw", ["1.0", "+1", "%201", "1%20", "01", "1_0", "%2B1", "1e0"])
+def test_an_id_is_digits_only(client, db, tokens, raw):
+    assert make_assignment(db) == 1
+    response = client.get(f"/assignments/{raw}", headers=bearer(tokens["reader"]))
+    assert response.status_code == 422, (raw, response.text)
+
+
+@pytest.mark.parametrize("query", ["limit=1.0", "offset=+1", "assignment_id=%201", "limit=1_0"])
+def test_numbers_in_the_query_are_digits_only(client, tokens, query):
+    response = client.get(f"/audit?{query}", headers=bearer(tokens["reader"]))
+    assert response.status_code == 422, (query, response.text)
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        ("  " + "x" * 500 + "  ", 200),  # trimmed before its length is checked
+        ("x" * 501, 422),
+        ("paid \u202eevil", 422),  # right-to-left override
+        ("a\u2066b", 422),  # left-to-right isolate
+        ("zero\u200bwidth", 422),
+        ("join\u200dme", 422),
+        ("\ufeffbom", 422),
+        ("line\nbreak", 422),
+        ("tab\there", 422),
+        ("café ☎ 電話", 200),
+    ],
+)
+def test_a_reason_is_trimmed_then_one_line_of_visible_text(client, db, tokens, reason, status):
+    response = put(client, make_assignment(db), tokens["both"], reason=reason)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json()["correction"]["reason"] == reason.strip()
+
+
+def test_a_closed_assignment_is_refused_unless_allowed_and_a_paused_one_is_corrected(
+    client, db, tokens
+):
+    closed = make_assignment(db, status="closed")
+    refused = put(client, closed, tokens["both"])
+    assert refused.status_code == 409
+    assert "closed" in refused.json()["detail"] and "allow_closed" in refused.json()["detail"]
+    assert put(client, closed, tokens["both"], allow_closed=True).status_code == 200
+    assert put(client, make_assignment(db, status="paused"), tokens["both"]).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/runs", "/lock", "/audit", "/assignments/1"])
+def test_head_answers_every_get_route_without_a_body(client, db, tokens, path):
+    make_assignment(db)
+    get = client.get(path, headers=bearer(tokens["reader"]))
+    head = client.head(path, headers=bearer(tokens["reader"]))
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_docs_are_served_from_the_installed_package_not_a_cdn(client, db_url):
+    page = client.get("/docs").text
+    assert "cdn." not in page and "/static-offline-docs/swagger-ui-bundle.js" in page
+    asset = client.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000
+    with TestClient(create_app(db_url, SETTINGS, replace(FAST, docs=False))) as off:
+        assert off.get("/docs").status_code == 404
