@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reminders_pipeline.errors import ConfigError
+from reminders_pipeline.settings import delivery as delivery_settings
 from reminders_pipeline.settings.setting import (
     Setting,
     integer,
@@ -205,8 +206,12 @@ DAGSTER_UI_URL = string(
     "REMINDERS_DAGSTER_UI_URL", "http://localhost:3000", "base URL of the links to runs"
 )
 
+
+# The delivery settings (settings/delivery.py) after the others.
 REGISTRY: dict[str, Setting[Any]] = {
-    value.name: value for value in list(globals().values()) if isinstance(value, Setting)
+    value.name: value
+    for value in [*list(globals().values()), *delivery_settings.ALL]
+    if isinstance(value, Setting)
 }
 
 
