@@ -547,7 +547,8 @@ WITH claimed AS (
     FROM deliveries
     WHERE channel = %(channel)s
       AND state IN ('pending', 'retry')
-      AND next_attempt_at <= now()
+      -- due when this drain began: a retry scheduled by this drain waits for the next
+      AND next_attempt_at <= %(due_by)s
     ORDER BY next_attempt_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -580,7 +581,7 @@ SELECT * FROM looked ORDER BY id;
 
 -- name: record_deliveries_sent
 UPDATE deliveries AS d
-SET state = 'sent', attempts = d.attempts + 1, finished_at = now(),
+SET state = 'sent', attempts = d.attempts + 1, finished_at = clock_timestamp(),
     provider_response = r.response, last_error = NULL
 FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
 WHERE d.id = r.id;
@@ -592,14 +593,18 @@ UPDATE deliveries AS d
 SET attempts = d.attempts + 1,
     state = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
                  THEN 'dead' ELSE 'retry' END,
-    next_attempt_at = now() + make_interval(secs => r.delay_s),
+    -- clock_timestamp(): the claim's transaction began before the sends.
+    next_attempt_at = clock_timestamp() + make_interval(secs => r.delay_s),
     finished_at = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
-                       THEN now() END,
+                       THEN clock_timestamp() END,
     last_error = r.error
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
             %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
 WHERE d.id = r.id
 RETURNING d.id, d.state;
+
+-- name: delivery_clock
+SELECT clock_timestamp() AS now;
 
 -- name: due_delivery_channels
 -- Channels with deliveries due now (to name those no sender is configured for).

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -86,9 +87,10 @@ class Deliverer:
         report = DrainReport()
         deadline = time.monotonic() + self.config.max_runtime_s
         report.expanded = self.expand()
+        due_by = _value(self.db.fetch_one("delivery_clock"), "now")
         lanes = [
             threading.Thread(
-                target=self._lane, args=(sender, deadline, report), name=f"deliver-{name}"
+                target=self._lane, args=(sender, due_by, deadline, report), name=f"deliver-{name}"
             )
             for name, sender in self.senders.items()
         ]
@@ -139,14 +141,14 @@ class Deliverer:
 
     # ---------------------------------------------------------------- sending
 
-    def _lane(self, sender: Sender, deadline: float, report: DrainReport) -> None:
+    def _lane(self, sender: Sender, due_by: datetime, deadline: float, report: DrainReport) -> None:
         try:
             with (
                 ThreadPoolExecutor(self.config.concurrency, f"send-{sender.channel}") as pool,
                 self.db.connection(autocommit=True) as session,
             ):
                 while time.monotonic() < deadline:
-                    if not self._batch(session, sender, pool, deadline, report):
+                    if not self._batch(session, sender, pool, due_by, deadline, report):
                         break
         except Exception as exc:  # one lane's failure must not stop the others
             log.exception("the %s lane stopped", sender.channel)
@@ -158,6 +160,7 @@ class Deliverer:
         session: Session,
         sender: Sender,
         pool: ThreadPoolExecutor,
+        due_by: datetime,
         deadline: float,
         report: DrainReport,
     ) -> bool:
@@ -167,6 +170,7 @@ class Deliverer:
                 "claim_deliveries",
                 channel=sender.channel,
                 limit=self.config.batch_size,
+                due_by=due_by,
                 today=self.today(),
                 language=self.config.language,
             )

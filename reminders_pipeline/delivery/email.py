@@ -57,6 +57,9 @@ class SmtpSender:
                 f"SMTP refused {reminder.mentor_email}: {exc.recipients}",
                 permanent=all(code >= 500 for code in codes),
             ) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            # The configuration is wrong, not this reminder: retried until it is fixed.
+            raise SendFailed(f"SMTP login refused: {exc.smtp_code} {exc.smtp_error!r}") from None
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode(errors="replace") if exc.smtp_error else ""
             raise SendFailed(
