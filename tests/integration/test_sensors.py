@@ -355,7 +355,7 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
     messages: list[str | None] = []
     cursor = failure_sensor_ticks(instance, resources, None)  # the first tick sets the cursor
     cursor = failure_sensor_ticks(instance, resources, cursor, messages=messages)
-    assert messages == ["no failed run of reminders_job since the last tick"]
+    assert messages == ["no failed run of reminders_job or delivery_job since the last tick"]
 
     result = reminders_job.execute_in_process(
         instance=instance,
@@ -375,7 +375,7 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
     assert already == (
         f"already alerted: run {zombie} (2025-03-29) was failed by zombie_run_sensor"
     )
-    assert quiet == "no failed run of reminders_job since the last tick"
+    assert quiet == "no failed run of reminders_job or delivery_job since the last tick"
     assert [a["facts"]["run id"] for a in alerts_of(webhook, "run_failed")] == [result.run_id]
 
 
