@@ -382,8 +382,13 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
 def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_go(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    descriptions = {s.name: s.description or "" for s in sensors.all_sensors}
-    assert len(descriptions) == 5
+    # delivery_after_run_sensor launches a job; it does not alert.
+    descriptions = {
+        s.name: s.description or ""
+        for s in sensors.all_sensors
+        if s.name != "delivery_after_run_sensor"
+    }
+    assert len(descriptions) == 6
     for name, text in descriptions.items():
         assert text.startswith("Watches "), name
         assert "Alerts go to the sensor's log" in text, name
@@ -391,6 +396,7 @@ def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_
     assert f"{settings.SKIP_ALERT_AFTER.get()} or more" in descriptions["repeated_skips_sensor"]
     assert f"{settings.STALE_LOCK_GRACE_S.get()} s grace" in descriptions["stale_lock_sensor"]
     assert f"{settings.ZOMBIE_GRACE_S.get()} s" in descriptions["zombie_run_sensor"]
+    assert "older than 360 min" in descriptions["delivery_health_sensor"]
 
     for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_HOST", "EMAIL_TO"):
         monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)
