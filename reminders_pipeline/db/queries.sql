@@ -217,6 +217,10 @@ SELECT (SELECT max(id) FROM batch) AS last_id,
 -- name: seed_reset
 TRUNCATE notifications, activities, assignments, mentors, reminder_runs RESTART IDENTITY CASCADE;
 
+-- name: seed_reset_delivery_cursor
+-- notifications ids start again at 1: so does the deliverer's cursor (migration 0006).
+UPDATE delivery_cursor SET last_notification_id = 0;
+
 -- name: seed_mentors
 WITH inserted AS (
     INSERT INTO mentors (name, email)

@@ -56,7 +56,7 @@ class ReminderReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
+            disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -144,3 +144,16 @@ def test_a_delivery_is_created_once_however_often_expanded(db: Database) -> None
 def row_key(db: Database) -> str:
     (row,) = deliveries(db)
     return f"reminder-{row['notification_id']}-webhook"
+
+
+def test_reminders_after_a_seed_reset_are_delivered(db: Database) -> None:
+    """The reset starts notifications ids at 1 again; the expansion cursor follows."""
+    from reminders_pipeline.db.seed import seed
+
+    due_reminders(db, 3, channels=["webhook"])
+    make_deliverer(db, {}).expand()
+    seed(db, assignments=0, due_fraction=0, today=AS_OF, default_interval_days=10, reset=True)
+    due_reminders(db, 1, channels=["webhook"])
+    with ReminderReceiver() as receiver:
+        report = make_deliverer(db, _webhook(receiver.url())).drain()
+    assert report.totals()["sent"] == 1
