@@ -157,3 +157,26 @@ def test_reminders_after_a_seed_reset_are_delivered(db: Database) -> None:
     with ReminderReceiver() as receiver:
         report = make_deliverer(db, _webhook(receiver.url())).drain()
     assert report.totals()["sent"] == 1
+
+
+def test_two_deliverers_at_once_never_send_the_same_delivery(db: Database) -> None:
+    import threading
+
+    due_reminders(db, 60, channels=["webhook"])
+    make_deliverer(db, {}).expand()
+    with ReminderReceiver(delay_s=0.01) as receiver:
+        deliverers = [
+            make_deliverer(db, _webhook(receiver.url()), batch_size=10, concurrency=2)
+            for _ in range(2)
+        ]
+        reports: list = []
+        threads = [
+            threading.Thread(target=lambda d=d: reports.append(d.drain())) for d in deliverers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(receiver.accepted.values()) == [1] * 60
+    assert all(r.totals()["sent"] > 0 for r in reports), "both took a share"
+    assert sum(r.totals()["sent"] for r in reports) == 60
