@@ -180,3 +180,20 @@ def test_two_deliverers_at_once_never_send_the_same_delivery(db: Database) -> No
     assert sorted(receiver.accepted.values()) == [1] * 60
     assert all(r.totals()["sent"] > 0 for r in reports), "both took a share"
     assert sum(r.totals()["sent"] for r in reports) == 60
+
+
+def test_a_slow_provider_cannot_hold_a_drain_past_its_max_runtime(db: Database) -> None:
+    due_reminders(db, 12, channels=["webhook"])
+    with ReminderReceiver(delay_s=0.4) as receiver:
+        deliverer = make_deliverer(
+            db, _webhook(receiver.url()), concurrency=1, batch_size=4, max_runtime_s=1.0
+        )
+        started = time.monotonic()
+        report = deliverer.drain()
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5, elapsed
+    sent = report.totals()["sent"]
+    assert 1 <= sent < 12
+    # What was not tried stays due, without an attempt counted against it.
+    waiting = [r for r in deliveries(db) if r["state"] == "pending"]
+    assert len(waiting) == 12 - sent and {r["attempts"] for r in waiting} == {0}
