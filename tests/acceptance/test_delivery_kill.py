@@ -8,7 +8,7 @@ import pytest
 from reminders_pipeline.db.connector import Database
 from tests.acceptance.support import RemindersCli, wait_for
 from tests.helpers.data import db_rows
-from tests.helpers.delivery_servers import SECRET, ReminderReceiver
+from tests.helpers.delivery_servers import SECRET, ReminderReceiver, settled
 from tests.helpers.outbox import due_reminders
 
 pytestmark = pytest.mark.acceptance
@@ -36,7 +36,7 @@ def test_sigkill_mid_batch_loses_nothing_and_repeats_at_most_once_per_key(
             what="the deliverer to be inside its fourth batch",
         )
         first.kill()
-        sent_before_kill = len(receiver.requests)
+        sent_before_kill = settled(lambda: len(receiver.requests))
         assert 0 < sent_before_kill < COUNT
         second = reminders_cli("deliver", "--json", env=env)
         assert second.returncode == 0, second.describe()

@@ -59,7 +59,10 @@ class ReminderReceiver:
             disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                if len(raw) < length:
+                    return  # the sender died mid-request: nothing was delivered
                 key = self.headers.get("Idempotency-Key", "")
                 ok = verify(SECRET, self.headers.get("X-Reminders-Signature", "t=0,v1=x"), raw)
                 with receiver.lock:
@@ -180,6 +183,19 @@ class SilentServer:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def settled(count: Callable[[], int], quiet_s: float = 0.3, timeout_s: float = 10) -> int:
+    """count() once it has stopped changing for quiet_s (requests still in the server's
+    threads when their sender was killed)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = count(), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(0.02)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float = 10) -> None:

@@ -108,17 +108,17 @@ def test_a_hung_smtp_server_does_not_slow_the_webhooks(
             "webhook": WebhookSender(receiver.url(), SECRET),
         }
         started = time.monotonic()
-        report = make_deliverer(db, senders, timeout_s=2.0, concurrency=4).drain()
+        report = make_deliverer(db, senders, timeout_s=3.0, concurrency=4).drain()
         elapsed = time.monotonic() - started
     assert report.channels["webhook"]["sent"] == 4
     assert report.channels["email"]["retry"] == 4
-    # The SMTP lane waits out its 2 s timeouts; the webhooks were done long before.
-    assert 1.9 < elapsed < 8
+    # The SMTP lane waits out its 3 s timeouts; the webhooks did not wait for them.
+    assert 2.9 < elapsed < 10
     rows = {r["channel"]: r for r in deliveries(db)}
     assert "timed out" in rows["email"]["last_error"]
     webhook_done = max(r["finished_at"] for r in deliveries(db) if r["channel"] == "webhook")
     first_created = min(r["created_at"] for r in deliveries(db))
-    assert (webhook_done - first_created).total_seconds() < 1
+    assert (webhook_done - first_created).total_seconds() < 2
 
 
 def _modern(message: Message) -> EmailMessage:

@@ -164,7 +164,7 @@ def test_two_deliverers_at_once_never_send_the_same_delivery(db: Database) -> No
 
     due_reminders(db, 60, channels=["webhook"])
     make_deliverer(db, {}).expand()
-    with ReminderReceiver(delay_s=0.01) as receiver:
+    with ReminderReceiver(delay_s=0.03) as receiver:
         deliverers = [
             make_deliverer(db, _webhook(receiver.url()), batch_size=10, concurrency=2)
             for _ in range(2)
