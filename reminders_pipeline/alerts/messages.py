@@ -183,3 +183,29 @@ def zombie_alert(zombie: Zombie, now: datetime, grace: timedelta, link: str | No
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def dead_deliveries_alert(*, count: int, last_id: int, recent_errors: str | None) -> Alert:
+    return Alert(
+        kind="dead_deliveries",
+        title=f"{count} reminder deliveries are dead",
+        text=(
+            "Deliveries were given up (a permanent error, or REMINDERS_DELIVERY_MAX_ATTEMPTS"
+            f" reached); the mentors did not get these reminders by email or webhook. Latest: "
+            f"{recent_errors or 'no error recorded'}"
+        ),
+        facts={"dead since last alert": str(count), "latest dead delivery id": str(last_id)},
+    )
+
+
+def pending_deliveries_alert(*, oldest: timedelta, threshold: timedelta) -> Alert:
+    return Alert(
+        kind="pending_deliveries",
+        title=f"A reminder delivery has waited {duration(oldest)}",
+        text=(
+            f"The oldest pending delivery is older than {duration(threshold)}"
+            " (REMINDERS_DELIVERY_MAX_PENDING_AGE_S): is delivery_job running, is its"
+            " schedule on, is a channel configured and its server up?"
+        ),
+        facts={"oldest pending": duration(oldest), "threshold": duration(threshold)},
+    )

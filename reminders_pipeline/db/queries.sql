@@ -217,6 +217,10 @@ SELECT (SELECT max(id) FROM batch) AS last_id,
 -- name: seed_reset
 TRUNCATE notifications, activities, assignments, mentors, reminder_runs RESTART IDENTITY CASCADE;
 
+-- name: seed_reset_delivery_cursor
+-- notifications ids start again at 1: so does the deliverer's cursor (migration 0006).
+UPDATE delivery_cursor SET last_notification_id = 0;
+
 -- name: seed_mentors
 WITH inserted AS (
     INSERT INTO mentors (name, email)
@@ -478,3 +482,160 @@ WHERE pid = pg_backend_pid();
 -- name: pooler_probe_clock
 -- On a probe connection that holds a server connection: the server's clock now.
 SELECT extract(epoch FROM clock_timestamp())::text AS at;
+
+------------------------------------------------------------------ delivery outbox
+-- The deliverer (delivery/) and its sensor; tables of migration 0006. Nothing
+-- here runs under the run lock or in the dispatch statement.
+
+-- name: delivery_id_high_mark
+-- The highest notifications id handed out so far (committed or not). Read
+-- BEFORE checking that no run holds the lock: every id up to it then belongs to
+-- a dispatch that has ended, so none of them can still appear later.
+SELECT coalesce(
+    pg_sequence_last_value(pg_get_serial_sequence('notifications', 'id')::regclass), 0
+) AS high_mark;
+
+-- name: run_lock_taken
+-- Whether some session holds the run lock (read only: the deliverer never takes it).
+SELECT EXISTS (
+    SELECT 1
+    FROM pg_locks
+    WHERE locktype = 'advisory'
+      AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND classid = %(namespace)s::bigint::oid
+      AND objid = %(job)s::bigint::oid
+      AND objsubid = 2
+) AS taken;
+
+-- name: lock_delivery_cursor
+-- One deliverer expands at a time; another one skips expanding (and still sends).
+SELECT last_notification_id
+FROM delivery_cursor
+FOR UPDATE SKIP LOCKED;
+
+-- name: deliveries_needed
+-- Whether any mentor gets a channel that leaves the database: when none does
+-- (the default, in-app only), expanding is one cursor move and nothing else.
+SELECT cardinality(array_remove(%(org_channels)s::text[], 'in_app')) > 0
+       OR EXISTS (SELECT 1 FROM mentors
+                  WHERE channels IS NOT NULL
+                    AND cardinality(array_remove(channels, 'in_app')) > 0) AS needed;
+
+-- name: expand_deliveries
+-- Reminders in (after_id, upto] become one delivery per channel of their
+-- mentor (reached through the assignment) that leaves the database.
+INSERT INTO deliveries (notification_id, channel)
+SELECT n.id, c.channel
+FROM notifications AS n
+JOIN assignments AS a ON a.id = n.assignment_id
+JOIN mentors AS m ON m.id = a.mentor_id
+CROSS JOIN LATERAL unnest(coalesce(m.channels, %(org_channels)s::text[])) AS c (channel)
+WHERE n.id > %(after_id)s
+  AND n.id <= %(upto)s
+  AND c.channel <> 'in_app'
+ON CONFLICT ON CONSTRAINT deliveries_one_per_channel DO NOTHING;
+
+-- name: advance_delivery_cursor
+UPDATE delivery_cursor
+SET last_notification_id = greatest(last_notification_id, %(upto)s);
+
+-- name: claim_deliveries
+-- Due deliveries of one channel, locked until the caller's transaction ends
+-- (SKIP LOCKED: two deliverers never take the same one). In the same statement,
+-- a delivery whose reminder is stale is cancelled with the reason: a contact
+-- after the reminder's silence began (the silence is over) or an assignment that
+-- is no longer active. The caller sends the rest.
+WITH claimed AS (
+    SELECT id
+    FROM deliveries
+    WHERE channel = %(channel)s
+      AND state IN ('pending', 'retry')
+      -- due when this drain began: a retry scheduled by this drain waits for the next
+      AND next_attempt_at <= %(due_by)s
+    ORDER BY next_attempt_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), looked AS (
+    SELECT d.id, d.notification_id, d.channel, d.attempts,
+           n.kind, n.due_on, n.silence_started_on, n.sequence,
+           a.id AS assignment_id, a.mentee_name, a.mentor_id, a.last_contact_date,
+           %(today)s::date - a.last_contact_date AS days_since_contact,
+           m.name AS mentor_name, m.email AS mentor_email,
+           coalesce(m.language, %(language)s) AS language,
+           'reminder-' || d.notification_id || '-' || d.channel AS idempotency_key,
+           CASE WHEN a.status <> 'active' THEN 'the assignment is ' || a.status
+                WHEN a.last_contact_date > n.silence_started_on THEN
+                    'contact on ' || a.last_contact_date
+                    || ', after the reminder''s silence began on ' || n.silence_started_on
+           END AS cancel_reason
+    FROM claimed AS c
+    JOIN deliveries AS d ON d.id = c.id
+    JOIN notifications AS n ON n.id = d.notification_id
+    JOIN assignments AS a ON a.id = n.assignment_id
+    JOIN mentors AS m ON m.id = a.mentor_id
+), cancelled AS (
+    UPDATE deliveries AS d
+    SET state = 'cancelled', finished_at = now(), last_error = l.cancel_reason
+    FROM looked AS l
+    WHERE d.id = l.id AND l.cancel_reason IS NOT NULL
+    RETURNING d.id
+)
+SELECT * FROM looked ORDER BY id;
+
+-- name: record_deliveries_sent
+UPDATE deliveries AS d
+SET state = 'sent', attempts = d.attempts + 1, finished_at = clock_timestamp(),
+    provider_response = r.response, last_error = NULL
+FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
+WHERE d.id = r.id;
+
+-- name: record_deliveries_failed
+-- A permanent error, or the last allowed attempt, makes the delivery dead;
+-- otherwise it waits delay_s (backoff with jitter, or the server's Retry-After).
+UPDATE deliveries AS d
+SET attempts = d.attempts + 1,
+    state = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
+                 THEN 'dead' ELSE 'retry' END,
+    -- clock_timestamp(): the claim's transaction began before the sends.
+    next_attempt_at = clock_timestamp() + make_interval(secs => r.delay_s),
+    finished_at = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
+                       THEN clock_timestamp() END,
+    last_error = r.error
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
+            %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
+WHERE d.id = r.id
+RETURNING d.id, d.state;
+
+-- name: delivery_clock
+SELECT clock_timestamp() AS now;
+
+-- name: due_delivery_channels
+-- Channels with deliveries due now (to name those no sender is configured for).
+SELECT channel, count(*) AS due
+FROM deliveries
+WHERE state IN ('pending', 'retry') AND next_attempt_at <= now()
+GROUP BY channel
+ORDER BY channel;
+
+-- name: delivery_health
+-- For the delivery sensor: dead deliveries after a given id, and the age of the
+-- oldest delivery still waiting.
+SELECT (SELECT count(*) FROM deliveries
+        WHERE state = 'dead' AND id > %(after_dead_id)s) AS new_dead,
+       (SELECT max(id) FROM deliveries WHERE state = 'dead') AS last_dead_id,
+       (SELECT string_agg(last_error, ' / ') FROM (
+            SELECT last_error FROM deliveries
+            WHERE state = 'dead' AND id > %(after_dead_id)s
+            ORDER BY id DESC LIMIT 3) AS recent) AS recent_errors,
+       (SELECT extract(epoch FROM now() - min(created_at))::float8
+        FROM deliveries WHERE state IN ('pending', 'retry')) AS oldest_pending_s;
+
+-- name: set_mentor_delivery
+-- A mentor's own channels and language (NULL: the organisation's), and email.
+UPDATE mentors
+SET channels = CASE WHEN %(set_channels)s THEN %(channels)s::text[] ELSE channels END,
+    language = CASE WHEN %(set_language)s THEN %(language)s ELSE language END,
+    email = coalesce(%(email)s, email)
+WHERE id = %(id)s
+RETURNING id, name, email, channels, language;

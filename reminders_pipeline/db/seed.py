@@ -42,6 +42,7 @@ def seed(
     with db.connection() as conn:
         if reset:
             conn.execute(query("seed_reset"))
+            conn.execute(query("seed_reset_delivery_cursor"))
         if assignments == 0:
             return SeedResult(0, 0)
         mentors = conn.execute(query("seed_mentors"), {"count": mentor_count}).fetchone()

@@ -1,9 +1,10 @@
 """Delivery channels, by name.
 
 The in-app channel is core's (core/channel.py): its outbox row is the delivered
-reminder. Channels that leave the database (email, webhook) start rows as
-'pending' and a deliverer drains them with retries, counting `attempts`; they
-plug in here.
+reminder, and it is the only channel dispatch knows. Channels that leave the
+database (email.py, webhook.py) are senders of the deliverer (deliverer.py), which
+turns reminders into one `deliveries` row per channel and drains them with retries
+(docs/decisions/delivery-outbox.md).
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ from reminders_pipeline.db.url import require_database_url_in_production
 from reminders_pipeline.orchestration.alert_resource import alert_resource_from_env
 from reminders_pipeline.orchestration.assets import daily_reminders
 from reminders_pipeline.orchestration.io_manager import event_log_io_manager
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
     RemindersDatabaseResource,
 )
-from reminders_pipeline.orchestration.schedules import daily_reminders_schedule
+from reminders_pipeline.orchestration.schedules import (
+    daily_reminders_schedule,
+    delivery_retry_schedule,
+)
 from reminders_pipeline.orchestration.sensors import all_sensors
 
 # A code server of a production deployment without REMINDERS_DATABASE_URL fails to
@@ -21,8 +24,8 @@ require_database_url_in_production()
 
 defs = Definitions(
     assets=[daily_reminders],
-    jobs=[reminders_job],
-    schedules=[daily_reminders_schedule],
+    jobs=[reminders_job, delivery_job],
+    schedules=[daily_reminders_schedule, delivery_retry_schedule],
     sensors=all_sensors,
     resources={
         # The run's lock, steps and log; settings from the environment, read per run.

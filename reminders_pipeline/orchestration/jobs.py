@@ -7,10 +7,12 @@ from dagster import DailyPartitionsDefinition, in_process_executor, job
 from reminders_pipeline import settings
 from reminders_pipeline.orchestration.ops import (
     acquire_run_lock,
+    deliver_reminders,
     dispatch_reminders,
     release_run_lock,
     select_due_assignments,
 )
+from reminders_pipeline.settings import delivery_settings
 
 SINGLETON_TAG = "reminders/singleton"
 # The partition key is the as-of date in the organisation's timezone. end_offset=1
@@ -44,3 +46,23 @@ reminder_partitions = DailyPartitionsDefinition(
 def reminders_job() -> None:
     locked, _skipped = acquire_run_lock()
     release_run_lock(dispatch_reminders(select_due_assignments(locked)))
+
+
+# The delivery job never takes the run lock and carries none of the daily job's
+# queue tags (SINGLETON_TAG): it never waits for, nor blocks, a daily run. Run
+# monitoring's hard stop: the drain stops claiming at REMINDERS_DELIVERY_MAX_RUNTIME_S,
+# and the batch in flight ends within a few network timeouts of it.
+DELIVERY_MAX_RUNTIME_MARGIN_S = 300
+
+
+@job(
+    executor_def=in_process_executor,
+    tags={
+        "dagster/max_runtime": str(
+            delivery_settings.DELIVERY_MAX_RUNTIME_S.get() + DELIVERY_MAX_RUNTIME_MARGIN_S
+        )
+    },
+    description="Send the reminders due for email and webhook (never takes the run lock).",
+)
+def delivery_job() -> None:
+    deliver_reminders()

@@ -13,6 +13,7 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    Failure,
     In,
     MetadataValue,
     Nothing,
@@ -24,7 +25,12 @@ from dagster import (
 
 from reminders_pipeline.core.dispatch import BatchProgress
 from reminders_pipeline.core.run import RunSummary
-from reminders_pipeline.orchestration.resources import ReminderRunResource
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.deliverer import deliverer_from_env
+from reminders_pipeline.orchestration.resources import (
+    ReminderRunResource,
+    RemindersDatabaseResource,
+)
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 OUTCOME_TAG = "reminders/outcome"
@@ -183,3 +189,31 @@ def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
             "created": summary.created,
         },
     )
+
+
+# ------------------------------------------------------------------ delivery_job
+
+
+@op(
+    out=Out(Nothing),
+    description=(
+        "Expands new reminders into deliveries and sends what is due (email, webhook), per"
+        " channel with bounded concurrency; counts per channel in the output's metadata."
+    ),
+)
+def deliver_reminders(context: OpExecutionContext, reminders_db: RemindersDatabaseResource):
+    deliverer = deliverer_from_env(Database(reminders_db.resolved_database_url()))
+    try:
+        report = deliverer.drain()
+    finally:
+        deliverer.close()
+    totals = report.totals()
+    metadata = {
+        **{name: MetadataValue.int(value) for name, value in totals.items()},
+        "expanded": MetadataValue.int(report.expanded),
+        "per channel": MetadataValue.json(report.channels),
+    }
+    context.log.info(f"delivery: {totals}, per channel {report.channels}")
+    if report.problems:
+        raise Failure(description="; ".join(report.problems), metadata=metadata)
+    yield Output(None, metadata=metadata)

@@ -31,8 +31,10 @@ from dagster import (
 )
 
 from reminders_pipeline import settings
-from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.orchestration.jobs import delivery_job, reminder_partitions, reminders_job
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.settings import delivery_settings
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +149,35 @@ def build_schedule() -> ScheduleDefinition:
 
 
 daily_reminders_schedule = build_schedule()
+
+
+# ------------------------------------------------------------------ delivery retries
+
+
+def evaluate_retry_tick(
+    context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
+) -> RunRequest | SkipReason:
+    blocker = blocking_run(context.instance, delivery_job.name)
+    if blocker is not None:
+        return SkipReason(f"run {blocker.run_id} of {delivery_job.name} is not finished yet")
+    due = Database(reminders_db.resolved_database_url()).fetch_all("due_delivery_channels")
+    if not due:
+        return SkipReason("no delivery is due")
+    return RunRequest(tags={"reminders/trigger": "schedule"})
+
+
+@schedule(
+    job=delivery_job,
+    cron_schedule=f"*/{delivery_settings.DELIVERY_RETRY_MINUTES.get()} * * * *",
+    name="delivery_retry_schedule",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description=(
+        f"Every {delivery_settings.DELIVERY_RETRY_MINUTES.get()} min: launches"
+        f" {delivery_job.name} when deliveries are due (retries) and none of its runs is"
+        " in progress; launches nothing otherwise."
+    ),
+)
+def delivery_retry_schedule(
+    context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
+) -> RunRequest | SkipReason:
+    return evaluate_retry_tick(context, reminders_db)

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reminders_pipeline.errors import ConfigError
+from reminders_pipeline.settings import delivery as delivery_settings
 from reminders_pipeline.settings.setting import (
     Setting,
     integer,
@@ -205,13 +206,14 @@ DAGSTER_UI_URL = string(
     "REMINDERS_DAGSTER_UI_URL", "http://localhost:3000", "base URL of the links to runs"
 )
 
-# The admin API's own live in settings/admin.py, in the registry like every other.
+# The admin API's own live in settings/admin.py, the delivery settings in
+# settings/delivery.py; both in the registry like every other.
 from reminders_pipeline.settings import admin as _admin  # noqa: E402
 from reminders_pipeline.settings.admin import AdminApiSettings as AdminApiSettings  # noqa: E402
 
 REGISTRY: dict[str, Setting[Any]] = {
     value.name: value
-    for value in [*globals().values(), *vars(_admin).values()]
+    for value in [*list(globals().values()), *vars(_admin).values(), *delivery_settings.ALL]
     if isinstance(value, Setting)
 }
 

@@ -75,12 +75,13 @@ def job_run(
     *,
     started_at: datetime | None = None,
     run_id: str | None = None,
+    job_name: str = reminders_job.name,
     **tags: str,
 ) -> str:
-    """A run of the reminders job that has gone through the events up to `status`."""
+    """A run of the reminders job (or job_name) that has gone through the events up to `status`."""
     run = create_run_for_test(
         instance,
-        job_name=reminders_job.name,
+        job_name=job_name,
         run_id=run_id,
         status=DagsterRunStatus.NOT_STARTED,
         # Only queued runs need an origin; without one a run matches sensors built in tests.

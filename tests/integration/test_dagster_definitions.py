@@ -33,7 +33,8 @@ def test_every_job_schedule_and_sensor_resolves() -> None:
     # __ASSET_JOB is Dagster's hidden job for the asset; the external asset has no
     # compute, so it only ever materializes from reminders_job.
     assert [job.name for job in repo.get_all_jobs() if not job.name.startswith("__")] == [
-        "reminders_job"
+        "delivery_job",
+        "reminders_job",
     ]
     [asset] = repo.asset_graph.get_all_asset_keys()
     assert asset.to_user_string() == "reminders/daily_reminders"
@@ -42,8 +43,13 @@ def test_every_job_schedule_and_sensor_resolves() -> None:
     assert schedule.default_status == DefaultScheduleStatus.STOPPED  # operators turn it on
     assert schedule.execution_timezone == "Europe/Oslo"
     assert schedule.cron_schedule == "0 6 * * *"
+    retries = repo.get_schedule_def("delivery_retry_schedule")
+    assert retries.default_status == DefaultScheduleStatus.STOPPED
+    assert retries.cron_schedule == "*/10 * * * *"
     sensor_names = {s.name for s in repo.sensor_defs}
     assert sensor_names == {
+        "delivery_after_run_sensor",
+        "delivery_health_sensor",
         "long_running_reminders_sensor",
         "reminders_run_failure_sensor",
         "repeated_skips_sensor",

@@ -355,7 +355,7 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
     messages: list[str | None] = []
     cursor = failure_sensor_ticks(instance, resources, None)  # the first tick sets the cursor
     cursor = failure_sensor_ticks(instance, resources, cursor, messages=messages)
-    assert messages == ["no failed run of reminders_job since the last tick"]
+    assert messages == ["no failed run of reminders_job or delivery_job since the last tick"]
 
     result = reminders_job.execute_in_process(
         instance=instance,
@@ -375,15 +375,20 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
     assert already == (
         f"already alerted: run {zombie} (2025-03-29) was failed by zombie_run_sensor"
     )
-    assert quiet == "no failed run of reminders_job since the last tick"
+    assert quiet == "no failed run of reminders_job or delivery_job since the last tick"
     assert [a["facts"]["run id"] for a in alerts_of(webhook, "run_failed")] == [result.run_id]
 
 
 def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_go(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    descriptions = {s.name: s.description or "" for s in sensors.all_sensors}
-    assert len(descriptions) == 5
+    # delivery_after_run_sensor launches a job; it does not alert.
+    descriptions = {
+        s.name: s.description or ""
+        for s in sensors.all_sensors
+        if s.name != "delivery_after_run_sensor"
+    }
+    assert len(descriptions) == 6
     for name, text in descriptions.items():
         assert text.startswith("Watches "), name
         assert "Alerts go to the sensor's log" in text, name
@@ -391,6 +396,7 @@ def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_
     assert f"{settings.SKIP_ALERT_AFTER.get()} or more" in descriptions["repeated_skips_sensor"]
     assert f"{settings.STALE_LOCK_GRACE_S.get()} s grace" in descriptions["stale_lock_sensor"]
     assert f"{settings.ZOMBIE_GRACE_S.get()} s" in descriptions["zombie_run_sensor"]
+    assert "older than 360 min" in descriptions["delivery_health_sensor"]
 
     for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_HOST", "EMAIL_TO"):
         monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)

@@ -19,7 +19,7 @@ from dagster import (
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import run_failed_alert
 from reminders_pipeline.orchestration.alert_resource import AlertResource
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.sensors.common import (
     ZOMBIE_TAG,
     alert_destinations,
@@ -61,12 +61,13 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 @run_failure_sensor(
     name="reminders_run_failure_sensor",
-    monitored_jobs=[reminders_job],
+    monitored_jobs=[reminders_job, delivery_job],
     minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
     default_status=sensor_status(),
     description=(
-        f"Watches runs of {reminders_job.name} that end FAILURE: alerts once per run with its"
-        " error (the failed step's innermost exception, or why the worker died) and a link to"
+        f"Watches runs of {reminders_job.name} and {delivery_job.name} that end FAILURE:"
+        " alerts once per run with its error (the failed step's innermost exception, or why"
+        " the worker died) and a link to"
         f" the run; runs failed by zombie_run_sensor are already alerted. {alert_destinations()}"
     ),
 )
@@ -115,5 +116,6 @@ def _explain_quiet_ticks(sensor_def: SensorDefinition, quiet: str) -> None:
 
 
 _explain_quiet_ticks(
-    reminders_run_failure_sensor, f"no failed run of {reminders_job.name} since the last tick"
+    reminders_run_failure_sensor,
+    f"no failed run of {reminders_job.name} or {delivery_job.name} since the last tick",
 )

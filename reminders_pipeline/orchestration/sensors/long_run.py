@@ -14,7 +14,7 @@ from dagster import DagsterInstance, RunsFilter, SensorEvaluationContext
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import duration, long_run_alert, now_utc
 from reminders_pipeline.orchestration.alert_resource import AlertResource
-from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     RUNNING_STATUSES,
@@ -43,9 +43,13 @@ def check_long_runs(
     fired: list[str] = []
     still: list[str] = []
     problems: list[str] = []
-    records = instance.get_run_records(
-        filters=RunsFilter(job_name=reminders_job.name, statuses=RUNNING_STATUSES)
-    )
+    records = [
+        record
+        for job_name in (reminders_job.name, delivery_job.name)
+        for record in instance.get_run_records(
+            filters=RunsFilter(job_name=job_name, statuses=RUNNING_STATUSES)
+        )
+    ]
     in_progress = {record.dagster_run.run_id for record in records}
     holder = attempt("reading the lock holder", reminders_db.lock_holder, problems)
     lock_known = not problems
@@ -65,8 +69,11 @@ def check_long_runs(
                 started_at=started,
                 elapsed=now - started,
                 threshold=threshold,
-                source="Dagster",
-                holds_lock=(holder is not None and holder.run_id == run_id) if lock_known else None,
+                source=f"Dagster ({record.dagster_run.job_name})",
+                # The delivery job never takes the lock: holding it says nothing of it.
+                holds_lock=(holder is not None and holder.run_id == run_id)
+                if lock_known and record.dagster_run.job_name == reminders_job.name
+                else None,
                 link=alerts.run_url(run_id),
             ),
             logger=logger,
@@ -138,7 +145,8 @@ def _evaluate(
 long_running_reminders_sensor = alerting_sensor(
     name="long_running_reminders_sensor",
     description=(
-        f"Watches reminders runs in progress (Dagster runs of {reminders_job.name}, and"
+        f"Watches reminders runs in progress (Dagster runs of {reminders_job.name} and"
+        f" {delivery_job.name}, and"
         " 'running' rows in reminder_runs): alerts once per run over"
         f" {duration(long_run_threshold())} (REMINDERS_LONG_RUN_MINUTES or"
         f" REMINDERS_LONG_RUN_S). {alert_destinations()}"

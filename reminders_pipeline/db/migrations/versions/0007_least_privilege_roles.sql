@@ -50,6 +50,11 @@ INSERT INTO reminders_grants VALUES
     ('reminders_job',       'SELECT',                                   'mentors'),
     ('reminders_job',       'SELECT, INSERT, UPDATE',                   'notifications'),
     ('reminders_job',       'SELECT, INSERT, UPDATE',                   'reminder_runs'),
+    -- The deliverer (docs/decisions/delivery-outbox.md): the outbox, its cursor, and
+    -- the reminders' id sequence it reads to know how far dispatch has gone.
+    ('reminders_job',       'SELECT, INSERT, UPDATE',                   'deliveries'),
+    ('reminders_job',       'SELECT, UPDATE',                           'delivery_cursor'),
+    ('reminders_job',       'SELECT',                                   'notifications_id_seq'),
     ('reminders_admin_api', 'SELECT',                                   'reminders_schema_version'),
     ('reminders_admin_api', 'SELECT, UPDATE (last_contact_date)',       'assignments'),
     ('reminders_admin_api', 'SELECT',                                   'activities'),

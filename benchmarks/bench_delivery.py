@@ -1,0 +1,184 @@
+"""Benchmark webhook delivery: the chosen concurrency against one-at-a-time, same run.
+
+    REMINDERS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python benchmarks/bench_delivery.py --deliveries 10000
+
+A fresh database `reminders_bench_delivery_<pid>` on REMINDERS_DATABASE_URL's server
+(dropped at the end) gets N mentors configured for the webhook channel, each with one
+due assignment, and the daily dispatch creates their N reminders. A receiver in a
+child process (ThreadingHTTPServer on a free loopback port; it checks the signature
+and answers 200 after --latency-ms, standing for a real provider's response time)
+takes the POSTs. Each round starts from the same state (deliveries emptied, the
+expansion cursor back to 0) and times one Deliverer.drain(): expanding N reminders
+into N deliveries, claiming, sending and recording them. The modes differ only in
+REMINDERS_DELIVERY_CONCURRENCY: the chosen value (--concurrency, default the
+setting's default) and 1. Rounds alternate the modes; the median is shown with
+every round. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+
+SECRET = "bench-secret"
+
+
+def serve(port: int, latency_ms: float) -> None:
+    """The receiver (child process): checks each signature, answers 200 after the latency."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            parts = dict(p.split("=", 1) for p in self.headers["X-Reminders-Signature"].split(","))
+            mac = hmac.new(SECRET.encode(), parts["t"].encode() + b"." + body, hashlib.sha256)
+            ok = hmac.compare_digest(mac.hexdigest(), parts["v1"])
+            time.sleep(latency_ms / 1000)
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    server.serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    from reminders_pipeline.settings import delivery_settings
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deliveries", type=int, default=10_000)
+    parser.add_argument(
+        "--concurrency", type=int, default=delivery_settings.DELIVERY_CONCURRENCY.default
+    )
+    parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.latency_ms)
+        return 0
+    server_url = os.environ.get("REMINDERS_DATABASE_URL")
+    if not server_url:
+        sys.exit("set REMINDERS_DATABASE_URL to a PostgreSQL server (a database is created on it)")
+
+    from reminders_pipeline.db.url import with_database
+
+    name = f"reminders_bench_delivery_{os.getpid()}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), "--latency-ms", str(args.latency_ms)]
+    )
+    try:
+        return run(args, with_database(server_url, name), port)
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace, url: str, port: int) -> int:
+    from datetime import date, timedelta
+
+    from reminders_pipeline.core.dispatch import ReminderDispatchService
+    from reminders_pipeline.db.connector import Database
+    from reminders_pipeline.db.migrate import upgrade
+    from reminders_pipeline.delivery.config import DeliveryConfig
+    from reminders_pipeline.delivery.deliverer import Deliverer
+    from reminders_pipeline.delivery.webhook import WebhookSender
+    from reminders_pipeline.settings import ReminderSettings
+
+    upgrade(url)
+    as_of = date.today()
+    db = Database(url)
+    with db.connection() as conn:
+        conn.execute(
+            """
+            WITH m AS (
+                INSERT INTO mentors (name, email, channels)
+                SELECT 'Mentor ' || g, 'm' || g || '@example.org', '{webhook}'
+                FROM generate_series(1, %(n)s) AS g RETURNING id
+            )
+            INSERT INTO assignments (mentor_id, mentee_name, started_on, last_contact_date)
+            SELECT id, 'Person ' || id, %(last)s::date - 30, %(last)s FROM m
+            """,
+            {"n": args.deliveries, "last": as_of - timedelta(days=12)},
+        )
+    created = ReminderDispatchService(db, ReminderSettings()).dispatch(as_of, None).created
+    url_hook = f"http://127.0.0.1:{port}/reminders"
+    time.sleep(0.5)  # the receiver's start
+    print(
+        f"{created} reminders for webhook; receiver latency {args.latency_ms:g} ms;"
+        f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
+
+    def drain(concurrency: int) -> float:
+        with db.connection() as conn:
+            conn.execute("TRUNCATE deliveries")
+            conn.execute("UPDATE delivery_cursor SET last_notification_id = 0")
+            conn.execute("CHECKPOINT")
+        config = DeliveryConfig(concurrency=concurrency, batch_size=200, timeout_s=10.0)
+        sender = WebhookSender(url_hook, SECRET, concurrency=concurrency)
+        deliverer = Deliverer(db, config, {"webhook": sender}, lambda: as_of)
+        started = time.perf_counter()
+        report = deliverer.drain()
+        elapsed = time.perf_counter() - started
+        deliverer.close()
+        assert report.totals()["sent"] == created, report.totals()
+        return elapsed
+
+    modes = {f"concurrency {args.concurrency}": args.concurrency, "one at a time": 1}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    loads: list[float] = []
+    for round_no in range(args.repeat):
+        order = list(modes) if round_no % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            times[mode].append(drain(modes[mode]))
+            loads.append(os.getloadavg()[0])
+            print(f"round {round_no + 1} {mode}: {times[mode][-1]:.2f}s", file=sys.stderr)
+
+    base = statistics.median(times["one at a time"])
+    print(f"\n{created} webhook deliveries, receiver latency {args.latency_ms:g} ms, "
+          f"{args.repeat} rounds (median; every round in the last column)")  # fmt: skip
+    print("| mode | median s | deliveries/s | vs one at a time | rounds s |")
+    print("|---|---|---|---|---|")
+    for mode in modes:
+        median = statistics.median(times[mode])
+        rounds = ", ".join(f"{t:.2f}" for t in times[mode])
+        print(
+            f"| {mode} | {median:.2f} | {created / median:,.0f} | {base / median:.1f}x | {rounds} |"
+        )
+    print(f"\nload average (1 min) during the rounds: {min(loads):.2f} to {max(loads):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

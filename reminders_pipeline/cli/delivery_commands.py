@@ -1,0 +1,62 @@
+"""`reminders deliver` (drain the outbox once) and `reminders mentor` (a mentor's channels)."""
+
+from __future__ import annotations
+
+import click
+
+from reminders_pipeline.cli.common import database_url, print_json, require_migrated
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.deliverer import deliverer_from_env
+from reminders_pipeline.delivery.mentors import configure_mentor
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of counts.")
+@click.pass_context
+def deliver(ctx: click.Context, as_json: bool) -> None:
+    """Send the reminders due for email and webhook once (never takes the run lock).
+
+    Prints what this invocation did: sent, retry (will be tried again), dead
+    (given up), cancelled (a contact came first). Exit 1 when a channel could not
+    be served (not configured, or its lane failed).
+    """
+    url = database_url()
+    require_migrated(url)
+    deliverer = deliverer_from_env(Database(url))
+    try:
+        report = deliverer.drain()
+    finally:
+        deliverer.close()
+    if as_json:
+        print_json(report.totals())
+    else:
+        for channel, counts in sorted(report.channels.items()):
+            click.echo(f"{channel}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        totals = report.totals()
+        click.echo("total: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    ctx.exit(1 if report.problems else 0)
+
+
+@click.command()
+@click.argument("mentor_id", type=int)
+@click.option("--channels", help="Comma list of in_app,email,webhook, or 'default'.")
+@click.option("--language", help="nb or en, or 'default'.")
+@click.option("--email", help="The mentor's email address.")
+@click.option("--json", "as_json", is_flag=True)
+def mentor(
+    mentor_id: int, channels: str | None, language: str | None, email: str | None, as_json: bool
+) -> None:
+    """Set a mentor's own reminder channels, language or email address."""
+    row = configure_mentor(
+        Database(database_url()), mentor_id, channels=channels, language=language, email=email
+    )
+    if as_json:
+        print_json(row)
+        return
+    click.echo(
+        f"mentor {row['id']} ({row['name']}): email {row['email'] or '-'}, channels "
+        f"{','.join(row['channels']) if row['channels'] else 'organisation default'}, language "
+        f"{row['language'] or 'organisation default'}"
+    )

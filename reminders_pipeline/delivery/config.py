@@ -1,0 +1,64 @@
+"""How the deliverer is configured: from the REMINDERS_* delivery settings, read when called."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reminders_pipeline.delivery.email import SmtpSender
+from reminders_pipeline.delivery.reminder import Sender
+from reminders_pipeline.delivery.webhook import WebhookSender
+from reminders_pipeline.errors import ConfigError
+from reminders_pipeline.settings import delivery_settings as s
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    org_channels: list[str] = field(default_factory=lambda: ["in_app"])
+    language: str = "nb"
+    timeout_s: float = 10.0
+    concurrency: int = 16
+    batch_size: int = 200
+    retry_base_s: float = 60.0
+    max_attempts: int = 8
+    max_runtime_s: float = 15 * 60.0
+
+    @classmethod
+    def from_env(cls) -> DeliveryConfig:
+        return cls(
+            org_channels=s.CHANNELS.get(),
+            language=s.LANGUAGE.get(),
+            timeout_s=float(s.DELIVERY_TIMEOUT_S.get()),
+            concurrency=s.DELIVERY_CONCURRENCY.get(),
+            batch_size=s.DELIVERY_BATCH_SIZE.get(),
+            retry_base_s=float(s.DELIVERY_RETRY_BASE_S.get()),
+            max_attempts=s.DELIVERY_MAX_ATTEMPTS.get(),
+            max_runtime_s=float(s.DELIVERY_MAX_RUNTIME_S.get()),
+        )
+
+
+def senders_from_env(concurrency: int) -> dict[str, Sender]:
+    """The senders whose settings are present; a half-configured channel is an error."""
+    senders: dict[str, Sender] = {}
+    smtp_url = s.SMTP_URL.get()
+    if smtp_url:
+        sender = s.EMAIL_FROM.get()
+        if not sender:
+            raise ConfigError("REMINDERS_EMAIL_FROM is required when REMINDERS_SMTP_URL is set")
+        server = s.smtp_server(smtp_url)
+        senders["email"] = SmtpSender(
+            server["host"],
+            server["port"],
+            sender,
+            security=s.SMTP_SECURITY.get(),
+            username=server["username"],
+            password=server["password"],
+        )
+    webhook_url = s.WEBHOOK_URL.get()
+    if webhook_url:
+        secret = s.WEBHOOK_SECRET.get()
+        if not secret:
+            raise ConfigError(
+                "REMINDERS_WEBHOOK_SECRET is required when REMINDERS_WEBHOOK_URL is set"
+            )
+        senders["webhook"] = WebhookSender(webhook_url, secret, concurrency=concurrency)
+    return senders

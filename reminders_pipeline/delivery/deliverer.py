@@ -1,0 +1,242 @@
+"""Deliverer: drain the outbox once: expand new reminders into deliveries, then send.
+
+Expanding: reminders created since the last drain become one delivery per channel of
+their mentor that leaves the database (none at all when every mentor is in-app
+only). It waits while a run holds the run lock (reads pg_locks, never takes the
+lock) and goes only up to the highest notifications id handed out before that
+check, so a reminder still being written is never skipped.
+
+Sending: one lane (a thread with its own database session) per channel, so a dead
+SMTP server never slows the webhooks. A lane claims a batch with SKIP LOCKED and
+keeps its transaction open while the batch is sent by the channel's thread pool;
+the outcomes are recorded and committed together. A crash before the commit rolls
+the batch back: those deliveries are sent again, with the same Idempotency-Key
+(at least once; docs/decisions/delivery-outbox.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+import backoff
+
+from reminders_pipeline.core.lock import LOCK_KEY
+from reminders_pipeline.db.connector import Database, Session
+from reminders_pipeline.delivery.config import DeliveryConfig, senders_from_env
+from reminders_pipeline.delivery.reminder import Reminder, Sender, SendFailed
+from reminders_pipeline.settings import ReminderSettings
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_S = 24 * 60 * 60
+EXPAND_BATCH = 50_000
+OUTCOMES = ("sent", "retry", "dead", "cancelled")
+
+
+def retry_delay_s(attempt: int, base_s: float, retry_after_s: float | None = None) -> float:
+    """Exponential backoff with full jitter for the attempt-th failure; a server's
+    Retry-After, when longer, wins."""
+    ladder = backoff.expo(base=2, factor=base_s, max_value=MAX_RETRY_DELAY_S)
+    next(ladder)  # the generator's priming step
+    delay = next(islice(ladder, max(attempt - 1, 0), None))
+    jittered = max(1.0, backoff.full_jitter(delay))
+    return min(max(jittered, retry_after_s or 0.0), MAX_RETRY_DELAY_S)
+
+
+@dataclass
+class DrainReport:
+    """What one drain did, per channel; problems: channels left waiting, and why."""
+
+    expanded: int = 0
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def count(self, channel: str, outcome: str, n: int = 1) -> None:
+        counts = self.channels.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
+        counts[outcome] += n
+
+    def totals(self) -> dict[str, int]:
+        return {o: sum(c[o] for c in self.channels.values()) for o in OUTCOMES}
+
+
+def _value(row: dict[str, Any] | None, column: str) -> Any:
+    assert row is not None, "a one-row query returned no row"
+    return row[column]
+
+
+class Deliverer:
+    def __init__(
+        self,
+        db: Database,
+        config: DeliveryConfig,
+        senders: dict[str, Sender],
+        today: Callable[[], object],
+    ) -> None:
+        self.db, self.config, self.senders, self.today = db, config, senders, today
+        self._lock = threading.Lock()
+
+    def drain(self) -> DrainReport:
+        report = DrainReport()
+        deadline = time.monotonic() + self.config.max_runtime_s
+        report.expanded = self.expand()
+        due_by = _value(self.db.fetch_one("delivery_clock"), "now")
+        lanes = [
+            threading.Thread(
+                target=self._lane, args=(sender, due_by, deadline, report), name=f"deliver-{name}"
+            )
+            for name, sender in self.senders.items()
+        ]
+        for lane in lanes:
+            lane.start()
+        for lane in lanes:
+            lane.join()
+        for row in self.db.fetch_all("due_delivery_channels"):
+            if row["channel"] not in self.senders:
+                report.problems.append(
+                    f"{row['due']} {row['channel']} deliveries are waiting: the {row['channel']}"
+                    " channel is not configured (docs: README, delivery settings)"
+                )
+        return report
+
+    def close(self) -> None:
+        for sender in self.senders.values():
+            sender.close()
+
+    # ---------------------------------------------------------------- expanding
+
+    def expand(self) -> int:
+        """New reminders into deliveries; returns how many deliveries were created."""
+        created = 0
+        with self.db.connection(autocommit=True) as session:
+            # The high mark first, then the lock check: see the module's docstring.
+            high_mark = _value(session.one("delivery_id_high_mark"), "high_mark")
+            namespace, job = LOCK_KEY
+            if _value(session.one("run_lock_taken", namespace=namespace, job=job), "taken"):
+                log.info("a reminders run holds the run lock: its reminders wait for a drain")
+                return 0
+            org = self.config.org_channels
+            needed = _value(session.one("deliveries_needed", org_channels=org), "needed")
+            while True:
+                with session.transaction():
+                    cursor = session.one("lock_delivery_cursor")
+                    if cursor is None or cursor["last_notification_id"] >= high_mark:
+                        return created  # another deliverer is expanding, or nothing new
+                    after = cursor["last_notification_id"]
+                    if not needed:  # in-app only: move the cursor, nothing else
+                        session.run("advance_delivery_cursor", upto=high_mark)
+                        return created
+                    upto = min(after + EXPAND_BATCH, high_mark)
+                    created += session.run(
+                        "expand_deliveries", org_channels=org, after_id=after, upto=upto
+                    )
+                    session.run("advance_delivery_cursor", upto=upto)
+
+    # ---------------------------------------------------------------- sending
+
+    def _lane(self, sender: Sender, due_by: datetime, deadline: float, report: DrainReport) -> None:
+        try:
+            with (
+                ThreadPoolExecutor(self.config.concurrency, f"send-{sender.channel}") as pool,
+                self.db.connection(autocommit=True) as session,
+            ):
+                while time.monotonic() < deadline:
+                    if not self._batch(session, sender, pool, due_by, deadline, report):
+                        break
+        except Exception as exc:  # one lane's failure must not stop the others
+            log.exception("the %s lane stopped", sender.channel)
+            with self._lock:
+                report.problems.append(f"{sender.channel}: {type(exc).__name__}: {exc}")
+
+    def _batch(
+        self,
+        session: Session,
+        sender: Sender,
+        pool: ThreadPoolExecutor,
+        due_by: datetime,
+        deadline: float,
+        report: DrainReport,
+    ) -> bool:
+        """Claim, send and record one batch; False when nothing was due."""
+        with session.transaction():
+            rows = session.all(
+                "claim_deliveries",
+                channel=sender.channel,
+                limit=self.config.batch_size,
+                due_by=due_by,
+                today=self.today(),
+                language=self.config.language,
+            )
+            if not rows:
+                return False
+            cancelled = [r for r in rows if r["cancel_reason"] is not None]
+            reminders = [Reminder.from_row(r) for r in rows if r["cancel_reason"] is None]
+            outcomes = list(pool.map(lambda r: self._send(sender, r, deadline), reminders))
+            sent = [(r, o) for r, o in zip(reminders, outcomes, strict=True) if isinstance(o, str)]
+            failed = [
+                (r, o)
+                for r, o in zip(reminders, outcomes, strict=True)
+                if isinstance(o, SendFailed)
+            ]
+            if sent:
+                session.run(
+                    "record_deliveries_sent",
+                    ids=[r.delivery_id for r, _ in sent],
+                    responses=[o for _, o in sent],
+                )
+            states: list[str] = []
+            if failed:
+                attempts = {row["id"]: row["attempts"] for row in rows}
+                states = [
+                    row["state"]
+                    for row in session.all(
+                        "record_deliveries_failed",
+                        ids=[r.delivery_id for r, _ in failed],
+                        errors=[str(o)[:1000] for _, o in failed],
+                        delays=[
+                            retry_delay_s(
+                                attempts[r.delivery_id] + 1,
+                                self.config.retry_base_s,
+                                o.retry_after_s,
+                            )
+                            for r, o in failed
+                        ],
+                        permanent=[o.permanent for _, o in failed],
+                        max_attempts=self.config.max_attempts,
+                    )
+                ]
+        with self._lock:
+            report.count(sender.channel, "cancelled", len(cancelled))
+            report.count(sender.channel, "sent", len(sent))
+            report.count(sender.channel, "retry", states.count("retry"))
+            report.count(sender.channel, "dead", states.count("dead"))
+        return True
+
+    def _send(self, sender: Sender, reminder: Reminder, deadline: float) -> str | SendFailed | None:
+        """The provider's answer, the failure, or None: not tried (the drain's time is up,
+        the delivery stays due and is not counted as an attempt)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            return sender.send(reminder, min(self.config.timeout_s, max(remaining, 1.0)))
+        except SendFailed as exc:
+            return exc
+        except Exception as exc:  # a sender's bug is this delivery's failure, not the lane's
+            log.exception("sending delivery %s failed", reminder.delivery_id)
+            return SendFailed(f"{type(exc).__name__}: {exc}")
+
+
+def deliverer_from_env(db: Database) -> Deliverer:
+    """A Deliverer with the configuration and senders of the environment."""
+    config = DeliveryConfig.from_env()
+    return Deliverer(
+        db, config, senders_from_env(config.concurrency), ReminderSettings.from_env().today
+    )

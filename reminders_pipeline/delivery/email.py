@@ -1,0 +1,90 @@
+"""The email channel: one message per reminder over SMTP (smtplib: STARTTLS, TLS, login)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr
+
+from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
+
+EMAIL = "email"
+
+
+class SmtpSender:
+    channel = EMAIL
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        security: str = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.security = security
+        self.username, self.password = username, password
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    def message(self, reminder: Reminder) -> EmailMessage:
+        subject, body = render_email(reminder)
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = formataddr((reminder.mentor_name, reminder.mentor_email or ""))
+        message["Subject"] = subject
+        # Stable per (reminder, channel): a resend after a crash carries the same id.
+        message["Message-ID"] = f"<{reminder.idempotency_key}@reminders>"
+        message["X-Reminders-Idempotency-Key"] = reminder.idempotency_key
+        message["Content-Language"] = reminder.language
+        message.set_content(body)
+        return message
+
+    def send(self, reminder: Reminder, timeout_s: float) -> str:
+        if not reminder.mentor_email:
+            raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
+        message = self.message(reminder)
+        try:
+            with self._connect(timeout_s) as smtp:
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise SendFailed(
+                f"SMTP refused {reminder.mentor_email}: {exc.recipients}",
+                permanent=all(code >= 500 for code in codes),
+            ) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            # The configuration is wrong, not this reminder: retried until it is fixed.
+            raise SendFailed(f"SMTP login refused: {exc.smtp_code} {exc.smtp_error!r}") from None
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace") if exc.smtp_error else ""
+            raise SendFailed(
+                f"SMTP {exc.smtp_code} {text}".strip(), permanent=exc.smtp_code >= 500
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out
+            raise SendFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
+        return message["Message-ID"]
+
+    def _connect(self, timeout_s: float) -> smtplib.SMTP:
+        if self.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=timeout_s, context=self.ssl_context
+            )
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=timeout_s)
+        try:
+            if self.security == "starttls":
+                smtp.starttls(context=self.ssl_context)
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def close(self) -> None:
+        pass  # one connection per message: nothing held between sends

@@ -1,0 +1,82 @@
+"""delivery_health_sensor: dead deliveries appeared, or the oldest pending delivery is
+older than REMINDERS_DELIVERY_MAX_PENDING_AGE_S. Once per dead batch; once per backlog."""
+
+import json
+from datetime import timedelta
+
+from dagster import SensorEvaluationContext
+
+from reminders_pipeline.alerts.messages import (
+    dead_deliveries_alert,
+    duration,
+    pending_deliveries_alert,
+)
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.orchestration.alert_resource import AlertResource
+from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.sensors.common import (
+    Checked,
+    Outcome,
+    alert_destinations,
+    alerting_sensor,
+    load_cursor,
+)
+from reminders_pipeline.settings import delivery_settings
+
+
+def check_deliveries(
+    reminders_db: RemindersDatabaseResource,
+    alerts: AlertResource,
+    cursor: str | None,
+    max_age: timedelta,
+    logger: object = None,
+) -> Checked:
+    state = load_cursor(cursor)
+    after = state.get("last_dead_id")
+    db = Database(reminders_db.resolved_database_url())
+    row = db.fetch_one("delivery_health", after_dead_id=after or 0)
+    assert row is not None
+    fired: list[str] = []
+    still: list[str] = []
+    last_dead = row["last_dead_id"] or 0
+    if after is None:
+        after = last_dead  # first evaluation: dead rows from before the sensor are old news
+    elif row["new_dead"]:
+        alerts.send(
+            dead_deliveries_alert(
+                count=row["new_dead"], last_id=last_dead, recent_errors=row["recent_errors"]
+            ),
+            logger=logger,
+        )
+        fired.append(f"{row['new_dead']} dead deliveries")
+        after = last_dead
+    oldest = timedelta(seconds=row["oldest_pending_s"] or 0)
+    backlog = oldest > max_age
+    if backlog and state.get("backlog"):
+        still.append(f"oldest pending delivery {duration(oldest)}")
+    elif backlog:
+        alerts.send(pending_deliveries_alert(oldest=oldest, threshold=max_age), logger=logger)
+        fired.append(f"oldest pending delivery {duration(oldest)}")
+    return Checked(fired, [], json.dumps({"last_dead_id": after, "backlog": backlog}), still)
+
+
+def max_pending_age() -> timedelta:
+    return timedelta(seconds=delivery_settings.DELIVERY_MAX_PENDING_AGE_S.get())
+
+
+def _evaluate(
+    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+) -> Outcome:
+    checked = check_deliveries(reminders_db, alerts, context.cursor, max_pending_age(), context.log)
+    return Outcome.of(checked, "no new dead delivery, no old pending one")
+
+
+delivery_health_sensor = alerting_sensor(
+    name="delivery_health_sensor",
+    description=(
+        "Watches the delivery outbox: alerts when deliveries become dead, and when the oldest"
+        f" pending one is older than {duration(max_pending_age())}"
+        f" (REMINDERS_DELIVERY_MAX_PENDING_AGE_S). {alert_destinations()}"
+    ),
+    evaluate=_evaluate,
+)

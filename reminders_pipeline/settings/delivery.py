@@ -1,0 +1,164 @@
+"""The delivery settings (REMINDERS_CHANNELS, SMTP, webhook, retries); part of the registry.
+
+Declared here to keep settings/__init__.py short; __init__ imports every one of
+them, so the registry and the README's table hold them like the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from reminders_pipeline.settings.setting import (
+    Setting,
+    integer,
+    parse_choice,
+    parse_list,
+    string,
+)
+
+CHANNEL_NAMES = ("in_app", "email", "webhook")
+LANGUAGES = ("nb", "en")
+
+
+def parse_channels(setting: Setting[Any], raw: str) -> list[str]:
+    channels = parse_list(setting, raw.lower())
+    unknown = [name for name in channels if name not in CHANNEL_NAMES]
+    if unknown:
+        raise setting.error(
+            f"names unknown channels {unknown}: the channels are {', '.join(CHANNEL_NAMES)}"
+        )
+    if not channels:
+        raise setting.error("must name at least one channel")
+    return list(dict.fromkeys(channels))
+
+
+def parse_smtp_url(setting: Setting[Any], raw: str) -> str:
+    smtp_server(raw, setting)
+    return raw
+
+
+def parse_http_url(setting: Setting[Any], raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise setting.error("must be an http:// or https:// URL with a host")
+    return raw
+
+
+def smtp_server(url: str, setting: Setting[Any] | None = None) -> dict[str, Any]:
+    """host, port, username, password of an smtp://[user:password@]host:port URL."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme != "smtp" or not parts.hostname or port == -1:
+        problem = "must be smtp://[user:password@]host:port (security: REMINDERS_SMTP_SECURITY)"
+        raise (setting or SMTP_URL).error(problem)
+    return {
+        "host": parts.hostname,
+        "port": port or 25,
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
+
+
+CHANNELS = Setting(
+    "REMINDERS_CHANNELS",
+    "list",
+    ["in_app"],
+    "the organisation's reminder channels, comma-separated (`in_app`, `email`, `webhook`); "
+    "a mentor's own list (`reminders mentor`) wins",
+    parse_channels,
+    default_text="`in_app`",
+)
+LANGUAGE = Setting(
+    "REMINDERS_LANGUAGE",
+    "choice",
+    "nb",
+    "the organisation's language of reminder emails; a mentor's own wins",
+    parse_choice,
+    choices=LANGUAGES,
+)
+SMTP_URL = Setting(
+    "REMINDERS_SMTP_URL",
+    "text",
+    None,
+    "SMTP server of reminder emails: `smtp://[user:password@]host:port`",
+    parse_smtp_url,
+    secret=True,
+)
+SMTP_SECURITY = Setting(
+    "REMINDERS_SMTP_SECURITY",
+    "choice",
+    "starttls",
+    "`starttls` (upgrade a plain connection), `tls` (TLS from the start, port 465) or `none`",
+    parse_choice,
+    choices=("starttls", "tls", "none"),
+)
+EMAIL_FROM = string("REMINDERS_EMAIL_FROM", None, "sender (From) of reminder emails")
+WEBHOOK_URL = Setting(
+    "REMINDERS_WEBHOOK_URL",
+    "text",
+    None,
+    "where reminder webhooks are POSTed (JSON, signed)",
+    parse_http_url,
+    secret=True,
+)
+WEBHOOK_SECRET = string(
+    "REMINDERS_WEBHOOK_SECRET",
+    None,
+    "HMAC-SHA256 key of the `X-Reminders-Signature` header (required with a webhook URL)",
+    secret=True,
+)
+DELIVERY_TIMEOUT_S = integer(
+    "REMINDERS_DELIVERY_TIMEOUT_S", 10, "timeout of every network call of a delivery", 1, 300
+)
+DELIVERY_CONCURRENCY = integer(
+    "REMINDERS_DELIVERY_CONCURRENCY", 16, "sends in flight at once, per channel", 1, 256
+)
+DELIVERY_BATCH_SIZE = integer(
+    "REMINDERS_DELIVERY_BATCH_SIZE",
+    200,
+    "deliveries claimed per transaction (at most these are sent twice after a crash)",
+    1,
+    10_000,
+)
+DELIVERY_RETRY_BASE_S = integer(
+    "REMINDERS_DELIVERY_RETRY_BASE_S",
+    60,
+    "first retry delay; doubles per attempt, with full jitter, up to a day",
+    1,
+    86_400,
+)
+DELIVERY_MAX_ATTEMPTS = integer(
+    "REMINDERS_DELIVERY_MAX_ATTEMPTS", 8, "attempts before a delivery is `dead`", 1, 100
+)
+DELIVERY_MAX_RUNTIME_S = integer(
+    "REMINDERS_DELIVERY_MAX_RUNTIME_S",
+    15 * 60,
+    "a drain stops claiming after this long; the delivery job's `dagster/max_runtime` is "
+    "this plus a margin",
+    10,
+    24 * 60 * 60,
+)
+DELIVERY_RETRY_MINUTES = integer(
+    "REMINDERS_DELIVERY_RETRY_MINUTES",
+    10,
+    "the delivery schedule's interval (minutes), which picks up retries",
+    1,
+    60,
+)
+DELIVERY_MAX_PENDING_AGE_S = integer(
+    "REMINDERS_DELIVERY_MAX_PENDING_AGE_S",
+    6 * 60 * 60,
+    "delivery sensor: alert when the oldest pending delivery is older than this",
+    60,
+)
+
+ALL = (
+    CHANNELS, LANGUAGE, SMTP_URL, SMTP_SECURITY, EMAIL_FROM, WEBHOOK_URL, WEBHOOK_SECRET,
+    DELIVERY_TIMEOUT_S, DELIVERY_CONCURRENCY, DELIVERY_BATCH_SIZE, DELIVERY_RETRY_BASE_S,
+    DELIVERY_MAX_ATTEMPTS, DELIVERY_MAX_RUNTIME_S, DELIVERY_RETRY_MINUTES,
+    DELIVERY_MAX_PENDING_AGE_S,
+)  # fmt: skip

@@ -1,0 +1,56 @@
+"""At least once, never lost: SIGKILL a real `reminders deliver` mid-batch, start it again,
+and count what the receiver accepted per Idempotency-Key."""
+
+from __future__ import annotations
+
+import pytest
+
+from reminders_pipeline.db.connector import Database
+from tests.acceptance.support import RemindersCli, wait_for
+from tests.helpers.data import db_rows
+from tests.helpers.delivery_servers import SECRET, ReminderReceiver, settled
+from tests.helpers.outbox import due_reminders
+
+pytestmark = pytest.mark.acceptance
+
+COUNT = 400
+BATCH = 50
+
+
+def test_sigkill_mid_batch_loses_nothing_and_repeats_at_most_once_per_key(
+    db: Database, reminders_cli: RemindersCli
+) -> None:
+    due_reminders(db, COUNT, channels=["webhook"])
+    with ReminderReceiver(delay_s=0.01) as receiver:
+        env = {
+            "REMINDERS_WEBHOOK_URL": receiver.url(),
+            "REMINDERS_WEBHOOK_SECRET": SECRET,
+            "REMINDERS_DELIVERY_BATCH_SIZE": str(BATCH),
+            "REMINDERS_DELIVERY_CONCURRENCY": "4",
+        }
+        first = reminders_cli.start("deliver", "--json", env=env)
+        # Mid-batch: a few batches committed, one in flight.
+        wait_for(
+            lambda: len(receiver.requests) >= 3 * BATCH + BATCH // 2,
+            timeout=60,
+            what="the deliverer to be inside its fourth batch",
+        )
+        first.kill()
+        sent_before_kill = settled(lambda: len(receiver.requests))
+        assert 0 < sent_before_kill < COUNT
+        second = reminders_cli("deliver", "--json", env=env)
+        assert second.returncode == 0, second.describe()
+        counts = second.json()
+
+    keys = {f"reminder-{r['id']}-webhook" for r in db_rows(db, "SELECT id FROM notifications")}
+    assert receiver.bad_signatures == 0
+    assert set(receiver.accepted) == keys, "a reminder was never delivered"
+    repeats = {key: n for key, n in receiver.accepted.items() if n > 1}
+    assert max(receiver.accepted.values()) <= 2, "a key was sent three times or more"
+    # Only the batch in flight at the kill (not yet recorded) is sent again.
+    assert len(repeats) <= BATCH
+    # The restart sent what the killed one had not recorded: the rest, and the batch in flight.
+    assert counts["sent"] >= COUNT - sent_before_kill + len(repeats)
+    assert (counts["retry"], counts["dead"], counts["cancelled"]) == (0, 0, 0)
+    states = db_rows(db, "SELECT state, count(*) AS n FROM deliveries GROUP BY state")
+    assert states == [{"state": "sent", "n": COUNT}]
