@@ -1,13 +1,13 @@
 """Least-privilege roles: the job, the admin API, the migrations' owner.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 """
 
 from reminders_pipeline.db.migrate import run_sql_file
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
