@@ -16,9 +16,13 @@ from psycopg.conninfo import make_conninfo
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.migrate import MIGRATIONS_DIR, upgrade
+from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import with_database
+from reminders_pipeline.delivery.webhook import WebhookSender
 from tests.helpers.admin_api import LAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens
 from tests.helpers.data import db_rows
+from tests.helpers.delivery_servers import SECRET, ReminderReceiver
+from tests.helpers.outbox import due_reminders, make_deliverer
 
 JOB = "reminders_job"
 API = "reminders_admin_api"
@@ -102,6 +106,26 @@ def test_the_admin_api_runs_as_its_role_and_cannot_write_reminders(db_url, db, l
         " VALUES ('running', now()::date, 'manual')",
     )
     assert refused(db_url, logins[API], "ALTER TABLE admin_tokens ADD COLUMN x int")
+
+
+def test_the_deliverer_runs_as_the_job_role_and_the_api_role_cannot_touch_the_outbox(
+    db_url, db, logins
+):
+    due_reminders(db, 2)
+    with ReminderReceiver() as receiver:
+        deliverer = make_deliverer(
+            Database(as_login(db_url, logins[JOB])),
+            {"webhook": WebhookSender(receiver.url(), SECRET, concurrency=2)},
+            org_channels=["webhook"],
+        )
+        report = deliverer.drain()
+        deliverer.close()
+    assert report.totals() == {"sent": 2, "retry": 0, "dead": 0, "cancelled": 0}
+    assert len(receiver.accepted) == 2
+
+    assert refused(db_url, logins[JOB], "DELETE FROM deliveries")
+    assert refused(db_url, logins[API], "UPDATE deliveries SET state = 'sent'")
+    assert refused(db_url, logins[API], "UPDATE delivery_cursor SET last_notification_id = 0")
 
 
 @pytest.mark.parametrize("role", [JOB, API])
