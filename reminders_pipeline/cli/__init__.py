@@ -16,6 +16,7 @@ from reminders_pipeline.cli.common import (
     require_migrated,
 )
 from reminders_pipeline.cli.db_commands import db, db_upgrade
+from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
 from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.runlog import RunLog, RunSummary
@@ -215,6 +216,7 @@ def _first_line(exc: BaseException) -> str:
 
 cli.add_command(db)
 cli.add_command(ui)
+cli.add_command(prune)
 
 
 def main(argv: list[str] | None = None) -> None:

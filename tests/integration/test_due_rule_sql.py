@@ -56,3 +56,55 @@ def test_the_queries_call_the_functions_inlined(db: Database) -> None:
         ).fetchall()
     text = "\n".join(row["QUERY PLAN"] for row in plan)
     assert "Function Scan" not in text, text
+
+
+def test_python_twin_equals_the_sql_functions_with_carried_reminders(db: Database) -> None:
+    """Migration 0005's six-argument forms: reminders a correction carried."""
+    carries = [
+        (0, None),
+        (1, AS_OF - timedelta(days=3)),
+        (2, AS_OF),
+        (3, AS_OF - timedelta(days=9)),
+    ]
+    grid = [
+        (AS_OF - timedelta(days=silent), interval, cap, carried, last_sent)
+        for silent in range(-2, 70, 3)
+        for interval in (1, 3, 7, 10)
+        for cap in (1, 3)
+        for carried, last_sent in carries
+    ]
+    with db.connection() as conn:
+        rows = conn.execute(
+            """
+            SELECT g.last_contact, g.interval_days, g.cap, g.carried, g.last_sent,
+                   r.sequence, r.due_on,
+                   next_reminder_due_on(g.last_contact, g.interval_days, %(as_of)s, g.cap,
+                                        g.carried, g.last_sent) AS next_due_on
+            FROM unnest(%(lasts)s::date[], %(intervals)s::int[], %(caps)s::int[],
+                        %(carried)s::int[], %(sent)s::date[])
+                 AS g(last_contact, interval_days, cap, carried, last_sent)
+            LEFT JOIN LATERAL reminder_due(g.last_contact, g.interval_days, %(as_of)s, g.cap,
+                                           g.carried, g.last_sent) AS r ON true
+            """,
+            {
+                "as_of": AS_OF,
+                "lasts": [g[0] for g in grid],
+                "intervals": [g[1] for g in grid],
+                "caps": [g[2] for g in grid],
+                "carried": [g[3] for g in grid],
+                "sent": [g[4] for g in grid],
+            },
+        ).fetchall()
+    assert len(rows) == len(grid)
+    for row in rows:
+        args = (
+            row["last_contact"],
+            row["interval_days"],
+            AS_OF,
+            row["cap"],
+            row["carried"],
+            row["last_sent"],
+        )
+        sql_due = None if row["sequence"] is None else (row["sequence"], row["due_on"])
+        assert sql_due == reminder_due_on(*args), args
+        assert row["next_due_on"] == next_reminder_due_on(*args), args
