@@ -172,37 +172,38 @@ LEFT JOIN LATERAL reminder_due(
 WHERE a.status = 'active';
 
 -- name: dispatch_due_batch
--- One batch of active assignments in id order (keyset pagination). Each due one
+-- One batch of active assignments in id order (keyset pagination): `bounds` finds
+-- the batch's last id on the partial index alone (index-only), then the due ones
+-- are read once, in place, without a materialized copy of the batch. Each due one
 -- gets the latest reminder due on or before as_of, as reminder_due() (migrations
 -- 0004, 0005) says: its number in the silence that began at the last contact,
 -- and its due date. Reminders a correction carried into this silence (columns of
 -- the same assignment row: no extra lookup) count toward the cap and the
 -- numbering, and the next one waits an interval after the latest. The unique
 -- natural key (assignment, kind, silence, number) makes a second copy a no-op.
-WITH batch AS (
-    SELECT id,
-           mentor_id,
-           last_contact_date,
-           coalesce(reminder_interval_days, %(default_interval)s) AS interval_days,
-           CASE WHEN carried_for = last_contact_date THEN carried_reminders ELSE 0 END
-               AS carried,
-           CASE WHEN carried_for = last_contact_date THEN carried_last_sent_on END
-               AS carried_last_sent_on
-    FROM assignments
-    WHERE status = 'active' AND id > %(after_id)s
-    ORDER BY id
-    LIMIT %(batch_size)s
+WITH bounds AS (
+    SELECT max(id) AS last_id, count(*) AS scanned
+    FROM (SELECT id
+          FROM assignments
+          WHERE status = 'active' AND id > %(after_id)s
+          ORDER BY id
+          LIMIT %(batch_size)s) AS b
 ), due AS (
-    SELECT b.id AS assignment_id,
-           b.mentor_id,
-           b.last_contact_date,
+    SELECT a.id AS assignment_id,
+           a.mentor_id,
+           a.last_contact_date,
            r.sequence,
            r.due_on
-    FROM batch AS b
+    FROM assignments AS a
     CROSS JOIN LATERAL reminder_due(
-        b.last_contact_date, b.interval_days, %(as_of)s::date, %(max_per_silence)s,
-        b.carried, b.carried_last_sent_on
+        a.last_contact_date, coalesce(a.reminder_interval_days, %(default_interval)s),
+        %(as_of)s::date, %(max_per_silence)s,
+        CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_reminders ELSE 0 END,
+        CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_last_sent_on END
     ) AS r
+    WHERE a.status = 'active'
+      AND a.id > %(after_id)s
+      AND a.id <= (SELECT last_id FROM bounds)
 ), inserted AS (
     INSERT INTO notifications (
         assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
@@ -213,14 +214,25 @@ WITH batch AS (
            last_contact_date, sequence,
            %(channel)s, %(state)s, %(run_id)s,
            CASE WHEN %(state)s = 'delivered' THEN now() END
-    FROM due
+    FROM due AS d
+    -- A rerun finds most reminders there already: an index probe skips them
+    -- before the insert evaluates defaults (the identity's nextval) and speculates.
+    WHERE NOT EXISTS (
+        SELECT 1
+        FROM notifications AS n
+        WHERE n.assignment_id = d.assignment_id
+          AND n.kind = %(kind)s
+          AND n.silence_started_on = d.last_contact_date
+          AND n.sequence = d.sequence
+    )
     ON CONFLICT ON CONSTRAINT notifications_natural_key DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT max(id) FROM batch) AS last_id,
-       (SELECT count(*) FROM batch) AS scanned,
+SELECT b.last_id,
+       b.scanned,
        (SELECT count(*) FROM due) AS due,
-       (SELECT count(*) FROM inserted) AS created;
+       (SELECT count(*) FROM inserted) AS created
+FROM bounds AS b;
 
 -- name: prune_reminders_batch
 -- Up to batch_size reminders created before `before`, oldest first, whose
