@@ -12,6 +12,8 @@ the timed run, the plans of the due count and of the first dispatch batch are
 taken with EXPLAIN (ANALYZE, BUFFERS) inside a transaction that is rolled back
 (the same on both days, so both timed runs follow the same warm-up). At the end:
 the table's size, then `reminders prune --older-than` (--prune-days) and its time.
+Every --vacuum-days days (default 1) assignments and notifications are vacuumed, untimed, as
+autovacuum does on a default server; --vacuum-days 0 shows a server without it.
 Not part of the test suite.
 """
 
@@ -74,6 +76,13 @@ def main() -> int:
     parser.add_argument("--assignments", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--prune-days", type=int, default=90)
+    parser.add_argument(
+        "--vacuum-days",
+        type=int,
+        default=1,
+        help="VACUUM (ANALYZE) assignments and notifications every N days, untimed, as autovacuum would "
+        "(0: never; for a server running with autovacuum = off)",
+    )
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args()
     settings = ReminderSettings()
@@ -112,6 +121,13 @@ def main() -> int:
             counts = ReminderDispatchService(db, settings).dispatch(day, run_id)
             run_s = time.perf_counter() - started
             with psycopg.connect(url, autocommit=True) as conn:
+                # The simulated day is the reminders' creation day (untimed), so
+                # prune's created_at cutoff means what it means in production.
+                conn.execute(
+                    "UPDATE notifications SET created_at = %s::date + time '06:00'"
+                    " WHERE run_id = %s",
+                    (day, run_id),
+                )
                 conn.execute(
                     "UPDATE reminder_runs SET status = 'success', finished_at = now()"
                     " WHERE id = %s",
@@ -127,6 +143,9 @@ def main() -> int:
                     "load": load_average(),
                 }
             )
+            if args.vacuum_days and (n + 1) % args.vacuum_days == 0:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("VACUUM (ANALYZE) assignments, notifications")
             if n % 30 == 0 or n == args.days - 1:
                 print(
                     f"day {n + 1}: {counts.created} reminders in {run_s:.3f}s, "
