@@ -80,7 +80,8 @@ def main() -> int:
         "--vacuum-days",
         type=int,
         default=1,
-        help="VACUUM (ANALYZE) assignments and notifications every N days, untimed, as autovacuum would "
+        help="VACUUM (ANALYZE) assignments and notifications every N days, untimed, "
+        "as autovacuum would "
         "(0: never; for a server running with autovacuum = off)",
     )
     parser.add_argument("--json", dest="json_out")
