@@ -36,16 +36,20 @@ def reminder_due_on(
     interval_days: int,
     as_of: date,
     max_per_silence: int,
+    carried_for: date | None = None,
     carried: int = 0,
     carried_last_sent_on: date | None = None,
 ) -> tuple[int, date] | None:
     """The latest reminder due on or before as_of: (sequence, due date), or None.
 
-    `carried`: reminders a correction carried into this silence (they hold the
-    numbers up to it), the latest sent on `carried_last_sent_on` (the next one
-    waits an interval after it). The Python twin of SQL reminder_due()
-    (migrations 0004, 0005).
+    `carried`: reminders a correction carried into the silence starting on
+    `carried_for` (they hold the numbers up to it), the latest sent on
+    `carried_last_sent_on` (the next one waits an interval after it); ignored
+    when the silence starts on another day. The Python twin of SQL
+    reminder_due() (migrations 0004, 0005).
     """
+    if carried_for != last_contact:
+        carried, carried_last_sent_on = 0, None
     silent_days = (as_of - last_contact).days
     if silent_days < interval_days:
         return None
@@ -80,6 +84,7 @@ def next_reminder_due_on(
     interval_days: int,
     as_of: date,
     max_per_silence: int,
+    carried_for: date | None = None,
     carried: int = 0,
     carried_last_sent_on: date | None = None,
 ) -> date | None:
@@ -87,9 +92,11 @@ def next_reminder_due_on(
 
     None when the silence has already used its reminders before as_of. A
     reminder due today counts as next: today's run may not have happened yet.
-    For active assignments; others get no reminders at all. `carried` and
-    `carried_last_sent_on` as for reminder_due_on.
+    For active assignments; others get no reminders at all.
+    `carried_for`, `carried` and `carried_last_sent_on` as for reminder_due_on.
     """
+    if carried_for != last_contact:
+        carried, carried_last_sent_on = 0, None
     silent_days = (as_of - last_contact).days
     sequence = max(1, carried + 1, -(-silent_days // interval_days))  # ceiling division
     if sequence > max_per_silence:

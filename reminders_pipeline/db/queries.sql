@@ -166,21 +166,14 @@ FROM assignments a
 LEFT JOIN LATERAL reminder_due(
     a.last_contact_date, coalesce(a.reminder_interval_days, %(default_interval)s),
     %(as_of)s::date, %(max_per_silence)s,
-    CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_reminders ELSE 0 END,
-    CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_last_sent_on END
+    a.carried_for, a.carried_reminders, a.carried_last_sent_on
 ) AS r ON true
 WHERE a.status = 'active';
 
 -- name: dispatch_due_batch
--- One batch of active assignments in id order (keyset pagination): `bounds` finds
--- the batch's last id on the partial index alone (index-only), then the due ones
--- are read once, in place, without a materialized copy of the batch. Each due one
--- gets the latest reminder due on or before as_of, as reminder_due() (migrations
--- 0004, 0005) says: its number in the silence that began at the last contact,
--- and its due date. Reminders a correction carried into this silence (columns of
--- the same assignment row: no extra lookup) count toward the cap and the
--- numbering, and the next one waits an interval after the latest. The unique
--- natural key (assignment, kind, silence, number) makes a second copy a no-op.
+-- One batch of active assignments in id order (keyset pagination); the due rule
+-- is reminder_due() (migrations 0004, 0005), with what a correction carried.
+-- Notes at the end of this statement.
 WITH bounds AS (
     SELECT max(id) AS last_id, count(*) AS scanned
     FROM (SELECT id
@@ -198,8 +191,7 @@ WITH bounds AS (
     CROSS JOIN LATERAL reminder_due(
         a.last_contact_date, coalesce(a.reminder_interval_days, %(default_interval)s),
         %(as_of)s::date, %(max_per_silence)s,
-        CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_reminders ELSE 0 END,
-        CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_last_sent_on END
+        a.carried_for, a.carried_reminders, a.carried_last_sent_on
     ) AS r
     WHERE a.status = 'active'
       AND a.id > %(after_id)s
@@ -215,8 +207,6 @@ WITH bounds AS (
            %(channel)s, %(state)s, %(run_id)s,
            CASE WHEN %(state)s = 'delivered' THEN now() END
     FROM due AS d
-    -- A rerun finds most reminders there already: an index probe skips them
-    -- before the insert evaluates defaults (the identity's nextval) and speculates.
     WHERE NOT EXISTS (
         SELECT 1
         FROM notifications AS n
@@ -233,6 +223,18 @@ SELECT b.last_id,
        (SELECT count(*) FROM due) AS due,
        (SELECT count(*) FROM inserted) AS created
 FROM bounds AS b;
+-- `bounds` finds the batch's last id on the partial index alone (index-only);
+-- the due assignments are then read once, in place, without a materialized copy
+-- of the batch. Each gets the latest reminder due on or before as_of: its number
+-- in the silence that began at the last contact, and its due date. Reminders a
+-- correction carried into this silence (columns of the same row: no extra
+-- lookup) count toward the cap and the numbering, and the next one waits an
+-- interval after the latest. A rerun finds most reminders there already: the
+-- NOT EXISTS probe skips them before the insert evaluates defaults (the
+-- identity's nextval) and speculates; ON CONFLICT on the natural key
+-- (assignment, kind, silence, number) still makes a concurrent copy a no-op.
+-- (The INSERT stays within the first 1 kB of the text: tests find a blocked run
+-- by it in pg_stat_activity.query, which track_activity_query_size truncates.)
 
 -- name: prune_reminders_batch
 -- Up to batch_size reminders created before `before`, oldest first, whose
@@ -441,25 +443,19 @@ SELECT a.id, a.mentor_id, a.status, a.started_on, a.last_contact_date,
        r.due_on AS current_due_on,
        CASE WHEN a.status = 'active' THEN next_reminder_due_on(
            a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s,
-           c.carried, c.last_sent_on
+           a.carried_for, a.carried_reminders, a.carried_last_sent_on
        ) END AS next_due_on,
        CASE WHEN a.status = 'active' THEN next_reminder_due_on(
            a.last_contact_date, i.days, %(today)s::date + 1, %(max_per_silence)s,
-           c.carried, c.last_sent_on
+           a.carried_for, a.carried_reminders, a.carried_last_sent_on
        ) END AS next_due_after_today
 FROM assignments AS a
 CROSS JOIN LATERAL (
     SELECT coalesce(a.reminder_interval_days, %(default_interval)s) AS days
 ) AS i
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_reminders ELSE 0 END
-               AS carried,
-           CASE WHEN a.carried_for = a.last_contact_date THEN a.carried_last_sent_on END
-               AS last_sent_on
-) AS c
 LEFT JOIN LATERAL reminder_due(
     a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s,
-    c.carried, c.last_sent_on
+    a.carried_for, a.carried_reminders, a.carried_last_sent_on
 ) AS r ON a.status = 'active'
 WHERE a.id = %(id)s;
 

@@ -73,18 +73,21 @@ def test_python_twin_equals_the_sql_functions_with_carried_reminders(db: Databas
         for cap in (1, 3)
         for carried, last_sent in carries
     ]
+    # The carried values apply to the silence they were carried into only.
+    grid = [(*g, g[0] if i % 3 else g[0] - timedelta(days=1)) for i, g in enumerate(grid)]
     with db.connection() as conn:
         rows = conn.execute(
             """
             SELECT g.last_contact, g.interval_days, g.cap, g.carried, g.last_sent,
                    r.sequence, r.due_on,
+                   g.carried_for,
                    next_reminder_due_on(g.last_contact, g.interval_days, %(as_of)s, g.cap,
-                                        g.carried, g.last_sent) AS next_due_on
+                                        g.carried_for, g.carried, g.last_sent) AS next_due_on
             FROM unnest(%(lasts)s::date[], %(intervals)s::int[], %(caps)s::int[],
-                        %(carried)s::int[], %(sent)s::date[])
-                 AS g(last_contact, interval_days, cap, carried, last_sent)
+                        %(carried)s::int[], %(sent)s::date[], %(carried_for)s::date[])
+                 AS g(last_contact, interval_days, cap, carried, last_sent, carried_for)
             LEFT JOIN LATERAL reminder_due(g.last_contact, g.interval_days, %(as_of)s, g.cap,
-                                           g.carried, g.last_sent) AS r ON true
+                                           g.carried_for, g.carried, g.last_sent) AS r ON true
             """,
             {
                 "as_of": AS_OF,
@@ -93,6 +96,7 @@ def test_python_twin_equals_the_sql_functions_with_carried_reminders(db: Databas
                 "caps": [g[2] for g in grid],
                 "carried": [g[3] for g in grid],
                 "sent": [g[4] for g in grid],
+                "carried_for": [g[5] for g in grid],
             },
         ).fetchall()
     assert len(rows) == len(grid)
@@ -102,6 +106,7 @@ def test_python_twin_equals_the_sql_functions_with_carried_reminders(db: Databas
             row["interval_days"],
             AS_OF,
             row["cap"],
+            row["carried_for"],
             row["carried"],
             row["last_sent"],
         )

@@ -35,34 +35,39 @@ ALTER TABLE assignments
     ADD COLUMN carried_reminders integer CHECK (carried_reminders >= 0),
     ADD COLUMN carried_last_sent_on date;
 
--- The due rule with what a correction carried (0004's reminder_due with two
--- more arguments; carried = 0 and carried_last_sent_on NULL give 0004's rule).
--- Still one inlinable SELECT.
+-- The due rule with what a correction carried (0004's reminder_due with the
+-- assignment's three carried_* columns; they apply only while carried_for is the
+-- silence's start, so NULLs or another date give 0004's rule). Still one
+-- inlinable SELECT.
 CREATE FUNCTION reminder_due(
     last_contact date, interval_days integer, as_of date, max_per_silence integer,
-    carried integer, carried_last_sent_on date
+    carried_for date, carried integer, carried_last_sent_on date
 ) RETURNS TABLE (sequence integer, due_on date)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT n.s, last_contact + n.s * interval_days
     FROM (SELECT least((as_of - last_contact) / interval_days, max_per_silence) AS s) AS n
     WHERE as_of - last_contact >= interval_days
-      AND n.s > carried
-      AND (carried_last_sent_on IS NULL OR as_of >= carried_last_sent_on + interval_days)
+      AND (carried_for IS DISTINCT FROM last_contact
+           OR (n.s > carried
+               AND (carried_last_sent_on IS NULL
+                    OR as_of >= carried_last_sent_on + interval_days)))
 $$;
 
--- 0004's next_reminder_due_on with the carried reminders.
+-- 0004's next_reminder_due_on with the carried reminders, as above.
 CREATE FUNCTION next_reminder_due_on(
     last_contact date, interval_days integer, as_of date, max_per_silence integer,
-    carried integer, carried_last_sent_on date
+    carried_for date, carried integer, carried_last_sent_on date
 ) RETURNS date
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN n.s <= max_per_silence
                 THEN greatest(last_contact + n.s * interval_days,
-                              carried_last_sent_on + interval_days) END
+                              CASE WHEN carried_for = last_contact
+                                   THEN carried_last_sent_on + interval_days END) END
     FROM (
-        SELECT greatest(1, carried + 1,
+        SELECT greatest(1,
+                        CASE WHEN carried_for = last_contact THEN carried + 1 ELSE 1 END,
                         ceil((as_of - last_contact)::numeric / interval_days)::integer) AS s
     ) AS n
 $$;
