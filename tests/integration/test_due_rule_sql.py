@@ -59,7 +59,7 @@ def test_the_queries_call_the_functions_inlined(db: Database) -> None:
 
 
 def test_python_twin_equals_the_sql_functions_with_carried_reminders(db: Database) -> None:
-    """Migration 0005's six-argument forms: reminders a correction carried."""
+    """Migration 0005's seven-argument forms: reminders a correction carried."""
     carries = [
         (0, None),
         (1, AS_OF - timedelta(days=3)),
