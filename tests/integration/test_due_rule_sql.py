@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.queries import query
 
 AS_OF = date(2026, 3, 1)
 SILENT_DAYS = range(-5, 130)  # a contact after as_of, too, as corrections allow
@@ -56,6 +57,14 @@ def test_the_queries_call_the_functions_inlined(db: Database) -> None:
         ).fetchall()
     text = "\n".join(row["QUERY PLAN"] for row in plan)
     assert "Function Scan" not in text, text
+    # 0005's seven-argument form, as the count and dispatch queries call it.
+    with db.connection() as conn:
+        plan = conn.execute(
+            "EXPLAIN " + query("count_due_assignments"),
+            {"as_of": AS_OF, "default_interval": 10, "max_per_silence": 3},
+        ).fetchall()
+    text = "\n".join(row["QUERY PLAN"] for row in plan)
+    assert "Function Scan" not in text and "carried_for" in text, text
 
 
 def test_python_twin_equals_the_sql_functions_with_carried_reminders(db: Database) -> None:
