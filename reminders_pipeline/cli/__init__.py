@@ -17,6 +17,7 @@ from reminders_pipeline.cli.common import (
 )
 from reminders_pipeline.cli.db_commands import db, db_upgrade
 from reminders_pipeline.cli.delivery_commands import deliver, mentor
+from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
 from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.runlog import RunLog, RunSummary
@@ -218,6 +219,7 @@ cli.add_command(db)
 cli.add_command(ui)
 cli.add_command(deliver)
 cli.add_command(mentor)
+cli.add_command(prune)
 
 
 def main(argv: list[str] | None = None) -> None:

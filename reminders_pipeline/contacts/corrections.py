@@ -6,6 +6,8 @@ lock: two corrections of one assignment run one after the other, each audits
 the value the previous one left, and the last one wins. The activity triggers
 only act when activities change, so a later contact still moves the date
 forward and the audit keeps the manual value (docs/decisions/contact-reset-guarantee.md).
+The same statement carries the reminders sent since the corrected date into the
+silence it starts, so a correction never resends (Decision 4 there).
 """
 
 from __future__ import annotations

@@ -158,41 +158,44 @@ ORDER BY id DESC;
 
 -- name: count_due_assignments
 -- A summary of what a run for as_of will find; dispatch recounts batch by batch.
--- The due rule is reminder_due() (migration 0004).
+-- The due rule is reminder_due() (migrations 0004, 0005), with the reminders a
+-- correction carried into the current silence.
 SELECT count(r.sequence) AS due,
        count(*) AS active
 FROM assignments a
 LEFT JOIN LATERAL reminder_due(
     a.last_contact_date, coalesce(a.reminder_interval_days, %(default_interval)s),
-    %(as_of)s::date, %(max_per_silence)s
+    %(as_of)s::date, %(max_per_silence)s,
+    a.carried_for, a.carried_reminders, a.carried_last_sent_on
 ) AS r ON true
 WHERE a.status = 'active';
 
 -- name: dispatch_due_batch
--- One batch of active assignments in id order (keyset pagination). Each due one
--- gets the latest reminder due on or before as_of, as reminder_due() (migration
--- 0004) says: its number in the silence that began at the last contact, and its
--- due date. The unique natural key (assignment, kind, silence, number) makes a
--- second copy a no-op.
-WITH batch AS (
-    SELECT id,
-           mentor_id,
-           last_contact_date,
-           coalesce(reminder_interval_days, %(default_interval)s) AS interval_days
-    FROM assignments
-    WHERE status = 'active' AND id > %(after_id)s
-    ORDER BY id
-    LIMIT %(batch_size)s
+-- One batch of active assignments in id order (keyset pagination); the due rule
+-- is reminder_due() (migrations 0004, 0005), with what a correction carried.
+-- Notes at the end of this statement.
+WITH bounds AS (
+    SELECT max(id) AS last_id, count(*) AS scanned
+    FROM (SELECT id
+          FROM assignments
+          WHERE status = 'active' AND id > %(after_id)s
+          ORDER BY id
+          LIMIT %(batch_size)s) AS b
 ), due AS (
-    SELECT b.id AS assignment_id,
-           b.mentor_id,
-           b.last_contact_date,
+    SELECT a.id AS assignment_id,
+           a.mentor_id,
+           a.last_contact_date,
            r.sequence,
            r.due_on
-    FROM batch AS b
+    FROM assignments AS a
     CROSS JOIN LATERAL reminder_due(
-        b.last_contact_date, b.interval_days, %(as_of)s::date, %(max_per_silence)s
+        a.last_contact_date, coalesce(a.reminder_interval_days, %(default_interval)s),
+        %(as_of)s::date, %(max_per_silence)s,
+        a.carried_for, a.carried_reminders, a.carried_last_sent_on
     ) AS r
+    WHERE a.status = 'active'
+      AND a.id > %(after_id)s
+      AND a.id <= (SELECT last_id FROM bounds)
 ), inserted AS (
     INSERT INTO notifications (
         assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
@@ -203,14 +206,63 @@ WITH batch AS (
            last_contact_date, sequence,
            %(channel)s, %(state)s, %(run_id)s,
            CASE WHEN %(state)s = 'delivered' THEN now() END
-    FROM due
+    FROM due AS d
+    WHERE NOT EXISTS (
+        SELECT 1
+        FROM notifications AS n
+        WHERE n.assignment_id = d.assignment_id
+          AND n.kind = %(kind)s
+          AND n.silence_started_on = d.last_contact_date
+          AND n.sequence = d.sequence
+    )
     ON CONFLICT ON CONSTRAINT notifications_natural_key DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT max(id) FROM batch) AS last_id,
-       (SELECT count(*) FROM batch) AS scanned,
+SELECT b.last_id,
+       b.scanned,
        (SELECT count(*) FROM due) AS due,
-       (SELECT count(*) FROM inserted) AS created;
+       (SELECT count(*) FROM inserted) AS created
+FROM bounds AS b;
+-- `bounds` finds the batch's last id on the partial index alone (index-only);
+-- the due assignments are then read once, in place, without a materialized copy
+-- of the batch. Each gets the latest reminder due on or before as_of: its number
+-- in the silence that began at the last contact, and its due date. Reminders a
+-- correction carried into this silence (columns of the same row: no extra
+-- lookup) count toward the cap and the numbering, and the next one waits an
+-- interval after the latest. A rerun finds most reminders there already: the
+-- NOT EXISTS probe skips them before the insert evaluates defaults (the
+-- identity's nextval) and speculates; ON CONFLICT on the natural key
+-- (assignment, kind, silence, number) still makes a concurrent copy a no-op.
+-- (The INSERT stays within the first 1 kB of the text: tests find a blocked run
+-- by it in pg_stat_activity.query, which track_activity_query_size truncates.)
+
+-- name: prune_reminders_batch
+-- Up to batch_size reminders created before `before`, oldest first, whose
+-- silence is over (the assignment's last contact is later than the silence's
+-- start): the natural key of a silence still running must stay, or the next run
+-- would create its reminders again. 'pending' reminders are not delivered yet
+-- and stay; so do reminders the deliverer has not turned into deliveries yet
+-- (past its cursor) and those with a delivery still to send (pending or retry);
+-- deliveries that are done go with their reminder (ON DELETE CASCADE).
+WITH doomed AS (
+    SELECT n.id
+    FROM notifications n
+    JOIN assignments a ON a.id = n.assignment_id
+    WHERE n.created_at < %(before)s
+      AND n.state <> 'pending'
+      AND n.silence_started_on < a.last_contact_date
+      AND n.id <= (SELECT last_notification_id FROM delivery_cursor)
+      AND NOT EXISTS (SELECT 1 FROM deliveries d
+                      WHERE d.notification_id = n.id AND d.state IN ('pending', 'retry'))
+    -- No ORDER BY: the oldest rows lie first in the heap, a scan meets them first.
+    LIMIT %(batch_size)s
+), deleted AS (
+    DELETE FROM notifications n
+    USING doomed d
+    WHERE n.id = d.id
+    RETURNING 1
+)
+SELECT count(*) AS deleted FROM deleted;
 
 ------------------------------------------------------------------ demo data
 
@@ -360,10 +412,25 @@ WHERE id = %(id)s
 FOR UPDATE;
 
 -- name: admin_correct_last_contact_date
--- The correction and its audit row, written together.
-WITH updated AS (
+-- The correction and its audit row, written together. The reminders sent since
+-- the corrected date (a reminder's day: its run's as_of, or its due date when it
+-- has no run) are carried into the silence the correction starts: they count
+-- toward its cap and numbering, and the next one waits an interval after the
+-- latest (docs/decisions/contact-reset-guarantee.md, Decision 4).
+WITH sent AS (
+    SELECT count(*)::integer AS reminders,
+           max(greatest(n.due_on, r.as_of)) AS last_sent_on
+    FROM notifications n
+    LEFT JOIN reminder_runs r ON r.id = n.run_id
+    WHERE n.assignment_id = %(assignment_id)s
+      AND greatest(n.due_on, r.as_of) > %(new_value)s
+), updated AS (
     UPDATE assignments
-    SET last_contact_date = %(new_value)s
+    SET last_contact_date = %(new_value)s,
+        carried_for = %(new_value)s,
+        carried_reminders = sent.reminders,
+        carried_last_sent_on = sent.last_sent_on
+    FROM sent
     WHERE id = %(assignment_id)s
     RETURNING id
 )
@@ -373,26 +440,30 @@ FROM updated
 RETURNING id, at;
 
 -- name: admin_assignment
--- With the due rule (migration 0004) applied on today: the reminder due on or
--- before today and the next one from today and from tomorrow (for when today's
--- reminder exists already). NULL for assignments that are not active.
+-- With the due rule (migrations 0004, 0005) applied on today, counting what a
+-- correction carried: the reminder due on or before today and the next one from
+-- today and from tomorrow (for when today's reminder exists already). NULL for
+-- assignments that are not active.
 SELECT a.id, a.mentor_id, a.status, a.started_on, a.last_contact_date,
        a.reminder_interval_days, a.created_at,
        %(today)s::date AS today,
        r.sequence AS current_sequence,
        r.due_on AS current_due_on,
        CASE WHEN a.status = 'active' THEN next_reminder_due_on(
-           a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s
+           a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s,
+           a.carried_for, a.carried_reminders, a.carried_last_sent_on
        ) END AS next_due_on,
        CASE WHEN a.status = 'active' THEN next_reminder_due_on(
-           a.last_contact_date, i.days, %(today)s::date + 1, %(max_per_silence)s
+           a.last_contact_date, i.days, %(today)s::date + 1, %(max_per_silence)s,
+           a.carried_for, a.carried_reminders, a.carried_last_sent_on
        ) END AS next_due_after_today
 FROM assignments AS a
 CROSS JOIN LATERAL (
     SELECT coalesce(a.reminder_interval_days, %(default_interval)s) AS days
 ) AS i
 LEFT JOIN LATERAL reminder_due(
-    a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s
+    a.last_contact_date, i.days, %(today)s::date, %(max_per_silence)s,
+    a.carried_for, a.carried_reminders, a.carried_last_sent_on
 ) AS r ON a.status = 'active'
 WHERE a.id = %(id)s;
 

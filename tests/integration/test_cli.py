@@ -156,3 +156,21 @@ def test_lock_status_json_shows_free_then_the_holder(reminders_cli, db_url):
 
     again = reminders_cli("lock", "status", "--json")
     assert again.json()["held"] is False
+
+
+def test_prune_deletes_old_reminders_and_refuses_a_zero_age(reminders_cli, seeded, db):
+    as_of, due = seeded
+    assert reminders_cli("run", "--json", "--as-of", as_of.isoformat()).returncode == 0
+    with psycopg.connect(db.url) as conn:
+        # Every silence reminded today is over (a contact since), and the reminders old.
+        conn.execute("UPDATE notifications SET created_at = now() - interval '40 days'")
+        conn.execute(
+            "UPDATE assignments SET last_contact_date = %s"
+            " WHERE id IN (SELECT assignment_id FROM notifications)",
+            (as_of,),
+        )
+    result = reminders_cli("prune", "--older-than", "30", "--json")
+    assert result.returncode == 0, result.describe()
+    assert result.json()["deleted"] == due > 0
+    refused = reminders_cli("prune", "--older-than", "0")
+    assert refused.returncode == 1 and "--older-than must be at least 1 day" in refused.stderr

@@ -99,7 +99,8 @@ SNAPSHOTS = {
         "blocked_by_pid FROM reminder_runs ORDER BY id"
     ),
     "notifications": (
-        "SELECT id, assignment_id, kind, due_on, silence_started_on, sequence, state, run_id "
+        "SELECT id, assignment_id, mentor_id, kind, due_on, silence_started_on, sequence, "
+        "channel, state, run_id, created_at, delivered_at "
         "FROM notifications ORDER BY id"
     ),
 }

@@ -1,13 +1,13 @@
 """Delivery outbox: one delivery per (reminder, channel), mentors' channels and language.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from reminders_pipeline.db.migrate import run_sql_file
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -56,7 +56,8 @@ INSERT INTO reminders_grants VALUES
     ('reminders_job',       'SELECT, UPDATE',                           'delivery_cursor'),
     ('reminders_job',       'SELECT',                                   'notifications_id_seq'),
     ('reminders_admin_api', 'SELECT',                                   'reminders_schema_version'),
-    ('reminders_admin_api', 'SELECT, UPDATE (last_contact_date)',       'assignments'),
+    -- A correction also writes what it carries into the new silence (0005).
+    ('reminders_admin_api', 'SELECT, UPDATE (last_contact_date, carried_for, carried_reminders, carried_last_sent_on)', 'assignments'),
     ('reminders_admin_api', 'SELECT',                                   'activities'),
     ('reminders_admin_api', 'SELECT',                                   'notifications'),
     ('reminders_admin_api', 'SELECT',                                   'reminder_runs'),
