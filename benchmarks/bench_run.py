@@ -122,7 +122,7 @@ class Bench:
 
     def fresh(self, table: str, *, with_run_row: bool = True) -> None:
         """`table` empty, one run-log row to stamp on reminders, nothing dirty."""
-        self.sql(f"TRUNCATE {table}")
+        self.sql(f"TRUNCATE {table} CASCADE")  # notifications: deliveries reference it
         self.sql("DELETE FROM reminder_runs")
         self.run_id = None
         if with_run_row:

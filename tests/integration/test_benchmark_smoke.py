@@ -32,3 +32,14 @@ def test_bench_run_and_bench_year_run_at_a_tiny_size(pg_server_url):
     assert "1c. the statement on schema 0004's table" in out
     out = _run(pg_server_url, "bench_year.py", "--assignments", "500", "--days", "3")
     assert "last day" in out and "dispatch_due_batch" in out
+
+
+def test_bench_delivery_and_bench_admin_api_run_at_a_tiny_size(pg_server_url):
+    out = _run(pg_server_url, "bench_delivery.py", "--deliveries", "40", "--repeat", "1")
+    assert "one at a time" in out
+    out = _run(
+        pg_server_url,
+        "bench_admin_api.py",
+        "--concurrency", "2", "--requests", "20", "--rounds", "1", "--assignments", "50",
+    )  # fmt: skip
+    assert "p95" in out

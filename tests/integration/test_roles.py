@@ -15,8 +15,8 @@ from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.core.services import build_reminder_run
-from reminders_pipeline.db.migrate import MIGRATIONS_DIR, upgrade
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.migrate import MIGRATIONS_DIR, upgrade
 from reminders_pipeline.db.url import with_database
 from reminders_pipeline.delivery.webhook import WebhookSender
 from tests.helpers.admin_api import LAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens
