@@ -161,6 +161,8 @@ def test_lock_status_json_shows_free_then_the_holder(reminders_cli, db_url):
 def test_prune_deletes_old_reminders_and_refuses_a_zero_age(reminders_cli, seeded, db):
     as_of, due = seeded
     assert reminders_cli("run", "--json", "--as-of", as_of.isoformat()).returncode == 0
+    # The deliverer has seen them (in-app only: no deliveries, its cursor moves on).
+    assert reminders_cli("deliver", "--json").returncode == 0
     with psycopg.connect(db.url) as conn:
         # Every silence reminded today is over (a contact since), and the reminders old.
         conn.execute("UPDATE notifications SET created_at = now() - interval '40 days'")
