@@ -67,6 +67,7 @@ class ReminderDispatchService:
         while True:
             before_batch()
             with in_transaction() as conn:
+                conn.execute(query("dispatch_plan_guard"))
                 row = conn.execute(
                     sql,
                     {

@@ -170,6 +170,15 @@ LEFT JOIN LATERAL reminder_due(
 ) AS r ON true
 WHERE a.status = 'active';
 
+-- name: dispatch_plan_guard
+-- In each batch's transaction, before dispatch_due_batch. The batch's anti-join
+-- must probe the natural key's index: on a table analyzed while empty (a new
+-- deployment) the planner prefers a sequential scan of notifications, repeated
+-- for every due row over the pages the statement itself is filling, which is
+-- quadratic (6.9 s instead of 0.4 s for a 30,000-row batch). Every access path
+-- of the batch is an index anyway.
+SET LOCAL enable_seqscan = off;
+
 -- name: dispatch_due_batch
 -- One batch of active assignments in id order (keyset pagination); the due rule
 -- is reminder_due() (migrations 0004, 0005), with what a correction carried.

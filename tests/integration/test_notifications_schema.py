@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 
+from reminders_pipeline.core.dispatch import ReminderDispatchService
 from reminders_pipeline.core.prune import prune_cutoff, prune_reminders
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import head_revision, upgrade
+from reminders_pipeline.db.seed import seed
 from reminders_pipeline.errors import ConfigError, DatabaseError
+from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor, db_rows
 from tests.integration.test_migrations import (
     AS_OF,
@@ -183,3 +187,21 @@ def test_prune_keeps_reminders_with_a_delivery_to_send_or_not_yet_expanded(db):
     assert [r["sequence"] for r in left] == [2, 3, 4]
     states = db_rows(db, "SELECT state FROM deliveries ORDER BY id")
     assert [r["state"] for r in states] == ["retry", "pending"]
+
+
+def test_dispatch_probes_the_natural_key_even_on_a_table_analyzed_empty(db):
+    """A new deployment: notifications analyzed while empty. The batch's anti-join must
+    still use the index (a sequential scan per due row over the pages the statement
+    fills is quadratic): no sequential scan of notifications at all."""
+    seed(db, assignments=3000, due_fraction=1.0, today=AS_OF, default_interval_days=10)
+    with db.connection(autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE notifications")
+    stats = "SELECT seq_scan, idx_scan FROM pg_stat_user_tables WHERE relname = 'notifications'"
+    [before] = db_rows(db, stats)
+    counts = ReminderDispatchService(db, ReminderSettings(batch_size=1000)).dispatch(AS_OF, None)
+    assert counts.created > 2000
+    deadline = time.monotonic() + 10
+    while (after := db_rows(db, stats)[0])["idx_scan"] == before["idx_scan"]:
+        assert time.monotonic() < deadline, "statistics never flushed"
+        time.sleep(0.2)
+    assert after["seq_scan"] == before["seq_scan"]
