@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import shutil
 import ssl
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E40
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -114,6 +116,8 @@ class ReminderReceiver:
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (openssl), and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the TLS test needs the openssl command (Debian package openssl)")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
