@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote
 import anyio
 
 from reminders_pipeline.admin.handlers import database_answer
-from reminders_pipeline.admin.tokens import CORRECT, READ, TokenCheck
+from reminders_pipeline.admin.tokens import CORRECT, READ, TokenCheck, key_id_of
 from reminders_pipeline.errors import DatabaseError
 
 log = logging.getLogger("reminders_pipeline.admin")
@@ -41,6 +41,8 @@ _KNOWN_QUERY = frozenset({"status", "limit", "offset", "assignment_id"})
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.-]{0,32}")
 _SECRET_SEGMENT = re.compile(r"rmd(_|%5f)", re.IGNORECASE)
 REDACTED = "[redacted]"
+# Kept as they are in a logged path segment; everything else is percent-encoded.
+_PATH_SAFE = "!$&'()*+,;=:@%"
 
 
 def scrub_target(path: str, query: str = "") -> str:
@@ -49,7 +51,12 @@ def scrub_target(path: str, query: str = "") -> str:
     Values of unknown query parameters, and path segments that look like a token,
     are replaced by [redacted].
     """
-    segments = [REDACTED if _SECRET_SEGMENT.search(s) else s for s in path.split("/")]
+    # Percent-encoded again: a decoded path may hold a line break or any text a
+    # client wants in the log.
+    segments = [
+        REDACTED if _SECRET_SEGMENT.search(s) else quote(s, safe=_PATH_SAFE)
+        for s in path.split("/")
+    ]
     clean = "/".join(segments)
     if not query:
         return clean
@@ -159,7 +166,9 @@ class RequestGuard:
         client = scope["client"][0] if scope.get("client") else "unknown"
         where = f"{scope['method']} {scrub_target(scope['path'])} from {client}"
         limiter = self.services.auth_failures
-        wait = limiter.retry_after_s(client)
+        token = _bearer_token(headers)
+        key_id = key_id_of(token) if token is not None else None
+        wait = limiter.retry_after_s(limiter.bucket(client, key_id))
         if wait is not None:
             log.warning("admin API refused %s (429): too many failed authentications", where)
             await _answer(
@@ -169,7 +178,6 @@ class RequestGuard:
                 {"Retry-After": str(wait)},
             )
             return False
-        token = _bearer_token(headers)
         if token is None:
             check = TokenCheck(None, "no bearer token")
             detail = "missing bearer token: send 'Authorization: Bearer <token>'"
@@ -184,11 +192,13 @@ class RequestGuard:
                 return False
             detail = "invalid or revoked token"
         if check.identity is None:
-            limiter.failed(client)
+            limiter.failed(client, key_id)
             # Never the token itself: only what was wrong with it.
             log.warning("admin API refused %s (401): %s", where, check.failure)
             await _answer(send, 401, {"detail": detail}, {"WWW-Authenticate": "Bearer"})
             return False
+        if key_id is not None:
+            limiter.authenticated(key_id)
         # Scope before the body too: GET needs read, anything else correct.
         needed = READ if scope["method"] == "GET" else CORRECT
         if needed not in check.identity.scopes:

@@ -34,4 +34,8 @@ def uvicorn_options(limits: AdminApiSettings) -> dict[str, Any]:
         "h11_max_incomplete_event_size": limits.max_header_bytes * HEAD_BUFFER_FACTOR,
         "log_config": log_config,
         "log_level": "info",
+        # The client is the peer's address: X-Forwarded-For would let any local
+        # client choose its own address (and so its failed-authentication count)
+        # and write what it likes into the log lines that name the client.
+        "proxy_headers": False,
     }

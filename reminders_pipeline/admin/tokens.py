@@ -111,9 +111,8 @@ class TokenStore:
 
     def authenticate(self, presented: str) -> TokenCheck:
         """Check a presented token. The result's failure never contains the token."""
-        parts = presented.split("_", 2)
-        key_id = parts[1] if len(parts) == 3 and parts[0] == TOKEN_PREFIX else ""
-        if not _KEY_ID.fullmatch(key_id):
+        key_id = key_id_of(presented)
+        if key_id is None:
             hmac.compare_digest(_hash(presented), _DUMMY_HASH)
             return TokenCheck(None, "malformed token")
         # One connection for the lookup and the use stamp: a request holds one at most.
@@ -129,3 +128,10 @@ class TokenStore:
                 return TokenCheck(None, f"revoked token {row['name']!r}")
             conn.run("admin_token_used", id=row["id"])
         return TokenCheck(TokenIdentity(row["id"], row["name"], frozenset(row["scopes"])))
+
+
+def key_id_of(presented: str) -> str | None:
+    """The key id a presented token names (not a secret), or None when malformed."""
+    parts = presented.split("_", 2)
+    key_id = parts[1] if len(parts) == 3 and parts[0] == TOKEN_PREFIX else ""
+    return key_id if _KEY_ID.fullmatch(key_id) else None

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -51,6 +52,10 @@ class PooledDatabase(Database):
         self.pool_timeout_s = pool_timeout_s
         self._in_use = 0  # connections handed out now: tells "all busy" from "unreachable"
         self._count = threading.Lock()
+        # Server-side limits on every statement of every pooled session, after the
+        # URL's own options (a role, a search_path), which they must not replace.
+        limits = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
+        own = conninfo_to_dict(url).get("options")
         self.pool = ConnectionPool(
             url,
             min_size=min(2, max_size),
@@ -60,9 +65,7 @@ class PooledDatabase(Database):
                 "row_factory": dict_row,
                 "connect_timeout": CONNECT_TIMEOUT_S,
                 "application_name": application_name,
-                # Server-side limits on every statement of every pooled session.
-                "options": f"-c lock_timeout={lock_timeout_ms} "
-                f"-c statement_timeout={statement_timeout_ms}",
+                "options": f"{own} {limits}" if own else limits,
             },
             # A dead connection is replaced, not handed out.
             check=ConnectionPool.check_connection,

@@ -291,3 +291,19 @@ def test_a_token_sent_anywhere_in_the_request_is_never_logged(server):
     log = server.child.output() + server.child.errors()
     assert secret.split("_", 2)[2] not in log
     assert "[redacted]" in log
+
+
+def test_a_client_cannot_choose_its_address_or_write_a_log_line(server):
+    """X-Forwarded-For is not trusted (any local client could pick its own address,
+    and so its count of failed authentications), and a path cannot end a log line."""
+    spoofed = {"X-Forwarded-For": "10.9.9.9"}
+    assert httpx.get(f"{server.base_url}/runs", headers=spoofed).status_code == 401
+    forged = "/runs%0AINFO:%20token%20'ops'%20corrected%20assignment%207"
+    assert httpx.get(f"{server.base_url}{forged}").status_code == 401
+    wait_for(
+        lambda: server.child.errors().count("(401)") >= 2, timeout=10, what="the refusal lines"
+    )
+    log = server.child.output() + server.child.errors()
+    assert "10.9.9.9" not in log
+    assert "127.0.0.1" in log
+    assert not any(line.startswith("INFO: token 'ops'") for line in log.splitlines())

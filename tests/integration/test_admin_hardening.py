@@ -12,9 +12,12 @@ from datetime import timedelta
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.admin.guard import AccessLogScrubber, scrub_target
+from reminders_pipeline.admin.tokens import key_id_of
+from reminders_pipeline.db.pool import PooledDatabase
 from tests.helpers.admin_api import FAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens
 
 
@@ -131,17 +134,39 @@ def test_headers_over_the_limit_are_431(client, tokens):
     assert huge_token.status_code == 431
 
 
-def test_failed_authentications_are_rate_limited_per_client(db_url, tokens):
+def test_failed_authentications_are_rate_limited_per_client_and_known_key(db_url, tokens):
     limits = replace(FAST, auth_failures_per_minute=3)
+    guess = "rmd_0123456789abcdef_x"
     with TestClient(create_app(db_url, SETTINGS, limits)) as client:
+        # The reader's key has authenticated on this server before the guessing starts.
+        assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 200
         for _ in range(3):
-            assert client.get("/runs", headers=bearer("rmd_0123456789abcdef_x")).status_code == 401
-        refused = client.get("/runs", headers=bearer("rmd_0123456789abcdef_x"))
+            assert client.get("/runs", headers=bearer(guess)).status_code == 401
+        refused = client.get("/runs", headers=bearer(guess))
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
-        # Locked out means locked out: a right guess gains nothing now.
+        # Another made-up key id from the same address: refused before any lookup.
+        assert client.get("/runs", headers=bearer("rmd_fedcba9876543210_y")).status_code == 429
+        # A key this server has not seen yet goes with the address: a right one too.
+        assert client.get("/runs", headers=bearer(tokens["both"])).status_code == 429
+        # A key that has authenticated here counts on its own: others' failures (every
+        # local client shares one address) cannot lock its holder out...
+        assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 200
+        # ...failures that name it can.
+        wrong = f"rmd_{key_id_of(tokens['reader'])}_wrong"
+        for _ in range(3):
+            assert client.get("/runs", headers=bearer(wrong)).status_code in (401, 429)
         assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 429
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_logged_path_cannot_forge_a_log_line():
+    forged = "/runs\nINFO: token 'ops' corrected last_contact_date of assignment 7"
+    clean = scrub_target(forged)
+    assert "\n" not in clean and "\r" not in scrub_target("/runs\r\nx")
+    assert clean.startswith("/runs%0AINFO:%20token%20")
+    # What uvicorn already percent-encodes stays as it is.
+    assert scrub_target("/assignments/1%0A") == "/assignments/1%0A"
 
 
 # ------------------------------------------------------------------ the token is never logged
@@ -236,3 +261,21 @@ def test_docs_are_served_from_the_installed_package_not_a_cdn(client, db_url):
     assert asset.status_code == 200 and len(asset.content) > 100_000
     with TestClient(create_app(db_url, SETTINGS, replace(FAST, docs=False))) as off:
         assert off.get("/docs").status_code == 404
+
+
+def test_the_pool_keeps_the_urls_own_options_beside_its_timeouts(db_url):
+    """`options=-c role=...` in the URL (how docs/operations.md runs a command as a
+    role) still applies: the pool's timeouts are added to it, not put in its place."""
+    url = make_conninfo(db_url, options="-c role=reminders_job -c search_path=public")
+    pool = PooledDatabase(
+        url, max_size=1, pool_timeout_s=5, lock_timeout_ms=1234, statement_timeout_ms=5678
+    )
+    try:
+        with pool.connection() as session:
+            row = session.raw.execute(
+                "SELECT current_user AS who, current_setting('lock_timeout') AS lock,"
+                " current_setting('statement_timeout') AS statement"
+            ).fetchone()
+    finally:
+        pool.close()
+    assert tuple(row.values()) == ("reminders_job", "1234ms", "5678ms")

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.admin.app import create_app
+from reminders_pipeline.contacts.activities import ContactRegistrationService
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import MIGRATIONS_DIR, upgrade
@@ -26,13 +27,14 @@ from tests.helpers.outbox import due_reminders, make_deliverer
 
 JOB = "reminders_job"
 API = "reminders_admin_api"
+CONTACTS = "reminders_contacts"
 
 
 @pytest.fixture
 def logins(db_url: str) -> Iterator[dict[str, str]]:
     """A LOGIN member of each role, for this test only (roles are the server's)."""
     suffix = uuid.uuid4().hex[:8]
-    made = {role: f"{role}_t{suffix}" for role in (JOB, API)}
+    made = {role: f"{role}_t{suffix}" for role in (JOB, API, CONTACTS)}
     with psycopg.connect(db_url, autocommit=True) as conn:
         for role, login in made.items():
             conn.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE {role}')
@@ -66,6 +68,10 @@ def test_the_job_runs_as_its_role_and_can_touch_nothing_else(db_url, db, logins)
     assert refused(db_url, logins[JOB], "CREATE TABLE job_made (x int)")
     assert refused(db_url, logins[JOB], "DROP TABLE notifications")
     assert refused(db_url, logins[JOB], "UPDATE assignments SET last_contact_date = started_on")
+    # It creates reminders and never changes one (no natural key rewritten after the fact).
+    assert refused(db_url, logins[JOB], "UPDATE notifications SET sequence = sequence + 1")
+    assert refused(db_url, logins[JOB], "INSERT INTO activities (assignment_id, occurred_on)"
+                   " SELECT id, now()::date FROM assignments")  # fmt: skip
     assert refused(
         db_url,
         logins[JOB],
@@ -126,6 +132,22 @@ def test_the_deliverer_runs_as_the_job_role_and_the_api_role_cannot_touch_the_ou
     assert refused(db_url, logins[JOB], "DELETE FROM deliveries")
     assert refused(db_url, logins[API], "UPDATE deliveries SET state = 'sent'")
     assert refused(db_url, logins[API], "UPDATE delivery_cursor SET last_notification_id = 0")
+
+
+def test_contacts_are_registered_as_the_contacts_role_and_it_can_do_nothing_else(
+    db_url, db, logins
+):
+    assignment = make_assignment(db)
+    [mentor] = db_rows(db, "SELECT mentor_id FROM assignments WHERE id = %s", (assignment,))
+    service = ContactRegistrationService(Database(as_login(db_url, logins[CONTACTS])), SETTINGS)
+    service.register_direct(assignment, TODAY, mentor_id=mentor["mentor_id"])
+    [row] = db_rows(db, "SELECT last_contact_date FROM assignments WHERE id = %s", (assignment,))
+    assert row["last_contact_date"] == TODAY
+
+    assert refused(db_url, logins[CONTACTS], "SELECT token_hash FROM admin_tokens")
+    assert refused(db_url, logins[CONTACTS], "SELECT * FROM notifications")
+    assert refused(db_url, logins[CONTACTS], "UPDATE assignments SET status = 'closed'")
+    assert refused(db_url, logins[CONTACTS], "DELETE FROM activities")
 
 
 @pytest.mark.parametrize("role", [JOB, API])

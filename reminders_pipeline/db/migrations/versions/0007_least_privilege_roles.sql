@@ -5,6 +5,9 @@
 --                        the run log, nothing else
 --   reminders_admin_api  the admin API and its token commands: reads, corrects,
 --                        audits; the only one that reads admin_tokens
+--   reminders_contacts   the application that registers contacts (contacts/):
+--                        inserts activities; the triggers, which run as the
+--                        caller, move the assignment's last contact
 --
 -- They are group roles (NOLOGIN): an operator grants one to each login. Roles
 -- belong to the server, not to a database, so every reminders database on one
@@ -19,7 +22,7 @@ DO $$
 DECLARE
     wanted text;
 BEGIN
-    FOREACH wanted IN ARRAY ARRAY['reminders_owner', 'reminders_job', 'reminders_admin_api'] LOOP
+    FOREACH wanted IN ARRAY ARRAY['reminders_owner', 'reminders_job', 'reminders_admin_api', 'reminders_contacts'] LOOP
         CONTINUE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = wanted);
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', wanted);
@@ -48,7 +51,7 @@ INSERT INTO reminders_grants VALUES
     ('reminders_job',       'SELECT',                                   'reminders_schema_version'),
     ('reminders_job',       'SELECT',                                   'assignments'),
     ('reminders_job',       'SELECT',                                   'mentors'),
-    ('reminders_job',       'SELECT, INSERT, UPDATE',                   'notifications'),
+    ('reminders_job',       'SELECT, INSERT',                           'notifications'),
     ('reminders_job',       'SELECT, INSERT, UPDATE',                   'reminder_runs'),
     -- The deliverer (docs/decisions/delivery-outbox.md): the outbox, its cursor, and
     -- the reminders' id sequence it reads to know how far dispatch has gone.
@@ -62,7 +65,10 @@ INSERT INTO reminders_grants VALUES
     ('reminders_admin_api', 'SELECT',                                   'notifications'),
     ('reminders_admin_api', 'SELECT',                                   'reminder_runs'),
     ('reminders_admin_api', 'SELECT, INSERT',                           'admin_audit'),
-    ('reminders_admin_api', 'SELECT, INSERT, UPDATE (last_used_at, revoked_at)', 'admin_tokens');
+    ('reminders_admin_api', 'SELECT, INSERT, UPDATE (last_used_at, revoked_at)', 'admin_tokens'),
+    ('reminders_contacts',  'SELECT',                                   'reminders_schema_version'),
+    ('reminders_contacts',  'SELECT, UPDATE (last_contact_date, carried_for, carried_reminders, carried_last_sent_on)', 'assignments'),
+    ('reminders_contacts',  'SELECT, INSERT',                           'activities');
 
 DO $$
 DECLARE
