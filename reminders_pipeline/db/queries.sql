@@ -179,6 +179,15 @@ WHERE a.status = 'active';
 -- of the batch is an index anyway.
 SET LOCAL enable_seqscan = off;
 
+-- name: dispatch_correction_guard
+-- In each batch's transaction, in its own statement before dispatch_due_batch:
+-- shared with other batches, exclusive against a correction of last_contact_date
+-- (admin_correction_guard). A correction waits for the batches in flight, whose
+-- INSERT snapshot may predate it, and counts what they inserted; the batch's
+-- INSERT, a later statement, sees every correction committed before the lock was
+-- granted. Transaction-level: released at the batch's commit or rollback.
+SELECT pg_advisory_xact_lock_shared(%(namespace)s, %(job)s);
+
 -- name: dispatch_due_batch
 -- One batch of active assignments in id order (keyset pagination); the due rule
 -- is reminder_due() (migrations 0004, 0005), with what a correction carried.
@@ -411,6 +420,15 @@ SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM inserted) AS activ
               WHERE problem IS NOT NULL
               ORDER BY position
               LIMIT 20) p) AS problems;
+
+-- name: admin_correction_guard
+-- First statement of a correction, before admin_lock_assignment: waits for the
+-- dispatch batches in flight (dispatch_correction_guard), so the count in
+-- admin_correct_last_contact_date, a later statement, sees what they inserted,
+-- and keeps new batches out until the correction commits. Before the row lock,
+-- or a batch holding the shared lock and waiting for the row (its foreign-key
+-- check) would deadlock with it. The API's lock_timeout bounds the wait.
+SELECT pg_advisory_xact_lock(%(namespace)s, %(job)s);
 
 -- name: admin_lock_assignment
 -- FOR UPDATE (not NO KEY UPDATE) also waits for transactions still inserting
