@@ -444,13 +444,10 @@ FOR UPDATE;
 -- has no run) are carried into the silence the correction starts: they count
 -- toward its cap and numbering, and the next one waits an interval after the
 -- latest (docs/decisions/contact-reset-guarantee.md, Decision 4).
+-- reminders_sent_since (migration 0005) is the contact triggers' count too.
 WITH sent AS (
-    SELECT count(*)::integer AS reminders,
-           max(greatest(n.due_on, r.as_of)) AS last_sent_on
-    FROM notifications n
-    LEFT JOIN reminder_runs r ON r.id = n.run_id
-    WHERE n.assignment_id = %(assignment_id)s
-      AND greatest(n.due_on, r.as_of) > %(new_value)s
+    SELECT reminders, last_sent_on
+    FROM reminders_sent_since(%(assignment_id)s, %(new_value)s)
 ), updated AS (
     UPDATE assignments
     SET last_contact_date = %(new_value)s,
