@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from reminders_pipeline.db.connector import Database, Session
+from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import AssignmentClosed, AssignmentNotFound, CorrectionRefused
 from reminders_pipeline.settings import ReminderSettings
@@ -83,6 +84,11 @@ class AssignmentAdminService:
                 "last_contact_date", f"must not be in the future (today is {today.isoformat()})"
             )
         with self.db.connection() as conn:
+            # No dispatch batch in flight: the count below sees all they inserted.
+            conn.execute(
+                query("admin_correction_guard"),
+                {"namespace": DISPATCH_LOCK[0], "job": DISPATCH_LOCK[1]},
+            )
             locked = conn.execute(query("admin_lock_assignment"), {"id": assignment_id}).fetchone()
             if locked is None:
                 raise AssignmentNotFound(assignment_id)

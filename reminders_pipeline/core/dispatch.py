@@ -22,6 +22,7 @@ from datetime import date
 from reminders_pipeline.core.channel import IN_APP, DeliveryChannel
 from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.db.connector import Database, Session
+from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.settings import ReminderSettings
 
@@ -68,6 +69,11 @@ class ReminderDispatchService:
             before_batch()
             with in_transaction() as conn:
                 conn.execute(query("dispatch_plan_guard"))
+                # Its own statement: the INSERT's snapshot is taken once it is granted.
+                conn.execute(
+                    query("dispatch_correction_guard"),
+                    {"namespace": DISPATCH_LOCK[0], "job": DISPATCH_LOCK[1]},
+                )
                 row = conn.execute(
                     sql,
                     {

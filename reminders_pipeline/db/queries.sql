@@ -179,6 +179,15 @@ WHERE a.status = 'active';
 -- of the batch is an index anyway.
 SET LOCAL enable_seqscan = off;
 
+-- name: dispatch_correction_guard
+-- In each batch's transaction, in its own statement before dispatch_due_batch:
+-- shared with other batches, exclusive against a correction of last_contact_date
+-- (admin_correction_guard). A correction waits for the batches in flight, whose
+-- INSERT snapshot may predate it, and counts what they inserted; the batch's
+-- INSERT, a later statement, sees every correction committed before the lock was
+-- granted. Transaction-level: released at the batch's commit or rollback.
+SELECT pg_advisory_xact_lock_shared(%(namespace)s, %(job)s);
+
 -- name: dispatch_due_batch
 -- One batch of active assignments in id order (keyset pagination); the due rule
 -- is reminder_due() (migrations 0004, 0005), with what a correction carried.
@@ -412,6 +421,15 @@ SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM inserted) AS activ
               ORDER BY position
               LIMIT 20) p) AS problems;
 
+-- name: admin_correction_guard
+-- First statement of a correction, before admin_lock_assignment: waits for the
+-- dispatch batches in flight (dispatch_correction_guard), so the count in
+-- admin_correct_last_contact_date, a later statement, sees what they inserted,
+-- and keeps new batches out until the correction commits. Before the row lock,
+-- or a batch holding the shared lock and waiting for the row (its foreign-key
+-- check) would deadlock with it. The API's lock_timeout bounds the wait.
+SELECT pg_advisory_xact_lock(%(namespace)s, %(job)s);
+
 -- name: admin_lock_assignment
 -- FOR UPDATE (not NO KEY UPDATE) also waits for transactions still inserting
 -- activities of this assignment, so old_value in the audit is what they left.
@@ -426,13 +444,10 @@ FOR UPDATE;
 -- has no run) are carried into the silence the correction starts: they count
 -- toward its cap and numbering, and the next one waits an interval after the
 -- latest (docs/decisions/contact-reset-guarantee.md, Decision 4).
+-- reminders_sent_since (migration 0005) is the contact triggers' count too.
 WITH sent AS (
-    SELECT count(*)::integer AS reminders,
-           max(greatest(n.due_on, r.as_of)) AS last_sent_on
-    FROM notifications n
-    LEFT JOIN reminder_runs r ON r.id = n.run_id
-    WHERE n.assignment_id = %(assignment_id)s
-      AND greatest(n.due_on, r.as_of) > %(new_value)s
+    SELECT reminders, last_sent_on
+    FROM reminders_sent_since(%(assignment_id)s, %(new_value)s)
 ), updated AS (
     UPDATE assignments
     SET last_contact_date = %(new_value)s,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from tests.acceptance.support import (
     assert_no_overlapping_windows,
     assert_notifications_are_exactly,
@@ -30,11 +31,15 @@ pytestmark = pytest.mark.acceptance
 
 
 def advisory_locks(db_url: str) -> list[tuple]:
-    """Every advisory lock in the test's database, on any server connection."""
+    """Every advisory lock in the test's database, on any server connection, but the
+    dispatch batches' (db/lock_keys.py)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(
             "SELECT pid, classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            # A dispatch batch's transaction-level lock lives only during the batch.
+            "AND (classid, objid) IS DISTINCT FROM (%s::bigint::oid, %s::bigint::oid)",
+            DISPATCH_LOCK,
         ).fetchall()
 
 

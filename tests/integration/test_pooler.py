@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from reminders_pipeline.errors import UnsupportedPooler
 from tests.acceptance.support import wait_for
 from tests.helpers.locks import lock_free
@@ -26,11 +27,15 @@ ROUNDS = int(os.environ.get("REMINDERS_TEST_POOLER_ROUNDS", "5"))
 
 
 def advisory_locks(db_url: str) -> list[tuple]:
-    """Every advisory lock held in the test's database, on any server connection."""
+    """Every advisory lock held in the test's database, on any server connection, but
+    the dispatch batches' (db/lock_keys.py)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(
             "SELECT pid, classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            # A dispatch batch's transaction-level lock lives only during the batch.
+            "AND (classid, objid) IS DISTINCT FROM (%s::bigint::oid, %s::bigint::oid)",
+            DISPATCH_LOCK,
         ).fetchall()
 
 
