@@ -621,11 +621,14 @@ UPDATE delivery_cursor
 SET last_notification_id = greatest(last_notification_id, %(upto)s);
 
 -- name: claim_deliveries
--- Due deliveries of one channel, locked until the caller's transaction ends
--- (SKIP LOCKED: two deliverers never take the same one). In the same statement,
--- a delivery whose reminder is stale is cancelled with the reason: a contact
--- after the reminder's silence began (the silence is over) or an assignment that
--- is no longer active. The caller sends the rest.
+-- Due deliveries of one channel, leased in one short committed statement (SKIP
+-- LOCKED: two deliverers never take the same one). A leased delivery keeps its
+-- state (pending/retry), counts the attempt now and is due again only when the
+-- lease ends: a crash after the send repeats it at most once per lease, and a
+-- delivery whose outcome is never recorded uses up its attempts and ends dead.
+-- In the same statement, a delivery whose reminder is stale is cancelled with
+-- the reason: a contact after the reminder's silence began (the silence is
+-- over) or an assignment that is no longer active. The caller sends the rest.
 WITH claimed AS (
     SELECT id
     FROM deliveries
@@ -637,7 +640,7 @@ WITH claimed AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), looked AS (
-    SELECT d.id, d.notification_id, d.channel, d.attempts,
+    SELECT d.id, d.notification_id, d.channel, d.attempts + 1 AS attempts,
            n.kind, n.due_on, n.silence_started_on, n.sequence,
            a.id AS assignment_id, a.mentee_name, a.mentor_id, a.last_contact_date,
            %(today)s::date - a.last_contact_date AS days_since_contact,
@@ -648,44 +651,63 @@ WITH claimed AS (
                 WHEN a.last_contact_date > n.silence_started_on THEN
                     'contact on ' || a.last_contact_date
                     || ', after the reminder''s silence began on ' || n.silence_started_on
-           END AS cancel_reason
+           END AS cancel_reason,
+           -- every attempt was leased and none recorded an outcome (crashes)
+           d.attempts >= %(max_attempts)s AS used_up
     FROM claimed AS c
     JOIN deliveries AS d ON d.id = c.id
     JOIN notifications AS n ON n.id = d.notification_id
     JOIN assignments AS a ON a.id = n.assignment_id
     JOIN mentors AS m ON m.id = a.mentor_id
-), cancelled AS (
+), leased AS (
     UPDATE deliveries AS d
-    SET state = 'cancelled', finished_at = now(), last_error = l.cancel_reason
+    SET state = CASE WHEN l.cancel_reason IS NOT NULL THEN 'cancelled'
+                     WHEN l.used_up THEN 'dead' ELSE d.state END,
+        attempts = CASE WHEN l.cancel_reason IS NULL AND NOT l.used_up
+                        THEN d.attempts + 1 ELSE d.attempts END,
+        next_attempt_at = CASE WHEN l.cancel_reason IS NULL AND NOT l.used_up
+                               THEN now() + make_interval(secs => %(lease_s)s)
+                               ELSE d.next_attempt_at END,
+        finished_at = CASE WHEN l.cancel_reason IS NOT NULL OR l.used_up THEN now() END,
+        last_error = CASE WHEN l.cancel_reason IS NOT NULL THEN l.cancel_reason
+                          WHEN l.used_up THEN
+                              'no outcome recorded for the last of ' || d.attempts
+                              || ' attempts (' || coalesce(d.last_error, 'crash or lost'
+                              || ' database connection during the send') || ')'
+                          ELSE d.last_error END
     FROM looked AS l
-    WHERE d.id = l.id AND l.cancel_reason IS NOT NULL
+    WHERE d.id = l.id
     RETURNING d.id
 )
 SELECT * FROM looked ORDER BY id;
 
 -- name: record_deliveries_sent
+-- The attempt was counted by the claim.
 UPDATE deliveries AS d
-SET state = 'sent', attempts = d.attempts + 1, finished_at = clock_timestamp(),
-    provider_response = r.response, last_error = NULL
+SET state = 'sent', finished_at = now(), provider_response = r.response, last_error = NULL
 FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
 WHERE d.id = r.id;
 
 -- name: record_deliveries_failed
--- A permanent error, or the last allowed attempt, makes the delivery dead;
--- otherwise it waits delay_s (backoff with jitter, or the server's Retry-After).
+-- A permanent error, or the last allowed attempt (counted by the claim), makes
+-- the delivery dead; otherwise it waits delay_s (backoff with jitter, or the
+-- server's Retry-After).
 UPDATE deliveries AS d
-SET attempts = d.attempts + 1,
-    state = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
+SET state = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s
                  THEN 'dead' ELSE 'retry' END,
-    -- clock_timestamp(): the claim's transaction began before the sends.
-    next_attempt_at = clock_timestamp() + make_interval(secs => r.delay_s),
-    finished_at = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
-                       THEN clock_timestamp() END,
+    next_attempt_at = now() + make_interval(secs => r.delay_s),
+    finished_at = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s THEN now() END,
     last_error = r.error
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
             %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
 WHERE d.id = r.id
 RETURNING d.id, d.state;
+
+-- name: release_deliveries
+-- Leased but not tried (the drain's time was up): due again, the attempt not counted.
+UPDATE deliveries
+SET attempts = attempts - 1, next_attempt_at = now()
+WHERE id = ANY(%(ids)s::bigint[]);
 
 -- name: delivery_clock
 SELECT clock_timestamp() AS now;
