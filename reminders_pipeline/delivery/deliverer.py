@@ -181,7 +181,8 @@ class Deliverer:
         rows = session.all(
             "claim_deliveries",
             channel=sender.channel,
-            limit=self.config.batch_size,
+            # No more than the threads: every send starts right after the contact check.
+            limit=min(self.config.batch_size, self.config.concurrency),
             due_by=due_by,
             today=self.today(),
             language=self.config.language,

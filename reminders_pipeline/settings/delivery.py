@@ -120,7 +120,7 @@ DELIVERY_CONCURRENCY = integer(
 DELIVERY_BATCH_SIZE = integer(
     "REMINDERS_DELIVERY_BATCH_SIZE",
     200,
-    "deliveries claimed per transaction (at most these are sent twice after a crash)",
+    "deliveries leased per claim, never more than REMINDERS_DELIVERY_CONCURRENCY",
     1,
     10_000,
 )

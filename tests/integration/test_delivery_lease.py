@@ -1,19 +1,23 @@
 """The lease: no transaction is open during a send, each outcome is recorded on its own,
-and a delivery whose outcome is never recorded ends dead."""
+a delivery whose outcome is never recorded ends dead, and a contact stops the sends that
+have not started."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from reminders_pipeline.contacts.activities import ContactRegistrationService
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.webhook import WebhookSender
+from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import db_rows
 from tests.helpers.delivery_servers import SECRET, ReminderReceiver
-from tests.helpers.outbox import deliveries, due_reminders, make_deliverer
+from tests.helpers.outbox import AS_OF, deliveries, due_reminders, make_deliverer
 
 
 class AnsweringServer:
@@ -100,3 +104,24 @@ def test_a_delivery_whose_outcomes_were_never_recorded_ends_dead(db: Database) -
     dead = deliveries(db)[0]
     assert (dead["state"], dead["attempts"]) == ("dead", 3)
     assert "no outcome recorded" in dead["last_error"]
+
+
+def test_a_contact_during_a_drain_stops_the_sends_not_yet_started(db: Database) -> None:
+    ids = due_reminders(db, 6, channels=["webhook"])
+    last = ids[-1]
+    mentor = db_rows(db, "SELECT mentor_id FROM assignments WHERE id = %s", (last,))[0]
+    with ReminderReceiver(delay_s=0.3) as receiver:
+
+        def contact() -> None:
+            while not receiver.requests:
+                time.sleep(0.01)
+            ContactRegistrationService(db, ReminderSettings()).register_direct(
+                last, AS_OF, mentor_id=mentor["mentor_id"]
+            )
+
+        thread = threading.Thread(target=contact)
+        thread.start()
+        report = make_deliverer(db, _webhook(receiver.url()), concurrency=1, batch_size=6).drain()
+        thread.join()
+    assert report.totals() == {"sent": 5, "retry": 0, "dead": 0, "cancelled": 1}
+    assert not [r for r in receiver.requests if f'"assignment_id":{last},' in r["body"].decode()]
