@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from email.message import EmailMessage
 from email.utils import formataddr
 
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
 
 EMAIL = "email"
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the send's time is up")
+    return left
+
+
+def _step(smtp: smtplib.SMTP, deadline: float) -> None:
+    """Socket timeouts are per read: each step gets only what is left of the send's time,
+    so a server answering one byte at a time cannot stretch a send past its deadline."""
+    if smtp.sock is not None:
+        smtp.sock.settimeout(_left(deadline))
 
 
 class SmtpSender:
@@ -48,8 +63,10 @@ class SmtpSender:
         if not reminder.mentor_email:
             raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
         message = self.message(reminder)
+        deadline = time.monotonic() + timeout_s
         try:
-            with self._connect(timeout_s) as smtp:
+            with self._connect(deadline) as smtp:
+                _step(smtp, deadline)
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
@@ -69,7 +86,8 @@ class SmtpSender:
             raise SendFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
         return message["Message-ID"]
 
-    def _connect(self, timeout_s: float) -> smtplib.SMTP:
+    def _connect(self, deadline: float) -> smtplib.SMTP:
+        timeout_s = _left(deadline)
         if self.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 self.host, self.port, timeout=timeout_s, context=self.ssl_context
@@ -78,8 +96,10 @@ class SmtpSender:
             smtp = smtplib.SMTP(self.host, self.port, timeout=timeout_s)
         try:
             if self.security == "starttls":
+                _step(smtp, deadline)
                 smtp.starttls(context=self.ssl_context)
             if self.username:
+                _step(smtp, deadline)
                 smtp.login(self.username, self.password or "")
         except BaseException:
             smtp.close()

@@ -1,6 +1,6 @@
 """The lease: no transaction is open during a send, each outcome is recorded on its own,
-a delivery whose outcome is never recorded ends dead, and a contact stops the sends that
-have not started."""
+a delivery whose outcome is never recorded ends dead, a contact stops the sends that have
+not started, and a trickling receiver cannot stretch a send past its deadline."""
 
 from __future__ import annotations
 
@@ -125,3 +125,25 @@ def test_a_contact_during_a_drain_stops_the_sends_not_yet_started(db: Database) 
         thread.join()
     assert report.totals() == {"sent": 5, "retry": 0, "dead": 0, "cancelled": 1}
     assert not [r for r in receiver.requests if f'"assignment_id":{last},' in r["body"].decode()]
+
+
+def test_a_trickling_receiver_cannot_stretch_a_send_past_its_deadline(db: Database) -> None:
+    due_reminders(db, 1, channels=["webhook"])
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "20")
+        handler.end_headers()
+        for _ in range(20):  # one byte at a time, each well inside the read timeout
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.2)
+
+    with AnsweringServer(answer) as server:
+        deliverer = make_deliverer(db, _webhook(server.url()), timeout_s=1.0, max_runtime_s=1.0)
+        started = time.monotonic()
+        report = deliverer.drain()
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5, f"the drain took {elapsed:.1f}s"
+    assert report.totals()["retry"] == 1
+    assert "timed out" in deliveries(db)[0]["last_error"]
