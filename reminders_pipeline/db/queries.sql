@@ -721,17 +721,29 @@ GROUP BY channel
 ORDER BY channel;
 
 -- name: delivery_health
--- For the delivery sensor: dead deliveries after a given id, and the age of the
--- oldest delivery still waiting.
-SELECT (SELECT count(*) FROM deliveries
-        WHERE state = 'dead' AND id > %(after_dead_id)s) AS new_dead,
-       (SELECT max(id) FROM deliveries WHERE state = 'dead') AS last_dead_id,
+-- For the delivery sensor: deliveries that died after a given (finished_at, id),
+-- the latest such pair (the sensor's place, whatever order ids die in), and the
+-- age of the oldest delivery still waiting.
+WITH dead AS (
+    SELECT id, finished_at, last_error
+    FROM deliveries
+    WHERE state = 'dead'
+      AND (finished_at, id) > (coalesce(%(after_finished_at)s::timestamptz, '-infinity'),
+                               %(after_dead_id)s::bigint)
+)
+SELECT (SELECT count(*) FROM dead) AS new_dead,
+       latest.id AS last_dead_id, latest.finished_at AS last_dead_at,
        (SELECT string_agg(last_error, ' / ') FROM (
-            SELECT last_error FROM deliveries
-            WHERE state = 'dead' AND id > %(after_dead_id)s
-            ORDER BY id DESC LIMIT 3) AS recent) AS recent_errors,
+            SELECT last_error FROM dead
+            ORDER BY finished_at DESC, id DESC LIMIT 3) AS recent) AS recent_errors,
        (SELECT extract(epoch FROM now() - min(created_at))::float8
-        FROM deliveries WHERE state IN ('pending', 'retry')) AS oldest_pending_s;
+        FROM deliveries WHERE state IN ('pending', 'retry')) AS oldest_pending_s
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT id, finished_at FROM deliveries
+    WHERE state = 'dead' AND finished_at IS NOT NULL
+    ORDER BY finished_at DESC, id DESC LIMIT 1
+) AS latest ON true;
 
 -- name: set_mentor_delivery
 -- A mentor's own channels and language (NULL: the organisation's), and email.

@@ -124,8 +124,8 @@ def test_delivery_sensor_alerts_on_new_dead_deliveries_and_an_old_pending_one(
     assert quiet == "no new dead delivery, no old pending one"
     with db.connection() as conn:
         conn.execute(
-            "UPDATE deliveries SET state = 'dead', last_error = 'webhook answered HTTP 410'"
-            " WHERE id = (SELECT min(id) FROM deliveries)"
+            "UPDATE deliveries SET state = 'dead', last_error = 'webhook answered HTTP 410',"
+            " finished_at = now() WHERE id = (SELECT min(id) FROM deliveries)"
         )
         conn.execute("UPDATE deliveries SET created_at = now() - interval '7 hours'")
     message, cursor = evaluate_sensor(sensor, instance, resources, cursor)
@@ -135,3 +135,24 @@ def test_delivery_sensor_alerts_on_new_dead_deliveries_and_an_old_pending_one(
     kinds = [r.body["kind"] for r in webhook.received]
     assert kinds == ["dead_deliveries", "pending_deliveries"]
     assert "HTTP 410" in webhook.received[0].body["text"]
+
+
+def test_delivery_sensor_alerts_on_deliveries_dying_out_of_id_order(
+    db: Database, instance: DagsterInstance, resources: dict, webhook: WebhookServer
+) -> None:
+    due_reminders(db, 2, channels=["webhook"])
+    make_deliverer(db, {}).expand()
+    sensor = sensors.delivery_health_sensor
+    _, cursor = evaluate_sensor(sensor, instance, resources, None)
+    kill = (
+        "UPDATE deliveries SET state = 'dead', last_error = %s, finished_at = clock_timestamp()"
+        " WHERE id = (SELECT {} FROM deliveries)"
+    )
+    with db.connection() as conn:  # the higher id dies first (a permanent 4xx)...
+        conn.execute(kill.format("max(id)"), ("webhook answered HTTP 410",))
+    first, cursor = evaluate_sensor(sensor, instance, resources, cursor)
+    with db.connection() as conn:  # ...the lower one after its last retry
+        conn.execute(kill.format("min(id)"), ("webhook answered HTTP 503",))
+    second, cursor = evaluate_sensor(sensor, instance, resources, cursor)
+    assert (first, second) == ("alerted: 1 dead deliveries", "alerted: 1 dead deliveries")
+    assert ["HTTP 503" in r.body["text"] for r in webhook.received] == [False, True]
