@@ -589,10 +589,11 @@ SELECT EXISTS (
 ) AS taken;
 
 -- name: lock_delivery_cursor
--- One deliverer expands at a time; another one skips expanding (and still sends).
+-- One deliverer expands at a time; another one waits for the running batch (a
+-- short transaction) and then sees the cursor moved: nothing is skipped.
 SELECT last_notification_id
 FROM delivery_cursor
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE;
 
 -- name: deliveries_needed
 -- Whether any mentor gets a channel that leaves the database: when none does
@@ -719,6 +720,20 @@ FROM deliveries
 WHERE state IN ('pending', 'retry') AND next_attempt_at <= now()
 GROUP BY channel
 ORDER BY channel;
+
+-- name: delivery_work_waiting
+-- For the delivery schedule: deliveries due on the configured channels, and
+-- reminders past the cursor when some mentor gets a channel leaving the database.
+SELECT EXISTS (SELECT 1 FROM deliveries
+               WHERE channel = ANY(%(channels)s::text[])
+                 AND state IN ('pending', 'retry') AND next_attempt_at <= now()) AS due,
+       (cardinality(array_remove(%(org_channels)s::text[], 'in_app')) > 0
+        OR EXISTS (SELECT 1 FROM mentors
+                   WHERE channels IS NOT NULL
+                     AND cardinality(array_remove(channels, 'in_app')) > 0))
+       AND EXISTS (SELECT 1 FROM notifications
+                   WHERE id > (SELECT last_notification_id FROM delivery_cursor))
+       AS unexpanded;
 
 -- name: delivery_health
 -- For the delivery sensor: deliveries that died after a given (finished_at, id),

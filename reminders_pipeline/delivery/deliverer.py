@@ -137,7 +137,7 @@ class Deliverer:
                 with session.transaction():
                     cursor = session.one("lock_delivery_cursor")
                     if cursor is None or cursor["last_notification_id"] >= high_mark:
-                        return created  # another deliverer is expanding, or nothing new
+                        return created  # another deliverer expanded it, or nothing new
                     after = cursor["last_notification_id"]
                     if not needed:  # in-app only: move the cursor, nothing else
                         session.run("advance_delivery_cursor", upto=high_mark)

@@ -145,7 +145,8 @@ DELIVERY_MAX_RUNTIME_S = integer(
 DELIVERY_RETRY_MINUTES = integer(
     "REMINDERS_DELIVERY_RETRY_MINUTES",
     10,
-    "the delivery schedule's interval (minutes), which picks up retries",
+    "the delivery schedule's interval (minutes; cron `*/N`, restarted each hour: even "
+    "only when N divides 60)",
     1,
     60,
 )

@@ -147,3 +147,16 @@ def test_a_trickling_receiver_cannot_stretch_a_send_past_its_deadline(db: Databa
     assert elapsed < 2.5, f"the drain took {elapsed:.1f}s"
     assert report.totals()["retry"] == 1
     assert "timed out" in deliveries(db)[0]["last_error"]
+
+
+def test_expanding_waits_for_another_deliverers_expansion_instead_of_skipping(
+    db: Database,
+) -> None:
+    due_reminders(db, 2, channels=["webhook"])
+    with db.connection() as conn:  # another deliverer inside an expansion batch
+        conn.execute("SELECT * FROM delivery_cursor FOR UPDATE")
+        timer = threading.Timer(0.5, conn.commit)
+        timer.start()
+        created = make_deliverer(db, {}).expand()
+        timer.join()
+    assert created == 2
