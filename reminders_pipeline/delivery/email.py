@@ -47,11 +47,19 @@ class SmtpSender:
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     def message(self, reminder: Reminder) -> EmailMessage:
+        """The email; ValueError naming the field when a header cannot hold a value."""
         subject, body = render_email(reminder)
         message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = formataddr((reminder.mentor_name, reminder.mentor_email or ""))
-        message["Subject"] = subject
+        to = formataddr((reminder.mentor_name, reminder.mentor_email or ""))
+        for header, value, source in (
+            ("From", self.sender, "REMINDERS_EMAIL_FROM"),
+            ("To", to, f"mentor {reminder.mentor_id}'s name or email"),
+            ("Subject", subject, "the subject"),
+        ):
+            try:
+                message[header] = value
+            except ValueError as exc:  # CR/LF: a header injection, never sent
+                raise ValueError(f"{source} cannot be the {header} header ({exc})") from None
         # Stable per (reminder, channel): a resend after a crash carries the same id.
         message["Message-ID"] = f"<{reminder.idempotency_key}@reminders>"
         message["X-Reminders-Idempotency-Key"] = reminder.idempotency_key
@@ -62,12 +70,16 @@ class SmtpSender:
     def send(self, reminder: Reminder, timeout_s: float) -> str:
         if not reminder.mentor_email:
             raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
-        message = self.message(reminder)
         deadline = time.monotonic() + timeout_s
         try:
-            with self._connect(deadline) as smtp:
+            message = self.message(reminder)
+            smtp = self._connect(deadline)
+            try:
                 _step(smtp, deadline)
                 smtp.send_message(message)
+            except BaseException:
+                smtp.close()
+                raise
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise SendFailed(
@@ -84,6 +96,12 @@ class SmtpSender:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out
             raise SendFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
+        # The server accepted the message: a failed goodbye must not make it a failure
+        # (that would send it again).
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
         return message["Message-ID"]
 
     def _connect(self, deadline: float) -> smtplib.SMTP:
