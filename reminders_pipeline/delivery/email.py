@@ -96,6 +96,10 @@ class SmtpSender:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out
             raise SendFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
+        except ValueError as exc:  # a header retrying cannot fix (CR/LF, a bad address)
+            raise SendFailed(
+                f"cannot write the email to mentor {reminder.mentor_id}: {exc}", permanent=True
+            ) from None
         # The server accepted the message: a failed goodbye must not make it a failure
         # (that would send it again).
         try:

@@ -149,3 +149,15 @@ def test_a_failed_goodbye_after_an_accepted_message_is_a_sent_delivery(db: Datab
     assert len(server.messages) == 1
     assert deliveries(db)[0]["state"] == "sent"
 
+
+def test_a_line_break_in_a_mentor_name_is_a_dead_delivery_naming_the_field(db: Database) -> None:
+    due_reminders(db, 1, channels=["email"])
+    with db.connection() as conn:
+        conn.execute("UPDATE mentors SET name = E'Kari\\r\\nBcc: everyone@example.org'")
+    with PlainSmtpServer() as server:
+        report = make_deliverer(db, _plain(server.port)).drain()
+    assert report.totals()["dead"] == 1
+    assert server.messages == []
+    [row] = deliveries(db)
+    assert row["state"] == "dead"
+    assert "name or email cannot be the To header" in row["last_error"]
