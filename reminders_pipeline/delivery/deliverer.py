@@ -175,8 +175,8 @@ class Deliverer:
     ) -> bool:
         """Lease, send and record one batch; False when nothing was due. No transaction
         is open during a send: the lease and each outcome are short statements."""
-        # No send outlives the drain's deadline (each has a hard one), so the lease
-        # outlasts this drain; a crash leaves the batch due again when it ends.
+        # Sends start before the drain's deadline and end at their own (timeout_s), so
+        # the lease outlasts this drain; a crash leaves the batch due again when it ends.
         lease_s = max(deadline - time.monotonic(), 0.0) + self.config.timeout_s + LEASE_MARGIN_S
         rows = session.all(
             "claim_deliveries",
