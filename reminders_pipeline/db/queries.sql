@@ -604,10 +604,11 @@ SELECT EXISTS (
 ) AS taken;
 
 -- name: lock_delivery_cursor
--- One deliverer expands at a time; another one skips expanding (and still sends).
+-- One deliverer expands at a time; another one waits for the running batch (a
+-- short transaction) and then sees the cursor moved: nothing is skipped.
 SELECT last_notification_id
 FROM delivery_cursor
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE;
 
 -- name: deliveries_needed
 -- Whether any mentor gets a channel that leaves the database: when none does
@@ -636,11 +637,14 @@ UPDATE delivery_cursor
 SET last_notification_id = greatest(last_notification_id, %(upto)s);
 
 -- name: claim_deliveries
--- Due deliveries of one channel, locked until the caller's transaction ends
--- (SKIP LOCKED: two deliverers never take the same one). In the same statement,
--- a delivery whose reminder is stale is cancelled with the reason: a contact
--- after the reminder's silence began (the silence is over) or an assignment that
--- is no longer active. The caller sends the rest.
+-- Due deliveries of one channel, leased in one short committed statement (SKIP
+-- LOCKED: two deliverers never take the same one). A leased delivery keeps its
+-- state (pending/retry), counts the attempt now and is due again only when the
+-- lease ends: a crash after the send repeats it at most once per lease, and a
+-- delivery whose outcome is never recorded uses up its attempts and ends dead.
+-- In the same statement, a delivery whose reminder is stale is cancelled with
+-- the reason: a contact after the reminder's silence began (the silence is
+-- over) or an assignment that is no longer active. The caller sends the rest.
 WITH claimed AS (
     SELECT id
     FROM deliveries
@@ -652,7 +656,7 @@ WITH claimed AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), looked AS (
-    SELECT d.id, d.notification_id, d.channel, d.attempts,
+    SELECT d.id, d.notification_id, d.channel, d.attempts + 1 AS attempts,
            n.kind, n.due_on, n.silence_started_on, n.sequence,
            a.id AS assignment_id, a.mentee_name, a.mentor_id, a.last_contact_date,
            %(today)s::date - a.last_contact_date AS days_since_contact,
@@ -663,44 +667,63 @@ WITH claimed AS (
                 WHEN a.last_contact_date > n.silence_started_on THEN
                     'contact on ' || a.last_contact_date
                     || ', after the reminder''s silence began on ' || n.silence_started_on
-           END AS cancel_reason
+           END AS cancel_reason,
+           -- every attempt was leased and none recorded an outcome (crashes)
+           d.attempts >= %(max_attempts)s AS used_up
     FROM claimed AS c
     JOIN deliveries AS d ON d.id = c.id
     JOIN notifications AS n ON n.id = d.notification_id
     JOIN assignments AS a ON a.id = n.assignment_id
     JOIN mentors AS m ON m.id = a.mentor_id
-), cancelled AS (
+), leased AS (
     UPDATE deliveries AS d
-    SET state = 'cancelled', finished_at = now(), last_error = l.cancel_reason
+    SET state = CASE WHEN l.cancel_reason IS NOT NULL THEN 'cancelled'
+                     WHEN l.used_up THEN 'dead' ELSE d.state END,
+        attempts = CASE WHEN l.cancel_reason IS NULL AND NOT l.used_up
+                        THEN d.attempts + 1 ELSE d.attempts END,
+        next_attempt_at = CASE WHEN l.cancel_reason IS NULL AND NOT l.used_up
+                               THEN now() + make_interval(secs => %(lease_s)s)
+                               ELSE d.next_attempt_at END,
+        finished_at = CASE WHEN l.cancel_reason IS NOT NULL OR l.used_up THEN now() END,
+        last_error = CASE WHEN l.cancel_reason IS NOT NULL THEN l.cancel_reason
+                          WHEN l.used_up THEN
+                              'no outcome recorded for the last of ' || d.attempts
+                              || ' attempts (' || coalesce(d.last_error, 'crash or lost'
+                              || ' database connection during the send') || ')'
+                          ELSE d.last_error END
     FROM looked AS l
-    WHERE d.id = l.id AND l.cancel_reason IS NOT NULL
+    WHERE d.id = l.id
     RETURNING d.id
 )
 SELECT * FROM looked ORDER BY id;
 
 -- name: record_deliveries_sent
+-- The attempt was counted by the claim.
 UPDATE deliveries AS d
-SET state = 'sent', attempts = d.attempts + 1, finished_at = clock_timestamp(),
-    provider_response = r.response, last_error = NULL
+SET state = 'sent', finished_at = now(), provider_response = r.response, last_error = NULL
 FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
 WHERE d.id = r.id;
 
 -- name: record_deliveries_failed
--- A permanent error, or the last allowed attempt, makes the delivery dead;
--- otherwise it waits delay_s (backoff with jitter, or the server's Retry-After).
+-- A permanent error, or the last allowed attempt (counted by the claim), makes
+-- the delivery dead; otherwise it waits delay_s (backoff with jitter, or the
+-- server's Retry-After).
 UPDATE deliveries AS d
-SET attempts = d.attempts + 1,
-    state = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
+SET state = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s
                  THEN 'dead' ELSE 'retry' END,
-    -- clock_timestamp(): the claim's transaction began before the sends.
-    next_attempt_at = clock_timestamp() + make_interval(secs => r.delay_s),
-    finished_at = CASE WHEN r.permanent OR d.attempts + 1 >= %(max_attempts)s
-                       THEN clock_timestamp() END,
+    next_attempt_at = now() + make_interval(secs => r.delay_s),
+    finished_at = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s THEN now() END,
     last_error = r.error
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
             %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
 WHERE d.id = r.id
 RETURNING d.id, d.state;
+
+-- name: release_deliveries
+-- Leased but not tried (the drain's time was up): due again, the attempt not counted.
+UPDATE deliveries
+SET attempts = attempts - 1, next_attempt_at = now()
+WHERE id = ANY(%(ids)s::bigint[]);
 
 -- name: delivery_clock
 SELECT clock_timestamp() AS now;
@@ -713,18 +736,44 @@ WHERE state IN ('pending', 'retry') AND next_attempt_at <= now()
 GROUP BY channel
 ORDER BY channel;
 
+-- name: delivery_work_waiting
+-- For the delivery schedule: deliveries due on the configured channels, and
+-- reminders past the cursor when some mentor gets a channel leaving the database.
+SELECT EXISTS (SELECT 1 FROM deliveries
+               WHERE channel = ANY(%(channels)s::text[])
+                 AND state IN ('pending', 'retry') AND next_attempt_at <= now()) AS due,
+       (cardinality(array_remove(%(org_channels)s::text[], 'in_app')) > 0
+        OR EXISTS (SELECT 1 FROM mentors
+                   WHERE channels IS NOT NULL
+                     AND cardinality(array_remove(channels, 'in_app')) > 0))
+       AND EXISTS (SELECT 1 FROM notifications
+                   WHERE id > (SELECT last_notification_id FROM delivery_cursor))
+       AS unexpanded;
+
 -- name: delivery_health
--- For the delivery sensor: dead deliveries after a given id, and the age of the
--- oldest delivery still waiting.
-SELECT (SELECT count(*) FROM deliveries
-        WHERE state = 'dead' AND id > %(after_dead_id)s) AS new_dead,
-       (SELECT max(id) FROM deliveries WHERE state = 'dead') AS last_dead_id,
+-- For the delivery sensor: deliveries that died after a given (finished_at, id),
+-- the latest such pair (the sensor's place, whatever order ids die in), and the
+-- age of the oldest delivery still waiting.
+WITH dead AS (
+    SELECT id, finished_at, last_error
+    FROM deliveries
+    WHERE state = 'dead'
+      AND (finished_at, id) > (coalesce(%(after_finished_at)s::timestamptz, '-infinity'),
+                               %(after_dead_id)s::bigint)
+)
+SELECT (SELECT count(*) FROM dead) AS new_dead,
+       latest.id AS last_dead_id, latest.finished_at AS last_dead_at,
        (SELECT string_agg(last_error, ' / ') FROM (
-            SELECT last_error FROM deliveries
-            WHERE state = 'dead' AND id > %(after_dead_id)s
-            ORDER BY id DESC LIMIT 3) AS recent) AS recent_errors,
+            SELECT last_error FROM dead
+            ORDER BY finished_at DESC, id DESC LIMIT 3) AS recent) AS recent_errors,
        (SELECT extract(epoch FROM now() - min(created_at))::float8
-        FROM deliveries WHERE state IN ('pending', 'retry')) AS oldest_pending_s;
+        FROM deliveries WHERE state IN ('pending', 'retry')) AS oldest_pending_s
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT id, finished_at FROM deliveries
+    WHERE state = 'dead' AND finished_at IS NOT NULL
+    ORDER BY finished_at DESC, id DESC LIMIT 1
+) AS latest ON true;
 
 -- name: set_mentor_delivery
 -- A mentor's own channels and language (NULL: the organisation's), and email.

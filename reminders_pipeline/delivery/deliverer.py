@@ -7,11 +7,13 @@ lock) and goes only up to the highest notifications id handed out before that
 check, so a reminder still being written is never skipped.
 
 Sending: one lane (a thread with its own database session) per channel, so a dead
-SMTP server never slows the webhooks. A lane claims a batch with SKIP LOCKED and
-keeps its transaction open while the batch is sent by the channel's thread pool;
-the outcomes are recorded and committed together. A crash before the commit rolls
-the batch back: those deliveries are sent again, with the same Idempotency-Key
-(at least once; docs/decisions/delivery-outbox.md).
+SMTP server never slows the webhooks. A lane leases a batch (no more deliveries than
+the channel has threads) with SKIP LOCKED in one committed statement that counts the
+attempt and moves next_attempt_at past the drain's end; the channel's thread pool
+sends it, and each outcome is recorded in its own statement as it comes. No
+transaction is open during a send. A crash leaves the leased deliveries due when the
+lease ends: they are sent again, once, with the same Idempotency-Key (at least once;
+docs/decisions/delivery-outbox.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 MAX_RETRY_DELAY_S = 24 * 60 * 60
 EXPAND_BATCH = 50_000
 OUTCOMES = ("sent", "retry", "dead", "cancelled")
+# How long a lease outlasts the drain's own deadline (recording the last outcomes).
+LEASE_MARGIN_S = 60.0
 
 
 def retry_delay_s(attempt: int, base_s: float, retry_after_s: float | None = None) -> float:
@@ -65,6 +69,11 @@ class DrainReport:
 
     def totals(self) -> dict[str, int]:
         return {o: sum(c[o] for c in self.channels.values()) for o in OUTCOMES}
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text refuses NUL: a provider's answer or error keeps the rest."""
+    return text.replace("\x00", "")
 
 
 def _value(row: dict[str, Any] | None, column: str) -> Any:
@@ -128,7 +137,7 @@ class Deliverer:
                 with session.transaction():
                     cursor = session.one("lock_delivery_cursor")
                     if cursor is None or cursor["last_notification_id"] >= high_mark:
-                        return created  # another deliverer is expanding, or nothing new
+                        return created  # another deliverer expanded it, or nothing new
                     after = cursor["last_notification_id"]
                     if not needed:  # in-app only: move the cursor, nothing else
                         session.run("advance_delivery_cursor", upto=high_mark)
@@ -164,59 +173,66 @@ class Deliverer:
         deadline: float,
         report: DrainReport,
     ) -> bool:
-        """Claim, send and record one batch; False when nothing was due."""
-        with session.transaction():
-            rows = session.all(
-                "claim_deliveries",
-                channel=sender.channel,
-                limit=self.config.batch_size,
-                due_by=due_by,
-                today=self.today(),
-                language=self.config.language,
-            )
-            if not rows:
-                return False
-            cancelled = [r for r in rows if r["cancel_reason"] is not None]
-            reminders = [Reminder.from_row(r) for r in rows if r["cancel_reason"] is None]
-            outcomes = list(pool.map(lambda r: self._send(sender, r, deadline), reminders))
-            sent = [(r, o) for r, o in zip(reminders, outcomes, strict=True) if isinstance(o, str)]
-            failed = [
-                (r, o)
-                for r, o in zip(reminders, outcomes, strict=True)
-                if isinstance(o, SendFailed)
-            ]
-            if sent:
+        """Lease, send and record one batch; False when nothing was due. No transaction
+        is open during a send: the lease and each outcome are short statements."""
+        # Sends start before the drain's deadline and end at their own (timeout_s), so
+        # the lease outlasts this drain; a crash leaves the batch due again when it ends.
+        lease_s = max(deadline - time.monotonic(), 0.0) + self.config.timeout_s + LEASE_MARGIN_S
+        rows = session.all(
+            "claim_deliveries",
+            channel=sender.channel,
+            # No more than the threads: every send starts right after the contact check.
+            limit=min(self.config.batch_size, self.config.concurrency),
+            due_by=due_by,
+            today=self.today(),
+            language=self.config.language,
+            lease_s=lease_s,
+            max_attempts=self.config.max_attempts,
+        )
+        if not rows:
+            return False
+        cancelled = sum(1 for r in rows if r["cancel_reason"] is not None)
+        used_up = sum(1 for r in rows if r["cancel_reason"] is None and r["used_up"])
+        reminders = [
+            Reminder.from_row(r) for r in rows if r["cancel_reason"] is None and not r["used_up"]
+        ]
+        attempts = {row["id"]: row["attempts"] for row in rows}
+        counts = dict.fromkeys(OUTCOMES, 0)
+        counts["cancelled"], counts["dead"] = cancelled, used_up
+        untried: list[int] = []
+        futures = {pool.submit(self._send, sender, r, deadline): r for r in reminders}
+        for future in as_completed(futures):
+            reminder, outcome = futures[future], future.result()
+            if outcome is None:
+                untried.append(reminder.delivery_id)
+            elif isinstance(outcome, str):
                 session.run(
                     "record_deliveries_sent",
-                    ids=[r.delivery_id for r, _ in sent],
-                    responses=[o for _, o in sent],
+                    ids=[reminder.delivery_id],
+                    responses=[_storable(outcome)],
                 )
-            states: list[str] = []
-            if failed:
-                attempts = {row["id"]: row["attempts"] for row in rows}
-                states = [
-                    row["state"]
-                    for row in session.all(
-                        "record_deliveries_failed",
-                        ids=[r.delivery_id for r, _ in failed],
-                        errors=[str(o)[:1000] for _, o in failed],
-                        delays=[
-                            retry_delay_s(
-                                attempts[r.delivery_id] + 1,
-                                self.config.retry_base_s,
-                                o.retry_after_s,
-                            )
-                            for r, o in failed
-                        ],
-                        permanent=[o.permanent for _, o in failed],
-                        max_attempts=self.config.max_attempts,
-                    )
-                ]
+                counts["sent"] += 1
+            else:
+                row = session.one(
+                    "record_deliveries_failed",
+                    ids=[reminder.delivery_id],
+                    errors=[_storable(str(outcome))[:1000]],
+                    delays=[
+                        retry_delay_s(
+                            attempts[reminder.delivery_id],
+                            self.config.retry_base_s,
+                            outcome.retry_after_s,
+                        )
+                    ],
+                    permanent=[outcome.permanent],
+                    max_attempts=self.config.max_attempts,
+                )
+                counts[_value(row, "state")] += 1
+        if untried:
+            session.run("release_deliveries", ids=untried)
         with self._lock:
-            report.count(sender.channel, "cancelled", len(cancelled))
-            report.count(sender.channel, "sent", len(sent))
-            report.count(sender.channel, "retry", states.count("retry"))
-            report.count(sender.channel, "dead", states.count("dead"))
+            for outcome, n in counts.items():
+                report.count(sender.channel, outcome, n)
         return True
 
     def _send(self, sender: Sender, reminder: Reminder, deadline: float) -> str | SendFailed | None:

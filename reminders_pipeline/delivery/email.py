@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from email.message import EmailMessage
 from email.utils import formataddr
 
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
 
 EMAIL = "email"
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the send's time is up")
+    return left
+
+
+def _step(smtp: smtplib.SMTP, deadline: float) -> None:
+    """Socket timeouts are per read: each step gets only what is left of the send's time,
+    so a server answering one byte at a time cannot stretch a send past its deadline."""
+    if smtp.sock is not None:
+        smtp.sock.settimeout(_left(deadline))
 
 
 class SmtpSender:
@@ -32,11 +47,19 @@ class SmtpSender:
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     def message(self, reminder: Reminder) -> EmailMessage:
+        """The email; ValueError naming the field when a header cannot hold a value."""
         subject, body = render_email(reminder)
         message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = formataddr((reminder.mentor_name, reminder.mentor_email or ""))
-        message["Subject"] = subject
+        to = formataddr((reminder.mentor_name, reminder.mentor_email or ""))
+        for header, value, source in (
+            ("From", self.sender, "REMINDERS_EMAIL_FROM"),
+            ("To", to, f"mentor {reminder.mentor_id}'s name or email"),
+            ("Subject", subject, "the subject"),
+        ):
+            try:
+                message[header] = value
+            except ValueError as exc:  # CR/LF: a header injection, never sent
+                raise ValueError(f"{source} cannot be the {header} header ({exc})") from None
         # Stable per (reminder, channel): a resend after a crash carries the same id.
         message["Message-ID"] = f"<{reminder.idempotency_key}@reminders>"
         message["X-Reminders-Idempotency-Key"] = reminder.idempotency_key
@@ -47,10 +70,16 @@ class SmtpSender:
     def send(self, reminder: Reminder, timeout_s: float) -> str:
         if not reminder.mentor_email:
             raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
-        message = self.message(reminder)
+        deadline = time.monotonic() + timeout_s
         try:
-            with self._connect(timeout_s) as smtp:
+            message = self.message(reminder)
+            smtp = self._connect(deadline)
+            try:
+                _step(smtp, deadline)
                 smtp.send_message(message)
+            except BaseException:
+                smtp.close()
+                raise
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise SendFailed(
@@ -67,9 +96,20 @@ class SmtpSender:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out
             raise SendFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
+        except ValueError as exc:  # a header retrying cannot fix (CR/LF, a bad address)
+            raise SendFailed(
+                f"cannot write the email to mentor {reminder.mentor_id}: {exc}", permanent=True
+            ) from None
+        # The server accepted the message: a failed goodbye must not make it a failure
+        # (that would send it again).
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
         return message["Message-ID"]
 
-    def _connect(self, timeout_s: float) -> smtplib.SMTP:
+    def _connect(self, deadline: float) -> smtplib.SMTP:
+        timeout_s = _left(deadline)
         if self.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
                 self.host, self.port, timeout=timeout_s, context=self.ssl_context
@@ -78,8 +118,10 @@ class SmtpSender:
             smtp = smtplib.SMTP(self.host, self.port, timeout=timeout_s)
         try:
             if self.security == "starttls":
+                _step(smtp, deadline)
                 smtp.starttls(context=self.ssl_context)
             if self.username:
+                _step(smtp, deadline)
                 smtp.login(self.username, self.password or "")
         except BaseException:
             smtp.close()

@@ -94,7 +94,8 @@ class Sender(Protocol):
 
 @cache
 def _template(language: str) -> tuple[Template, Template]:
-    text = resources.files(__package__).joinpath("templates", f"{language}.txt").read_text()
+    path = resources.files(__package__).joinpath("templates", f"{language}.txt")
+    text = path.read_text(encoding="utf-8")
     subject, body = text.split("\n", 1)
     return Template(subject), Template(body)
 

@@ -20,6 +20,8 @@ WEBHOOK = "webhook"
 SIGNATURE_HEADER = "X-Reminders-Signature"
 # Statuses a retry may fix; any other 4xx is the receiver refusing this reminder.
 RETRYABLE = {408, 409, 425, 429}
+# The start of the answer kept as provider_response; the rest is not read.
+ANSWER_KEPT = 200
 
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -59,17 +61,28 @@ class WebhookSender:
             "Idempotency-Key": reminder.idempotency_key,
             SIGNATURE_HEADER: signature(self.secret, body, int(time.time())),
         }
+        # httpx's timeouts are per network step: a receiver trickling its answer would
+        # outlast them. The answer is streamed and the whole send has a hard deadline.
+        deadline = time.monotonic() + timeout_s
         try:
-            response = self.client.post(
-                self.url, content=body, headers=headers, timeout=httpx.Timeout(timeout_s)
-            )
+            with self.client.stream(
+                "POST", self.url, content=body, headers=headers, timeout=httpx.Timeout(timeout_s)
+            ) as response:
+                head = b""
+                for chunk in response.iter_bytes():
+                    head += chunk
+                    if len(head) >= ANSWER_KEPT:
+                        break
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer did not end in time")
         except httpx.TimeoutException as exc:
             raise SendFailed(
                 f"webhook timed out after {timeout_s:g}s ({type(exc).__name__})"
             ) from None
         except httpx.HTTPError as exc:
             raise SendFailed(f"webhook: {type(exc).__name__}: {exc}") from None
-        answer = f"HTTP {response.status_code} {response.text[:200]}".strip()
+        text = head[:ANSWER_KEPT].decode(errors="replace")
+        answer = f"HTTP {response.status_code} {text}".strip()
         if response.is_success:
             return answer
         status = response.status_code

@@ -51,7 +51,7 @@ def reminders_job() -> None:
 # The delivery job never takes the run lock and carries none of the daily job's
 # queue tags (SINGLETON_TAG): it never waits for, nor blocks, a daily run. Run
 # monitoring's hard stop: the drain stops claiming at REMINDERS_DELIVERY_MAX_RUNTIME_S,
-# and the batch in flight ends within a few network timeouts of it.
+# and each send under way then ends at its own deadline (REMINDERS_DELIVERY_TIMEOUT_S).
 DELIVERY_MAX_RUNTIME_MARGIN_S = 300
 
 

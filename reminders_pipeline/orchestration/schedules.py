@@ -32,6 +32,7 @@ from dagster import (
 
 from reminders_pipeline import settings
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.work import drain_needed
 from reminders_pipeline.orchestration.jobs import delivery_job, reminder_partitions, reminders_job
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.settings import delivery_settings
@@ -160,9 +161,8 @@ def evaluate_retry_tick(
     blocker = blocking_run(context.instance, delivery_job.name)
     if blocker is not None:
         return SkipReason(f"run {blocker.run_id} of {delivery_job.name} is not finished yet")
-    due = Database(reminders_db.resolved_database_url()).fetch_all("due_delivery_channels")
-    if not due:
-        return SkipReason("no delivery is due")
+    if drain_needed(Database(reminders_db.resolved_database_url())) is None:
+        return SkipReason("no delivery is due, no reminder waits to be expanded")
     return RunRequest(tags={"reminders/trigger": "schedule"})
 
 
@@ -173,7 +173,8 @@ def evaluate_retry_tick(
     default_status=DefaultScheduleStatus.STOPPED,
     description=(
         f"Every {delivery_settings.DELIVERY_RETRY_MINUTES.get()} min: launches"
-        f" {delivery_job.name} when deliveries are due (retries) and none of its runs is"
+        f" {delivery_job.name} when deliveries are due on a configured channel (retries)"
+        " or reminders wait to be expanded, and none of its runs is"
         " in progress; launches nothing otherwise."
     ),
 )

@@ -120,7 +120,7 @@ DELIVERY_CONCURRENCY = integer(
 DELIVERY_BATCH_SIZE = integer(
     "REMINDERS_DELIVERY_BATCH_SIZE",
     200,
-    "deliveries claimed per transaction (at most these are sent twice after a crash)",
+    "deliveries leased per claim, never more than REMINDERS_DELIVERY_CONCURRENCY",
     1,
     10_000,
 )
@@ -145,7 +145,8 @@ DELIVERY_MAX_RUNTIME_S = integer(
 DELIVERY_RETRY_MINUTES = integer(
     "REMINDERS_DELIVERY_RETRY_MINUTES",
     10,
-    "the delivery schedule's interval (minutes), which picks up retries",
+    "the delivery schedule's interval (minutes; cron `*/N`, restarted each hour: even "
+    "only when N divides 60)",
     1,
     60,
 )

@@ -208,3 +208,51 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 10) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+class PlainSmtpServer:
+    """A minimal SMTP server (no TLS, no login) that accepts every message and then answers
+    QUIT with an error: a goodbye that fails after the send."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.messages: list[bytes] = []
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 plain ESMTP\r\n")
+                data: list[bytes] = []
+                while line := self.rfile.readline():
+                    if data:  # inside DATA
+                        if line == b".\r\n":
+                            server.messages.append(b"".join(data[1:]))
+                            data = []
+                            self.wfile.write(b"250 queued\r\n")
+                        else:
+                            data.append(line)
+                        continue
+                    verb = line[:4].upper()
+                    if verb == b"QUIT":
+                        self.wfile.write(b"421 shutting down\r\n")  # not 221
+                        return
+                    if verb == b"DATA":
+                        data = [b""]
+                        self.wfile.write(b"354 go ahead\r\n")
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> PlainSmtpServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

@@ -84,20 +84,36 @@ def test_failure_sensor_covers_the_delivery_job(
     assert alert["facts"]["job"] == delivery_job.name
 
 
-def test_retry_schedule_launches_only_while_deliveries_are_due(
-    db: Database, instance: DagsterInstance, resources: dict
-) -> None:
-    def tick() -> RunRequest | SkipReason:
-        with build_schedule_context(instance=instance, resources=resources) as context:
-            return delivery_retry_schedule(context)
+def _retry_tick(instance: DagsterInstance, resources: dict) -> RunRequest | SkipReason:
+    with build_schedule_context(instance=instance, resources=resources) as context:
+        return delivery_retry_schedule(context)
 
-    assert tick() == SkipReason("no delivery is due")
+
+def test_retry_schedule_launches_only_while_deliveries_are_due(
+    db: Database, instance: DagsterInstance, resources: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMINDERS_WEBHOOK_URL", "http://127.0.0.1:9/reminders")
+    nothing = SkipReason("no delivery is due, no reminder waits to be expanded")
+    assert _retry_tick(instance, resources) == nothing
     due_reminders(db, 1, channels=["webhook"])
     make_deliverer(db, {}).expand()
-    assert isinstance(tick(), RunRequest)
+    assert isinstance(_retry_tick(instance, resources), RunRequest)
     running = job_run(instance, DagsterRunStatus.STARTED, job_name=delivery_job.name)
-    skip = tick()
+    skip = _retry_tick(instance, resources)
     assert isinstance(skip, SkipReason) and running in (skip.skip_message or "")
+
+
+def test_retry_schedule_launches_for_reminders_not_yet_expanded(
+    db: Database, instance: DagsterInstance, resources: dict
+) -> None:
+    # As after a failed drain: the reminders exist, no delivery was made for them yet.
+    due_reminders(db, 1, channels=["email"])
+    assert isinstance(_retry_tick(instance, resources), RunRequest)
+    make_deliverer(db, {}).expand()
+    # Expanded, but the email channel has no sender: no job that can only fail (the
+    # health sensor's pending-age alert covers the backlog).
+    nothing = SkipReason("no delivery is due, no reminder waits to be expanded")
+    assert _retry_tick(instance, resources) == nothing
 
 
 def test_long_run_sensor_covers_the_delivery_job(
@@ -124,8 +140,8 @@ def test_delivery_sensor_alerts_on_new_dead_deliveries_and_an_old_pending_one(
     assert quiet == "no new dead delivery, no old pending one"
     with db.connection() as conn:
         conn.execute(
-            "UPDATE deliveries SET state = 'dead', last_error = 'webhook answered HTTP 410'"
-            " WHERE id = (SELECT min(id) FROM deliveries)"
+            "UPDATE deliveries SET state = 'dead', last_error = 'webhook answered HTTP 410',"
+            " finished_at = now() WHERE id = (SELECT min(id) FROM deliveries)"
         )
         conn.execute("UPDATE deliveries SET created_at = now() - interval '7 hours'")
     message, cursor = evaluate_sensor(sensor, instance, resources, cursor)
@@ -135,3 +151,24 @@ def test_delivery_sensor_alerts_on_new_dead_deliveries_and_an_old_pending_one(
     kinds = [r.body["kind"] for r in webhook.received]
     assert kinds == ["dead_deliveries", "pending_deliveries"]
     assert "HTTP 410" in webhook.received[0].body["text"]
+
+
+def test_delivery_sensor_alerts_on_deliveries_dying_out_of_id_order(
+    db: Database, instance: DagsterInstance, resources: dict, webhook: WebhookServer
+) -> None:
+    due_reminders(db, 2, channels=["webhook"])
+    make_deliverer(db, {}).expand()
+    sensor = sensors.delivery_health_sensor
+    _, cursor = evaluate_sensor(sensor, instance, resources, None)
+    kill = (
+        "UPDATE deliveries SET state = 'dead', last_error = %s, finished_at = clock_timestamp()"
+        " WHERE id = (SELECT {} FROM deliveries)"
+    )
+    with db.connection() as conn:  # the higher id dies first (a permanent 4xx)...
+        conn.execute(kill.format("max(id)"), ("webhook answered HTTP 410",))
+    first, cursor = evaluate_sensor(sensor, instance, resources, cursor)
+    with db.connection() as conn:  # ...the lower one after its last retry
+        conn.execute(kill.format("min(id)"), ("webhook answered HTTP 503",))
+    second, cursor = evaluate_sensor(sensor, instance, resources, cursor)
+    assert (first, second) == ("alerted: 1 dead deliveries", "alerted: 1 dead deliveries")
+    assert ["HTTP 503" in r.body["text"] for r in webhook.received] == [False, True]

@@ -16,12 +16,13 @@ from reminders_pipeline.delivery.email import SmtpSender
 from reminders_pipeline.delivery.webhook import WebhookSender
 from tests.helpers.delivery_servers import (
     SECRET,
+    PlainSmtpServer,
     ReminderReceiver,
     SilentServer,
     TlsSmtpServer,
     self_signed_cert,
 )
-from tests.helpers.outbox import deliveries, due_reminders, make_deliverer
+from tests.helpers.outbox import deliveries, due_reminders, make_all_due, make_deliverer
 
 USER, PASSWORD = "reminders", "s3cret"
 
@@ -131,3 +132,32 @@ def _mentor(db: Database, assignment_id: int) -> int:
     return db_rows(db, "SELECT mentor_id FROM assignments WHERE id = %s", (assignment_id,))[0][
         "mentor_id"
     ]
+
+
+def _plain(port: int) -> dict[str, SmtpSender]:
+    sender = SmtpSender("127.0.0.1", port, "reminders@example.org", security="none")
+    return {"email": sender}
+
+
+def test_a_failed_goodbye_after_an_accepted_message_is_a_sent_delivery(db: Database) -> None:
+    due_reminders(db, 1, channels=["email"])
+    with PlainSmtpServer() as server:
+        first = make_deliverer(db, _plain(server.port)).drain()
+        make_all_due(db)
+        again = make_deliverer(db, _plain(server.port)).drain()
+    assert first.totals()["sent"] == 1 and again.totals()["sent"] == 0
+    assert len(server.messages) == 1
+    assert deliveries(db)[0]["state"] == "sent"
+
+
+def test_a_line_break_in_a_mentor_name_is_a_dead_delivery_naming_the_field(db: Database) -> None:
+    due_reminders(db, 1, channels=["email"])
+    with db.connection() as conn:
+        conn.execute("UPDATE mentors SET name = E'Kari\\r\\nBcc: everyone@example.org'")
+    with PlainSmtpServer() as server:
+        report = make_deliverer(db, _plain(server.port)).drain()
+    assert report.totals()["dead"] == 1
+    assert server.messages == []
+    [row] = deliveries(db)
+    assert row["state"] == "dead"
+    assert "name or email cannot be the To header" in row["last_error"]

@@ -32,24 +32,28 @@ def check_deliveries(
     logger: object = None,
 ) -> Checked:
     state = load_cursor(cursor)
-    after = state.get("last_dead_id")
+    # The place is (finished_at, id) of the latest dead delivery: ids die in any order.
+    first = "last_dead_at" not in state
+    after_at, after_id = state.get("last_dead_at"), state.get("last_dead_id") or 0
     db = Database(reminders_db.resolved_database_url())
-    row = db.fetch_one("delivery_health", after_dead_id=after or 0)
+    row = db.fetch_one("delivery_health", after_finished_at=after_at, after_dead_id=after_id)
     assert row is not None
     fired: list[str] = []
     still: list[str] = []
-    last_dead = row["last_dead_id"] or 0
-    if after is None:
-        after = last_dead  # first evaluation: dead rows from before the sensor are old news
+    last_at = row["last_dead_at"].isoformat() if row["last_dead_at"] else None
+    if first:  # first evaluation: dead rows from before the sensor are old news
+        after_at, after_id = last_at, row["last_dead_id"] or 0
     elif row["new_dead"]:
         alerts.send(
             dead_deliveries_alert(
-                count=row["new_dead"], last_id=last_dead, recent_errors=row["recent_errors"]
+                count=row["new_dead"],
+                last_id=row["last_dead_id"],
+                recent_errors=row["recent_errors"],
             ),
             logger=logger,
         )
         fired.append(f"{row['new_dead']} dead deliveries")
-        after = last_dead
+        after_at, after_id = last_at, row["last_dead_id"]
     oldest = timedelta(seconds=row["oldest_pending_s"] or 0)
     backlog = oldest > max_age
     if backlog and state.get("backlog"):
@@ -57,7 +61,12 @@ def check_deliveries(
     elif backlog:
         alerts.send(pending_deliveries_alert(oldest=oldest, threshold=max_age), logger=logger)
         fired.append(f"oldest pending delivery {duration(oldest)}")
-    return Checked(fired, [], json.dumps({"last_dead_id": after, "backlog": backlog}), still)
+    return Checked(
+        fired,
+        [],
+        json.dumps({"last_dead_at": after_at, "last_dead_id": after_id, "backlog": backlog}),
+        still,
+    )
 
 
 def max_pending_age() -> timedelta:

@@ -35,8 +35,8 @@ CREATE TABLE deliveries (
 -- The claim: due deliveries of one channel, oldest first.
 CREATE INDEX deliveries_due_idx ON deliveries (channel, next_attempt_at, id)
     WHERE state IN ('pending', 'retry');
--- The dead-delivery sensor walks dead rows by id.
-CREATE INDEX deliveries_dead_idx ON deliveries (id) WHERE state = 'dead';
+-- The dead-delivery sensor walks dead rows in the order they died.
+CREATE INDEX deliveries_dead_idx ON deliveries (finished_at, id) WHERE state = 'dead';
 
 -- How far the deliverer has expanded notifications into deliveries (one row).
 CREATE TABLE delivery_cursor (

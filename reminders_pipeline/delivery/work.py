@@ -1,0 +1,31 @@
+"""Whether a drain has work: for the delivery schedule, without building any sender."""
+
+from __future__ import annotations
+
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.settings import delivery_settings as s
+
+
+def configured_channels() -> list[str]:
+    """The channels whose sender is configured (REMINDERS_SMTP_URL, REMINDERS_WEBHOOK_URL)."""
+    return [
+        channel
+        for channel, setting in (("email", s.SMTP_URL), ("webhook", s.WEBHOOK_URL))
+        if setting.get()
+    ]
+
+
+def drain_needed(db: Database) -> str | None:
+    """Why a drain should run now, or None: deliveries due on a configured channel (a
+    channel without a sender is left to the health sensor's backlog alert), or
+    reminders past the expansion cursor that some mentor gets by email or webhook (a
+    failed or skipped expansion must not wait for the next day's run)."""
+    row = db.fetch_one(
+        "delivery_work_waiting", channels=configured_channels(), org_channels=s.CHANNELS.get()
+    )
+    assert row is not None
+    if row["due"]:
+        return "deliveries are due"
+    if row["unexpanded"]:
+        return "reminders wait to be expanded into deliveries"
+    return None
