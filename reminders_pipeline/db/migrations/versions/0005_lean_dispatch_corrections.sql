@@ -76,9 +76,13 @@ $$;
 -- date when it has no run): how many, and the day of the latest. One probe of the
 -- natural key's index by its leading assignment_id, one primary-key probe of the
 -- run per reminder (an assignment has a few).
+-- SECURITY DEFINER: the contact triggers run as whoever registers the contact,
+-- and that role (reminders_contacts, migration 0007) may not read reminders; it
+-- learns two numbers about the assignment it is registering for, nothing else.
 CREATE FUNCTION reminders_sent_since(assignment bigint, since date)
 RETURNS TABLE (reminders integer, last_sent_on date)
 LANGUAGE sql STABLE
+SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
     SELECT count(*)::integer, max(greatest(n.due_on, r.as_of))
     FROM notifications n
