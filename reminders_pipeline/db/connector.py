@@ -166,6 +166,21 @@ class Session:
             self._conn.close()
 
 
+@contextmanager
+def committed(session: Session, *, autocommit: bool) -> Iterator[None]:
+    """Commit what the block did, or roll it back when it raises (unless autocommit)."""
+    try:
+        yield
+        if not autocommit:
+            session.commit()
+    except BaseException:
+        if not session.closed and not autocommit:
+            # A session that is gone cannot roll back; the original error says more.
+            with suppress(DatabaseError):
+                session.rollback()
+        raise
+
+
 def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> Session:
     """Open a session (kwargs are libpq parameters), or raise DatabaseUnavailable."""
     return Session(raw_connection(url, autocommit=autocommit, **kwargs))
@@ -185,15 +200,8 @@ class Database:
     def connection(self, *, autocommit: bool = False) -> Iterator[Session]:
         session = connect(self.url, autocommit=autocommit)
         try:
-            yield session
-            if not autocommit:
-                session.commit()
-        except BaseException:
-            if not session.closed and not autocommit:
-                # A session that is gone cannot roll back; the original error says more.
-                with suppress(DatabaseError):
-                    session.rollback()
-            raise
+            with committed(session, autocommit=autocommit):
+                yield session
         finally:
             session.close()
 

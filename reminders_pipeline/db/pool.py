@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -23,9 +23,10 @@ from reminders_pipeline.db.connector import (
     Database,
     Session,
     _first_line,
+    committed,
 )
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import DatabaseError, DatabaseUnavailable
+from reminders_pipeline.errors import DatabaseUnavailable
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
@@ -98,14 +99,8 @@ class PooledDatabase(Database):
         session = Session(conn)
         try:
             conn.autocommit = autocommit
-            yield session
-            if not autocommit:
-                session.commit()
-        except BaseException:
-            if not session.closed and not autocommit:
-                with suppress(DatabaseError):
-                    session.rollback()
-            raise
+            with committed(session, autocommit=autocommit):
+                yield session
         finally:
             # The pool resets the session (rolls back anything left open) or discards it.
             self.pool.putconn(conn)
