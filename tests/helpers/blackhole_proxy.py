@@ -9,6 +9,7 @@ are accepted and then ignored, so a client learns nothing from TCP itself.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -85,7 +86,5 @@ class BlackHoleProxy:
             return
         forwards = self.mode == "forward" or (self.mode == "server_to_client" and client_side)
         if forwards and peer is not None and peer in self._peers:
-            try:
+            with contextlib.suppress(OSError):  # the peer went: nothing to pass on
                 peer.sendall(data)
-            except OSError:
-                pass
