@@ -51,9 +51,7 @@ def catches_sigterm(pid: int) -> bool:
     return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
 
-def test_sigterm_at_any_moment_of_start_up_leaves_a_row_and_a_summary(
-    reminders_cli, db, db_url
-):
+def test_sigterm_at_any_moment_of_start_up_leaves_a_row_and_a_summary(reminders_cli, db, db_url):
     seed = int(os.environ.get("REMINDERS_STARTUP_SIGNAL_SEED") or random.randrange(2**32))
     print(f"REMINDERS_STARTUP_SIGNAL_SEED={seed}")
     rng = random.Random(seed)
