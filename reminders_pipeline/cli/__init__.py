@@ -154,8 +154,8 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
 
     today = ReminderSettings.from_env().today()
-    first = parse_as_of(since) if since else today - timedelta(days=30)
-    last = parse_as_of(until) if until else today
+    first = parse_as_of(since, "--since") if since else today - timedelta(days=30)
+    last = parse_as_of(until, "--until") if until else today
     if first > last:
         raise ConfigError(f"--since {first} is after --until {last}")
     with dagster_instance() as instance:

@@ -50,8 +50,8 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
         missing_days,
     )
 
-    first = parse_as_of(since)
-    last = parse_as_of(until) if until else ReminderSettings.from_env().today()
+    first = parse_as_of(since, "--from")
+    last = parse_as_of(until, "--to") if until else ReminderSettings.from_env().today()
     if first > last:
         raise ConfigError(f"--from {first} is after --to {last}")
     check_partition(first)
