@@ -21,6 +21,7 @@ from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
 from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.runlog import RunLog, RunSummary
+from reminders_pipeline.core.stop_signals import early_stop_reason
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.errors import ConfigError, RemindersError
@@ -80,10 +81,14 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
     from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
 
     settings = ReminderSettings.from_env()
-    day = parse_as_of(as_of) if as_of else settings.today()
+    day = parse_as_of(as_of, "--as-of") if as_of is not None else settings.today()
     check_partition(day)
     url = database_url()
     require_migrated(url)
+    reason = early_stop_reason()
+    if reason is not None:  # a signal during start-up (reminders_pipeline/entry.py)
+        row_id = RunLog(Database(url)).failed_before_start(day, None, "cli", reason)
+        return RunSummary("failed", day, None, row_id, error=reason)
     if not as_json:
         click.echo(f"running the reminders job for {day} ...", err=True)
     return run_reminders_job(url, day)

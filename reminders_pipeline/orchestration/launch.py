@@ -27,6 +27,7 @@ from reminders_pipeline.errors import ConfigError, ConnectionLost, DatabaseUnava
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from reminders_pipeline.orchestration.jobs import reminder_partitions
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
+from reminders_pipeline.orchestration.resources import ENDED_IN_THIS_PROCESS
 
 # The first line of a dagster.yaml this package manages (instance/dagster.yaml).
 MANAGED_MARKER = "# managed by reminders_pipeline"
@@ -132,7 +133,14 @@ def run_reminders_job(
             tags={"dagster/partition": key, "reminders/trigger": trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
+    ended = ENDED_IN_THIS_PROCESS.pop(result.run_id, None)
+    if ended is not None and not ended.recorded:
+        # The database did not take the run's outcome (it stayed away past the retry
+        # bound): the run's own account, counts committed and row id included, is the truth.
+        return ended.summary
     row, lookup_error = _run_row(url, result.run_id)
+    if row is None and ended is not None:
+        return ended.summary  # recorded, but unreadable now: the run's account is the same
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure and e.event_specific_data]
