@@ -646,7 +646,7 @@ SET last_notification_id = greatest(last_notification_id, %(upto)s);
 -- the reason: a contact after the reminder's silence began (the silence is
 -- over) or an assignment that is no longer active. The caller sends the rest.
 -- Each leased delivery carries the claim's lease_token: only its holder may
--- record the outcome (0008, fenced outcomes).
+-- record the outcome (0009, fenced outcomes).
 WITH claimed AS (
     SELECT id
     FROM deliveries

@@ -2,7 +2,7 @@
 
 A database already past a migration never runs it again, so an edit to a landed
 migration reaches fresh databases only and the two drift apart (0002, 0005, 0006
-and 0007 were edited after landing). Change the schema with a
+and 0007 were edited after landing; 0008 repairs them). Change the schema with a
 new migration instead. A new migration adds its two lines to
 reminders_pipeline/db/migrations/landed.sha256 in the commit that lands it
 (`cd reminders_pipeline/db/migrations && sha256sum versions/NNNN_* >> landed.sha256`);

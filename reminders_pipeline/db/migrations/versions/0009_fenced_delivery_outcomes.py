@@ -1,13 +1,13 @@
 """Fenced delivery outcomes: a lease token per claim, and no state moves back from a final one.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from reminders_pipeline.db.migrate import run_sql_file
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -17,4 +17,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("0008 is not downgraded; restore a backup instead")
+    raise NotImplementedError("0009 is not downgraded; restore a backup instead")

@@ -1,4 +1,4 @@
--- 0008: fenced delivery outcomes (docs/decisions/delivery-outbox.md, "Fencing").
+-- 0009: fenced delivery outcomes (docs/decisions/delivery-outbox.md, "Fencing").
 --
 -- Every claim writes a fresh lease_token on the deliveries it leases; an outcome
 -- (sent, retry, dead) or a release is written only where the delivery is still
