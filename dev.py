@@ -7,7 +7,6 @@
     python3 dev.py lint            # ruff check + ruff format --check
     python3 dev.py reminders ARGS  # the `reminders` command
     python3 dev.py dagster ARGS    # the `dagster` command (e.g. `dev`)
-    python3 dev.py schema          # rewrite reminders_pipeline/db/schema.sql from the migrations
     python3 dev.py lock [ARGS]     # re-lock after editing dependencies (ARGS go to `uv lock`,
                                    # e.g. --upgrade, --upgrade-package NAME)
 
@@ -144,7 +143,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("demo", "ui", "test", "lint", "reminders", "dagster", "lock", "schema"):
+    if command not in ("demo", "ui", "test", "lint", "reminders", "dagster", "lock"):
         print(f"dev.py: unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py may run on an older python3)
@@ -161,8 +160,6 @@ def main(argv: list[str]) -> int:
         return _run(str(BIN / "reminders"), command, *rest)
     if command == "lint":
         return lint()
-    if command == "schema":
-        return _run(str(BIN / "python"), "-m", "tests.helpers.schema_file")
     if command == "test":
         code = lint()
         if code:
