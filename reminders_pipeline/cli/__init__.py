@@ -10,6 +10,7 @@ import traceback
 import click
 
 from reminders_pipeline.admin.cli import admin
+from reminders_pipeline.cli.backfill import backfill
 from reminders_pipeline.cli.common import (
     database_url,
     print_json,
@@ -146,16 +147,17 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     """Days whose reminders were never created (skipped, failed or never run).
 
     From the Dagster instance (DAGSTER_HOME, or the CLI's own): the days without a
-    materialization of reminders/daily_reminders. Prints them comma-separated, for
-    `dagster job backfill -j reminders_job --partitions ...` or the UI's backfill dialog.
+    materialization of reminders/daily_reminders. Prints them comma-separated;
+    `reminders backfill --from DAY --missing` queues runs for exactly these days
+    (the UI's backfill dialog leaves skipped days out unless "Completed" is ticked).
     """
     from datetime import timedelta
 
     from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
 
     today = ReminderSettings.from_env().today()
-    first = parse_as_of(since) if since else today - timedelta(days=30)
-    last = parse_as_of(until) if until else today
+    first = parse_as_of(since, "--since") if since else today - timedelta(days=30)
+    last = parse_as_of(until, "--until") if until else today
     if first > last:
         raise ConfigError(f"--since {first} is after --until {last}")
     with dagster_instance() as instance:
@@ -223,6 +225,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 cli.add_command(db)
+cli.add_command(backfill)
 cli.add_command(ui)
 cli.add_command(deliver)
 cli.add_command(mentor)

@@ -19,6 +19,17 @@ from typing import Any
 
 import backoff
 from dagster import DagsterInstance, execute_job, reconstructable
+from dagster._core.definitions.repository_definition.valid_definitions import (
+    SINGLETON_REPOSITORY_NAME,
+)
+from dagster._core.remote_representation.external_data import (
+    partition_set_snap_name_for_job_name,
+)
+from dagster._core.storage.tags import (
+    CODE_LOCATION_TAG,
+    PARTITION_SET_TAG,
+    REPOSITORY_LABEL_TAG,
+)
 
 from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog, RunSummary
@@ -32,9 +43,22 @@ from reminders_pipeline.errors import (
     first_line,
 )
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
-from reminders_pipeline.orchestration.jobs import reminder_partitions
+from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
 from reminders_pipeline.orchestration.resources import ENDED_IN_THIS_PROCESS
+
+# The code location's name in every workspace (workspace.yaml, workspace.grpc.yaml,
+# `reminders ui`'s, the code server's --location-name).
+CODE_LOCATION = "reminders_pipeline"
+# The tags a UI, schedule or backfill launch gives a partitioned run of the job: the
+# job's Partitions page counts a run only with the partition set and the code
+# location as "repository@location"; the Runs list filters on dagster/code_location.
+# A CLI run carries them too.
+UI_LAUNCH_TAGS = {
+    CODE_LOCATION_TAG: CODE_LOCATION,
+    PARTITION_SET_TAG: partition_set_snap_name_for_job_name(reminders_job.name),
+    REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}",
+}
 
 # The first line of a dagster.yaml this package manages (instance/dagster.yaml).
 MANAGED_MARKER = "# managed by reminders_pipeline"
@@ -137,7 +161,7 @@ def run_reminders_job(
         result = execute_job(
             reconstructable(resolved_reminders_job),
             instance=instance,
-            tags={"dagster/partition": key, "reminders/trigger": trigger},
+            tags={**UI_LAUNCH_TAGS, "dagster/partition": key, "reminders/trigger": trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     ended = ENDED_IN_THIS_PROCESS.pop(result.run_id, None)

@@ -1,4 +1,4 @@
-"""Migration 0009: a SECURITY DEFINER function gives no role more than it had, and
+"""Migration 0010: a SECURITY DEFINER function gives no role more than it had, and
 the admin API's role can neither mint nor revive a token.
 
 Each attack logs in as a new LOGIN role that is a member of one of the project's
@@ -186,7 +186,7 @@ def test_the_api_role_cannot_mint_or_revive_a_token(db_url, db, login):
 
 
 def test_every_security_definer_function_is_held_to_the_rules(db):
-    """A new SECURITY DEFINER function in the schema must follow 0009 or this fails."""
+    """A new SECURITY DEFINER function in the schema must follow 0010 or this fails."""
     rows = db_rows(
         db,
         """

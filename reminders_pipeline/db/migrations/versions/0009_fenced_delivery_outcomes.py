@@ -1,4 +1,4 @@
-"""SECURITY DEFINER functions owned by a role that gains nothing; tokens minted by the owner only.
+"""Fenced delivery outcomes: a lease token per claim, and no state moves back from a final one.
 
 Revision ID: 0009
 Revises: 0008

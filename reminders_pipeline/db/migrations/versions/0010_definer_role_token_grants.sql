@@ -1,4 +1,4 @@
--- 0009: a SECURITY DEFINER function runs as a role that gains nothing; tokens
+-- 0010: a SECURITY DEFINER function runs as a role that gains nothing; tokens
 -- are minted and revoked by the owner only (docs/operations.md, "Database roles").
 --
 -- reminders_sent_since() (0005) is SECURITY DEFINER so that the contact triggers,
