@@ -28,10 +28,10 @@ from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
 from reminders_pipeline import settings
+from reminders_pipeline.db import schema_version
 from reminders_pipeline.db.connector import raw_connection
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
 from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
-from reminders_pipeline.db import schema_version
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import database_url
 from reminders_pipeline.errors import MigrationBlocked

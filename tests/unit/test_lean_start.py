@@ -1,8 +1,8 @@
 """What `reminders run` imports before it works: only what the daily run needs.
 
 The webhook sender's HTTP client (httpx, with its command-line extras) cost the
-run's start about 0.2 s; only the delivery job and `reminders deliver` send (tests/integration/test_delivery_dagster.py
-and test_delivery_cli.py run them).
+run's start about 0.2 s; only the delivery job and `reminders deliver` send
+(tests/integration/test_delivery_dagster.py and test_delivery_cli.py run them).
 """
 
 from __future__ import annotations
@@ -26,4 +26,3 @@ def test_the_cli_and_the_code_location_load_no_http_client_and_no_alembic() -> N
         ("httpx", "alembic", "fastapi", "uvicorn"),
     )
     assert loaded == []
-
