@@ -29,6 +29,7 @@ from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
 from reminders_pipeline.core.run_ports import Lock, Watch
 from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary, unrecorded
 from reminders_pipeline.core.stop_signals import (
+    STOP_GRACE_S,
     WakeupWatch,
     cancel_until,
     early_stop_reason,
@@ -115,8 +116,7 @@ class ReminderRun:
         return None
 
     def ensure_started(self, as_of: date) -> RunSummary | None:
-        """start() unless this process already did: a re-execution from failure
-        begins at a later step, and must take the lock and log itself all the same."""
+        """start() unless done: a re-execution from failure begins at a later step."""
         if self.as_of is None:
             return self.start(as_of)
         return None
@@ -196,6 +196,8 @@ class ReminderRun:
         if self._stop_reason is None:
             self._stop_reason = reason
         if self._lock_open:
+            # A silent server never answers the cancel: its sessions close after a grace.
+            self.watch and self.watch.give_up_after(STOP_GRACE_S, reason)
             self.lock.cancel()
             self._keep_cancelling()
 
