@@ -20,7 +20,6 @@ import signal
 import time
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.acceptance.support import (
     assert_notifications_are_exactly,
@@ -49,12 +48,6 @@ LOCK_FREE_WITHIN_S = SILENCE_S + 6
 EXIT_WITHIN_S = SILENCE_S + 4 + RECORD_RETRY_S + 10 + 20
 
 
-def through_proxy(url: str, port: int) -> str:
-    params = conninfo_to_dict(url)
-    params.update(host="127.0.0.1", port=str(port))
-    return make_conninfo(**params)
-
-
 @pytest.mark.parametrize("direction", ["both", "server_to_client"])
 def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
     reminders_cli, notifications_gate, db, db_url, direction
@@ -62,8 +55,7 @@ def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
     as_of = today()
     seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
     expected = expected_due_set(db, as_of)
-    target = conninfo_to_dict(db_url)
-    with BlackHoleProxy(target.get("host") or "127.0.0.1", int(target.get("port") or 5432)) as px:
+    with BlackHoleProxy.to(db_url) as px:
         gate = notifications_gate()
         run = reminders_cli.start(
             "run",
@@ -71,7 +63,7 @@ def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
             "--as-of",
             as_of.isoformat(),
             env={
-                "REMINDERS_DATABASE_URL": through_proxy(db_url, px.port),
+                "REMINDERS_DATABASE_URL": px.url(db_url),
                 "REMINDERS_RUN_SILENCE_S": str(SILENCE_S),
                 "REMINDERS_RUN_RECORD_RETRY_S": str(RECORD_RETRY_S),
             },
@@ -130,8 +122,7 @@ def test_a_signal_stops_a_black_holed_run_without_the_hung_path(
     closes its sessions itself, long before the silence bound."""
     as_of = today()
     seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
-    target = conninfo_to_dict(db_url)
-    with BlackHoleProxy(target.get("host") or "127.0.0.1", int(target.get("port") or 5432)) as px:
+    with BlackHoleProxy.to(db_url) as px:
         notifications_gate()  # stays closed: the INSERT waits on the server throughout
         run = reminders_cli.start(
             "run",
@@ -139,7 +130,7 @@ def test_a_signal_stops_a_black_holed_run_without_the_hung_path(
             "--as-of",
             as_of.isoformat(),
             env={
-                "REMINDERS_DATABASE_URL": through_proxy(db_url, px.port),
+                "REMINDERS_DATABASE_URL": px.url(db_url),
                 "REMINDERS_RUN_SILENCE_S": str(STOP_SILENCE_S),
                 "REMINDERS_RUN_RECORD_RETRY_S": "5",
             },
