@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery as delivery_settings
+from reminders_pipeline.settings.lock_scope import LOCK_SCOPE as LOCK_SCOPE
 from reminders_pipeline.settings.setting import (
     Setting,
     integer,
@@ -43,8 +44,8 @@ DEFAULT_TIMEZONE = "Europe/Oslo"
 DATABASE_URL = string(
     "REMINDERS_DATABASE_URL",
     None,
-    "the reminders database (libpq URL or key=value string); must be a direct or "
-    "session-mode connection, never a transaction-mode pooler",
+    "the reminders database (libpq URL or key=value string): direct or a session-mode "
+    "pooler; behind a transaction-mode pooler `reminders run` uses `REMINDERS_LOCK_SCOPE`",
     default_text="embedded PostgreSQL in `$REMINDERS_HOME/pgdata`",
     secret=True,
 )
