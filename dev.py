@@ -7,6 +7,7 @@
     python3 dev.py lint            # ruff check + ruff format --check
     python3 dev.py reminders ARGS  # the `reminders` command
     python3 dev.py dagster ARGS    # the `dagster` command (e.g. `dev`)
+    python3 dev.py schema          # rewrite reminders_pipeline/db/schema.sql from the migrations
     python3 dev.py lock [ARGS]     # re-lock after editing dependencies (ARGS go to `uv lock`,
                                    # e.g. --upgrade, --upgrade-package NAME)
 
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command not in ("demo", "ui", "test", "lint", "reminders", "dagster", "lock"):
+    if command not in ("demo", "ui", "test", "lint", "reminders", "dagster", "lock", "schema"):
         print(f"dev.py: unknown command {command!r}\n{__doc__}", file=sys.stderr)
         return 2
     if sys.version_info < (3, 11):  # noqa: UP036 (dev.py may run on an older python3)
@@ -160,6 +161,8 @@ def main(argv: list[str]) -> int:
         return _run(str(BIN / "reminders"), command, *rest)
     if command == "lint":
         return lint()
+    if command == "schema":
+        return _run(str(BIN / "python"), "-m", "tests.helpers.schema_file")
     if command == "test":
         code = lint()
         if code:

@@ -90,3 +90,10 @@ class UnsupportedPooler(ConfigError):
     """The run lock's connection goes through a pooler that does not keep one server
     connection per client (transaction or statement mode), or that could not be
     confirmed to: a session lock there would land on a connection nobody owns."""
+
+
+def first_line(value: BaseException | str) -> str:
+    """The first line of an error's message (its class name when it has none)."""
+    text = str(value).strip()
+    fallback = type(value).__name__ if isinstance(value, BaseException) else ""
+    return (text.splitlines() or [fallback])[0]

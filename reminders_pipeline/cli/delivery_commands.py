@@ -17,8 +17,9 @@ def deliver(ctx: click.Context, as_json: bool) -> None:
     """Send the reminders due for email and webhook once (never takes the run lock).
 
     Prints what this invocation did: sent, retry (will be tried again), dead
-    (given up), cancelled (a contact came first). Exit 1 when a channel could not
-    be served (not configured, or its lane failed).
+    (given up), cancelled (a contact came first), and late: outcomes not recorded
+    because the lease was lost meanwhile (a freeze; logged). Exit 1 when a channel
+    could not be served (not configured, or its lane failed).
     """
     url = database_url()
     require_migrated(url)
@@ -28,12 +29,14 @@ def deliver(ctx: click.Context, as_json: bool) -> None:
     finally:
         deliverer.close()
     if as_json:
-        print_json(report.totals())
+        print_json({**report.totals(), "late": report.late})
     else:
         for channel, counts in sorted(report.channels.items()):
             click.echo(f"{channel}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         totals = report.totals()
         click.echo("total: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+        if report.late:
+            click.echo(f"late (lease lost, not recorded): {report.late}")
     for problem in report.problems:
         click.echo(f"error: {problem}", err=True)
     ctx.exit(1 if report.problems else 0)

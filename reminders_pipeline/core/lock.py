@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reminders_pipeline.db.connector import Session, connect
+from reminders_pipeline.db.connector import Session
 from reminders_pipeline.db.lock_holder import (
     APPLICATION_PREFIX,
     LockHolder,
@@ -26,6 +26,7 @@ from reminders_pipeline.db.lock_holder import (
 from reminders_pipeline.db.lock_keys import LOCK_KEY, LOCK_NAMESPACE, REMINDERS_RUN_JOB
 from reminders_pipeline.db.pooler import require_session_binding
 from reminders_pipeline.db.queries import query
+from reminders_pipeline.db.run_sessions import RunSessions
 from reminders_pipeline.errors import ConnectionLost, DatabaseError, LockLost
 
 log = logging.getLogger(__name__)
@@ -49,29 +50,12 @@ __all__ = [
 # LOCK_KEY (namespace "REMI", job 1) is defined and documented in db/lock_keys.py,
 # beside the migration lock's key, so the db layer needs nothing from here.
 
-# TCP keepalives bound how long a vanished host (power loss, network split) keeps
-# the lock. The client side (libpq) notices a dead server; only the server side
-# makes PostgreSQL drop the session of a client host that went away, after about
-# idle + interval * count seconds instead of the kernel's two hours. The server
-# settings are SET after connecting rather than passed as startup options, which
-# some poolers refuse; on a Unix socket PostgreSQL ignores them.
-KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
-SERVER_KEEPALIVES = {
-    "tcp_keepalives_idle": 30,
-    "tcp_keepalives_interval": 10,
-    "tcp_keepalives_count": 3,
-}
-# The run's statements execute on the lock session, and a backend busy with one
-# (an INSERT waiting for a row lock, say) does not read its socket: without this
-# check a killed client's session, and the lock with it, would live on until the
-# statement ends. PostgreSQL 14+ polls the socket this often (ms) while a
-# statement runs and ends the session when the client has gone.
-CLIENT_CONNECTION_CHECK_INTERVAL_MS = 1000
+# The lock session's TCP keepalives, tcp_user_timeout, idle timeouts and client
+# connection check all come from REMINDERS_RUN_SILENCE_S (db/run_sessions.py): a
+# vanished host, a killed client, and a peer that keeps the socket open but says
+# nothing all lose the lock within that bound on the server. On PostgreSQL < 14
+# (no idle_session_timeout, no client_connection_check_interval) only the idle
+# in-transaction timeout and the TCP bounds apply.
 
 
 def _params() -> dict[str, int]:
@@ -94,19 +78,18 @@ class RunLock:
     when the block ends, whatever happens inside.
     """
 
-    def __init__(self, url: str, run_id: str | None) -> None:
+    def __init__(self, url: str, run_id: str | None, sessions: RunSessions | None = None) -> None:
         self.url = url
         self.run_id = run_id
+        # The run's own (watched); a lock taken alone gets the bounds without the watch.
+        self.sessions = sessions or RunSessions(url)
         self._conn: Session | None = None
         self._server_pid: int | None = None
         self.acquired = False
 
     def __enter__(self) -> RunLock:
-        self._conn = connect(
-            self.url,
-            autocommit=True,
-            application_name=application_name_for(self.run_id),
-            **KEEPALIVES,
+        self._conn = self.sessions.open(
+            autocommit=True, application_name=application_name_for(self.run_id)
         )
         try:
             # Before anything else on this session: behind a transaction-mode pooler
@@ -114,9 +97,8 @@ class RunLock:
             # The server's pid, not BackendKeyData's (a pooler's own number), is
             # what pg_locks shows and what the run log records.
             self._server_pid = require_session_binding(self._conn, self.url).server_pid
-            for name, value in SERVER_KEEPALIVES.items():
-                self._conn.execute(f"SET {name} = {int(value)}")
-            self._set_client_connection_check()
+            self._warn_if_old_server()
+            self.sessions.bound(self._conn)
         except BaseException:
             # A session left open here would carry this run's name, and look alive.
             self._conn.close()
@@ -127,18 +109,14 @@ class RunLock:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _set_client_connection_check(self) -> None:
-        conn = self.conn
-        if conn.server_version < 140000:
+    def _warn_if_old_server(self) -> None:
+        if self.conn.server_version < 140000:
             log.warning(
-                "PostgreSQL %s has no client_connection_check_interval: a killed run keeps "
-                "the lock until its statement in flight ends",
-                conn.server_version,
+                "PostgreSQL %s has no client_connection_check_interval nor idle_session_timeout:"
+                " a killed run keeps the lock until its statement in flight ends, and a silent"
+                " one while its session is idle outside a transaction",
+                self.conn.server_version,
             )
-            return
-        conn.execute(
-            f"SET client_connection_check_interval = {int(CLIENT_CONNECTION_CHECK_INTERVAL_MS)}"
-        )
 
     @property
     def conn(self) -> Session:

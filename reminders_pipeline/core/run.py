@@ -10,7 +10,8 @@ The dispatch batches and the 'success' row go through the lock's own session,
 so the run's writes live exactly as long as its lock. SIGTERM and SIGINT stop
 the run (core/stop_signals.py): the statement in flight is cancelled on the
 server, no further statement starts, the run is recorded 'failed' naming the
-signal, and the lock is released.
+signal, and the lock is released. A server silent for too long stops it too
+(the watch, db/run_sessions.py), and the run is recorded 'failed' naming that.
 """
 
 from __future__ import annotations
@@ -19,35 +20,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 from reminders_pipeline.core.dispatch import BatchProgress, ReminderDispatchService
 from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
-from reminders_pipeline.core.lock import LockHolder
-from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary
-from reminders_pipeline.core.stop_signals import WakeupWatch, cancel_until, handling_stop_signals
-from reminders_pipeline.errors import RunInterrupted
+from reminders_pipeline.core.run_ports import Lock, Watch
+from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary, unrecorded
+from reminders_pipeline.core.stop_signals import (
+    WakeupWatch,
+    cancel_until,
+    early_stop_reason,
+    handling_stop_signals,
+)
+from reminders_pipeline.errors import RunInterrupted, first_line
 
 log = logging.getLogger(__name__)
-
-
-class Lock(Protocol):
-    """What a run needs of its lock (RunLock in production, a fake in unit tests)."""
-
-    backend_pid: int
-
-    def __enter__(self) -> Lock: ...
-    def __exit__(self, *exc_info: object) -> None: ...
-    def try_acquire(self) -> bool: ...
-    def holder(self) -> LockHolder | None: ...
-    def ensure_held(self) -> None: ...
-    # A transaction on the lock's own session (the session it yields).
-    def transaction(self) -> AbstractContextManager[Any]: ...
-    # Cancel the statement in flight, if any; from a signal handler or another thread.
-    def cancel(self) -> None: ...
-    def close(self) -> None: ...
 
 
 class ReminderRun:
@@ -60,8 +49,10 @@ class ReminderRun:
         dispatcher: ReminderDispatchService,
         dagster_run_id: str | None = None,
         trigger: str = "manual",
+        watch: Watch | None = None,
     ) -> None:
         self.lock = lock
+        self.watch = watch
         self.runlog = runlog
         self.scheduler = scheduler
         self.dispatcher = dispatcher
@@ -71,6 +62,9 @@ class ReminderRun:
         self.run_row_id: int | None = None
         self.summary: RunSummary | None = None
         self.selection: DueSelection | None = None
+        self.planned_as_of: date | None = None  # the day, when known before start()
+        # Whether the run's row says how it ended (False: the database was away).
+        self.outcome_recorded = False
         self._lock_open = False
         self._started = 0.0
         self._counts = RunCounts()
@@ -88,6 +82,7 @@ class ReminderRun:
         """Take the lock. Returns None when acquired, or the 'skipped' summary."""
         self.as_of = as_of
         self._started = time.perf_counter()
+        self.watch and self.watch.start()
         with self._failing_on_error():
             self.lock.__enter__()
             self._lock_open = True
@@ -97,6 +92,7 @@ class ReminderRun:
         if not acquired:
             self._close_lock()
             self.run_row_id = self.runlog.skipped(as_of, self.dagster_run_id, self.trigger, holder)
+            self.outcome_recorded = True
             log.warning(
                 "skipped the reminders run for %s: another run holds the lock (%s)",
                 as_of,
@@ -163,6 +159,7 @@ class ReminderRun:
             self.lock.ensure_held()
             with self.lock.transaction() as conn:
                 self.runlog.succeeded(self.run_row_id, self._counts, conn)
+            self.outcome_recorded = True
         self._close_lock()
         self.summary = self._summary("success")
         return self.summary
@@ -175,8 +172,16 @@ class ReminderRun:
         try:
             if self.run_row_id is not None:
                 self.runlog.failed(self.run_row_id, error, self._counts)
+                self.outcome_recorded = True
             elif self.as_of is not None:
-                self._log_failure_before_start(error)
+                # Best effort: the database that refused the lock may refuse this too.
+                self.run_row_id = self.runlog.failed_before_start(
+                    self.as_of, self.dagster_run_id, self.trigger, error
+                )
+                self.outcome_recorded = True
+        except Exception as exc:  # the database stayed away past the retry bound
+            error = unrecorded(error, exc, self.run_row_id)
+            log.exception("reminders run for %s: %s", self.as_of, error)
         finally:
             self._close_lock()
             self.summary = self._summary("failed", error=error)
@@ -195,14 +200,14 @@ class ReminderRun:
             self._keep_cancelling()
 
     def watch_signals_between_steps(self) -> None:
-        """Until close(), a SIGTERM/SIGINT that comes between two steps is the run's too:
-        read from the interpreter's wakeup fd before each step and at close
-        (core/stop_signals.py)."""
+        """Until close(), a SIGTERM/SIGINT between two steps is the run's too (read from
+        the interpreter's wakeup fd before each step and at close: core/stop_signals.py)."""
         self._signals.start()
 
     def _note_signals(self) -> None:
-        """Record a SIGTERM/SIGINT that reached the process since the last look."""
-        reason = self._signals.received()
+        """Record a SIGTERM/SIGINT that reached the process since the last look,
+        or during start-up (the entry point: reminders_pipeline/entry.py)."""
+        reason = self._signals.received() or early_stop_reason()
         if reason is not None:
             self.interrupt(reason)
 
@@ -210,7 +215,11 @@ class ReminderRun:
         """End of the run, however it went: an unfinished run is failed, the lock released."""
         try:
             self._note_signals()
-            if self._lock_open and self.summary is None:
+            if self.as_of is None and self._stop_reason is not None:
+                # Stopped before its first step (Dagster starting): log it all the same.
+                self.as_of, self._started = self.planned_as_of, time.perf_counter()
+            stopped = self._stop_reason is not None and self.as_of is not None
+            if self.summary is None and (self._lock_open or stopped):
                 if self._stop_reason is not None:
                     self.fail(self.describe_stop(self._stop_reason))
                 else:
@@ -220,6 +229,8 @@ class ReminderRun:
             self._close_lock()
         finally:
             self._signals.stop()
+            if self.watch is not None:
+                self.watch.stop()
 
     def execute(self, as_of: date) -> RunSummary:
         """The whole run without Dagster."""
@@ -250,7 +261,11 @@ class ReminderRun:
                     if isinstance(exc, RunInterrupted):
                         raise
                     raise RunInterrupted(reason) from exc
-                self.fail(f"{type(exc).__name__}: {exc}".strip())
+                error = f"{type(exc).__name__}: {exc}".strip()
+                if self.watch is not None and self.watch.tripped:
+                    # The error is the watchdog closing a silent session: name the cause.
+                    error = f"{self.watch.tripped} ({first_line(error)})"
+                self.fail(error)
                 raise
 
     def _keep_cancelling(self) -> None:
@@ -268,16 +283,6 @@ class ReminderRun:
         if self._stop_reason is not None:
             raise RunInterrupted(self._stop_reason)
 
-    def _log_failure_before_start(self, error: str) -> None:
-        """Best effort: the database that refused the lock may refuse this too."""
-        assert self.as_of is not None
-        try:
-            self.run_row_id = self.runlog.failed_before_start(
-                self.as_of, self.dagster_run_id, self.trigger, error
-            )
-        except Exception:
-            log.exception("could not log the failed reminders run for %s", self.as_of)
-
     def _close_lock(self) -> None:
         self._done.set()
         if self._lock_open:
@@ -286,14 +291,8 @@ class ReminderRun:
 
     def _summary(self, status: str, **extra: Any) -> RunSummary:
         assert self.as_of is not None
+        counts, elapsed_s = self._counts, round(time.perf_counter() - self._started, 3)
         return RunSummary(
-            status=status,
-            as_of=self.as_of,
-            dagster_run_id=self.dagster_run_id,
-            run_row_id=self.run_row_id,
-            selected=self._counts.selected,
-            created=self._counts.created,
-            already_existed=self._counts.already_existed,
-            duration_s=round(time.perf_counter() - self._started, 3),
-            **extra,
-        )
+            status, self.as_of, self.dagster_run_id, self.run_row_id, counts.selected,
+            counts.created, counts.already_existed, elapsed_s, **extra,
+        )  # fmt: skip

@@ -3,7 +3,7 @@
 For connections through a pooler that does not keep one server connection per
 client (PgBouncer in transaction mode, Supabase's pooler port 6543): the batched
 run's session lock cannot live there, but a transaction is one server
-connection in every pooler mode. reminders_run_day() (migration 0008) takes the
+connection in every pooler mode. reminders_run_day() (migration 0011) takes the
 same key with pg_try_advisory_xact_lock, so it and the batched run exclude each
 other, and logs the same reminder_runs rows with lock_scope 'transaction'.
 

@@ -25,7 +25,7 @@ import backoff
 from reminders_pipeline.core.lock import LOCK_NAMESPACE, REMINDERS_RUN_JOB, LockHolder
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost
+from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost, first_line
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,16 @@ class RunSummary:
     def __getitem__(self, key: str) -> Any:
         """summary["status"]: a field of its JSON shape."""
         return self.to_dict()[key]
+
+
+def unrecorded(error: str, exc: BaseException, run_row_id: int | None) -> str:
+    """A failure whose recording failed too: what the summary says instead of the row."""
+    if run_row_id is None:
+        return f"{error}; no row could be written for it ({first_line(exc)})"
+    return (
+        f"{error}; its outcome could not be recorded ({first_line(exc)}): row "
+        f"{run_row_id} stays 'running' until the next run marks it abandoned"
+    )
 
 
 class RunLog:

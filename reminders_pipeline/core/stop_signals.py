@@ -5,7 +5,9 @@ steps (between two Dagster ops) the handler in place is Dagster's, which only
 keeps the next op from starting, and Dagster puts its own back around every op.
 Whatever Python handler runs, the interpreter also writes each signal's number
 to the wakeup fd: WakeupWatch reads it, so the signal is recorded by name.
-No Dagster here.
+Before either, from the first instruction of `reminders run` (reminders_pipeline/
+entry.py), record_early_signals() only records a signal: the run, once it
+exists, ends as failed naming it. No Dagster here.
 """
 
 from __future__ import annotations
@@ -68,6 +70,46 @@ class WakeupWatch:
             signal.set_wakeup_fd(previous)
         os.close(read_end)
         os.close(write_end)
+
+
+# A stop signal received during start-up (record_early_signals), and its watch.
+_early: list[str] = []
+_early_watch = WakeupWatch()
+
+
+def record_early_signals() -> None:
+    """From now on SIGTERM and SIGINT only record themselves, until a run reads them.
+
+    Called before the heavy imports; a handler installed later (Dagster's, the
+    run's) takes over, and the wakeup fd still records what reaches it meanwhile.
+    """
+
+    def record(signum: int, _frame: object) -> None:
+        _early.append(stop_reason(signum))
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, record)
+    _early_watch.start()
+
+
+def early_stop_reason() -> str | None:
+    """Why the process was asked to stop before its run could hear it, or None."""
+    reason = _early_watch.received()
+    if reason is not None:
+        _early.append(reason)
+    return _early[0] if _early else None
+
+
+def ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT from now on (the run's outcome is printed; exiting).
+
+    Python puts the default action back for its own handlers while it shuts down,
+    and a signal then would end the process with the signal's status instead of
+    the outcome's; an ignored signal stays ignored.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextmanager

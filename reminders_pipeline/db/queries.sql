@@ -157,7 +157,7 @@ WHERE dagster_run_id = %(dagster_run_id)s
 ORDER BY id DESC;
 
 ------------------------------------------------------------------ the day as one SQL call
--- reminders_run_day() (migration 0008) under the transaction-level lock, for a
+-- reminders_run_day() (migration 0011) under the transaction-level lock, for a
 -- connection through a transaction-mode pooler (core/run_day.py). The three
 -- statements run in one transaction: the settings are the caller's for it alone.
 
@@ -681,6 +681,8 @@ SET last_notification_id = greatest(last_notification_id, %(upto)s);
 -- In the same statement, a delivery whose reminder is stale is cancelled with
 -- the reason: a contact after the reminder's silence began (the silence is
 -- over) or an assignment that is no longer active. The caller sends the rest.
+-- Each leased delivery carries the claim's lease_token: only its holder may
+-- record the outcome (0009, fenced outcomes).
 WITH claimed AS (
     SELECT id
     FROM deliveries
@@ -720,6 +722,8 @@ WITH claimed AS (
         next_attempt_at = CASE WHEN l.cancel_reason IS NULL AND NOT l.used_up
                                THEN now() + make_interval(secs => %(lease_s)s)
                                ELSE d.next_attempt_at END,
+        lease_token = CASE WHEN l.cancel_reason IS NULL AND NOT l.used_up
+                           THEN %(lease_token)s::uuid END,
         finished_at = CASE WHEN l.cancel_reason IS NOT NULL OR l.used_up THEN now() END,
         last_error = CASE WHEN l.cancel_reason IS NOT NULL THEN l.cancel_reason
                           WHEN l.used_up THEN
@@ -734,32 +738,45 @@ WITH claimed AS (
 SELECT * FROM looked ORDER BY id;
 
 -- name: record_deliveries_sent
--- The attempt was counted by the claim.
+-- The attempt was counted by the claim. Fenced: only while the claim's token
+-- still holds the lease; the ids returned are those recorded, any other one's
+-- outcome came late (another claim took it, or it is final) and changed nothing.
 UPDATE deliveries AS d
-SET state = 'sent', finished_at = now(), provider_response = r.response, last_error = NULL
+SET state = 'sent', finished_at = now(), provider_response = r.response, last_error = NULL,
+    lease_token = NULL
 FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
-WHERE d.id = r.id;
+WHERE d.id = r.id
+  AND d.lease_token = %(lease_token)s::uuid
+  AND d.state IN ('pending', 'retry')
+RETURNING d.id;
 
 -- name: record_deliveries_failed
 -- A permanent error, or the last allowed attempt (counted by the claim), makes
 -- the delivery dead; otherwise it waits delay_s (backoff with jitter, or the
--- server's Retry-After).
+-- server's Retry-After). Fenced like record_deliveries_sent.
 UPDATE deliveries AS d
 SET state = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s
                  THEN 'dead' ELSE 'retry' END,
     next_attempt_at = now() + make_interval(secs => r.delay_s),
     finished_at = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s THEN now() END,
-    last_error = r.error
+    last_error = r.error,
+    lease_token = NULL
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
             %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
 WHERE d.id = r.id
+  AND d.lease_token = %(lease_token)s::uuid
+  AND d.state IN ('pending', 'retry')
 RETURNING d.id, d.state;
 
 -- name: release_deliveries
--- Leased but not tried (the drain's time was up): due again, the attempt not counted.
+-- Leased but not tried (the drain's time was up): due again, the attempt not
+-- counted. Fenced like the outcomes.
 UPDATE deliveries
-SET attempts = attempts - 1, next_attempt_at = now()
-WHERE id = ANY(%(ids)s::bigint[]);
+SET attempts = attempts - 1, next_attempt_at = now(), lease_token = NULL
+WHERE id = ANY(%(ids)s::bigint[])
+  AND lease_token = %(lease_token)s::uuid
+  AND state IN ('pending', 'retry')
+RETURNING id;
 
 -- name: delivery_clock
 SELECT clock_timestamp() AS now;

@@ -9,6 +9,7 @@ from reminders_pipeline.delivery.reminder import Sender
 from reminders_pipeline.delivery.webhook import WebhookSender
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
+from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,15 @@ class DeliveryConfig:
     org_channels: list[str] = field(default_factory=lambda: ["in_app"])
     language: str = "nb"
     timeout_s: float = 10.0
+    lease_s: float = 60.0
     concurrency: int = 16
     batch_size: int = 200
     retry_base_s: float = 60.0
     max_attempts: int = 8
     max_runtime_s: float = 15 * 60.0
+
+    def __post_init__(self) -> None:
+        check_lease(self.lease_s, self.timeout_s)
 
     @classmethod
     def from_env(cls) -> DeliveryConfig:
@@ -28,6 +33,7 @@ class DeliveryConfig:
             org_channels=s.CHANNELS.get(),
             language=s.LANGUAGE.get(),
             timeout_s=float(s.DELIVERY_TIMEOUT_S.get()),
+            lease_s=float(DELIVERY_LEASE_S.get()),
             concurrency=s.DELIVERY_CONCURRENCY.get(),
             batch_size=s.DELIVERY_BATCH_SIZE.get(),
             retry_base_s=float(s.DELIVERY_RETRY_BASE_S.get()),

@@ -9,11 +9,13 @@ check, so a reminder still being written is never skipped.
 Sending: one lane (a thread with its own database session) per channel, so a dead
 SMTP server never slows the webhooks. A lane leases a batch (no more deliveries than
 the channel has threads) with SKIP LOCKED in one committed statement that counts the
-attempt and moves next_attempt_at past the drain's end; the channel's thread pool
-sends it, and each outcome is recorded in its own statement as it comes. No
-transaction is open during a send. A crash leaves the leased deliveries due when the
-lease ends: they are sent again, once, with the same Idempotency-Key (at least once;
-docs/decisions/delivery-outbox.md).
+attempt, writes a fresh lease token and moves next_attempt_at to the lease's end
+(REMINDERS_DELIVERY_LEASE_S); the channel's thread pool sends it, and each outcome is
+recorded in its own statement as it comes, only where the token still holds the lease
+(fenced: a late outcome changes nothing and is logged). No transaction is open during
+a send, and every send ends by its deadline, well inside the lease. A crash or a
+freeze leaves the leased deliveries due when the lease ends: they are sent again,
+once, with the same Idempotency-Key (at least once; docs/decisions/delivery-outbox.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -35,14 +38,13 @@ from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.delivery.config import DeliveryConfig, senders_from_env
 from reminders_pipeline.delivery.reminder import Reminder, Sender, SendFailed
 from reminders_pipeline.settings import ReminderSettings
+from reminders_pipeline.settings.delivery_lease import LEASE_MARGIN_S
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_S = 24 * 60 * 60
 EXPAND_BATCH = 50_000
 OUTCOMES = ("sent", "retry", "dead", "cancelled")
-# How long a lease outlasts the drain's own deadline (recording the last outcomes).
-LEASE_MARGIN_S = 60.0
 
 
 def retry_delay_s(attempt: int, base_s: float, retry_after_s: float | None = None) -> float:
@@ -57,9 +59,11 @@ def retry_delay_s(attempt: int, base_s: float, retry_after_s: float | None = Non
 
 @dataclass
 class DrainReport:
-    """What one drain did, per channel; problems: channels left waiting, and why."""
+    """What one drain did, per channel; problems: channels left waiting, and why;
+    late: outcomes that came after their lease was lost (not recorded)."""
 
     expanded: int = 0
+    late: int = 0
     channels: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -175,9 +179,9 @@ class Deliverer:
     ) -> bool:
         """Lease, send and record one batch; False when nothing was due. No transaction
         is open during a send: the lease and each outcome are short statements."""
-        # Sends start before the drain's deadline and end at their own (timeout_s), so
-        # the lease outlasts this drain; a crash leaves the batch due again when it ends.
-        lease_s = max(deadline - time.monotonic(), 0.0) + self.config.timeout_s + LEASE_MARGIN_S
+        token = str(uuid.uuid4())
+        # Measured from before the claim: the lease ends no earlier than this on the server.
+        lease_end = time.monotonic() + self.config.lease_s
         rows = session.all(
             "claim_deliveries",
             channel=sender.channel,
@@ -186,7 +190,8 @@ class Deliverer:
             due_by=due_by,
             today=self.today(),
             language=self.config.language,
-            lease_s=lease_s,
+            lease_s=self.config.lease_s,
+            lease_token=token,
             max_attempts=self.config.max_attempts,
         )
         if not rows:
@@ -200,18 +205,23 @@ class Deliverer:
         counts = dict.fromkeys(OUTCOMES, 0)
         counts["cancelled"], counts["dead"] = cancelled, used_up
         untried: list[int] = []
-        futures = {pool.submit(self._send, sender, r, deadline): r for r in reminders}
+        late = 0
+        futures = {pool.submit(self._send, sender, r, deadline, lease_end): r for r in reminders}
         for future in as_completed(futures):
             reminder, outcome = futures[future], future.result()
             if outcome is None:
                 untried.append(reminder.delivery_id)
             elif isinstance(outcome, str):
-                session.run(
+                row = session.one(
                     "record_deliveries_sent",
                     ids=[reminder.delivery_id],
                     responses=[_storable(outcome)],
+                    lease_token=token,
                 )
-                counts["sent"] += 1
+                if row is None:
+                    late += _late(reminder, "sent", outcome)
+                else:
+                    counts["sent"] += 1
             else:
                 row = session.one(
                     "record_deliveries_failed",
@@ -226,28 +236,53 @@ class Deliverer:
                     ],
                     permanent=[outcome.permanent],
                     max_attempts=self.config.max_attempts,
+                    lease_token=token,
                 )
-                counts[_value(row, "state")] += 1
+                if row is None:
+                    late += _late(reminder, "failed", str(outcome))
+                else:
+                    counts[row["state"]] += 1
         if untried:
-            session.run("release_deliveries", ids=untried)
+            session.run("release_deliveries", ids=untried, lease_token=token)
         with self._lock:
+            report.late += late
             for outcome, n in counts.items():
                 report.count(sender.channel, outcome, n)
         return True
 
-    def _send(self, sender: Sender, reminder: Reminder, deadline: float) -> str | SendFailed | None:
-        """The provider's answer, the failure, or None: not tried (the drain's time is up,
-        the delivery stays due and is not counted as an attempt)."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+    def _send(
+        self, sender: Sender, reminder: Reminder, deadline: float, lease_end: float
+    ) -> str | SendFailed | None:
+        """The provider's answer, the failure, or None: not tried (the drain's time is
+        up, or the send could not end inside the lease, e.g. after a freeze: the
+        delivery stays due and is not counted as an attempt)."""
+        now = time.monotonic()
+        # A send ends by its timeout + SEND_MARGIN_S; the outcome is recorded before
+        # the lease ends (settings/delivery_lease.py).
+        inside_lease = lease_end - LEASE_MARGIN_S - now
+        if now >= deadline or inside_lease < min(self.config.timeout_s, 1.0):
             return None
+        timeout_s = min(self.config.timeout_s, max(deadline - now, 1.0), inside_lease)
         try:
-            return sender.send(reminder, min(self.config.timeout_s, max(remaining, 1.0)))
+            return sender.send(reminder, timeout_s)
         except SendFailed as exc:
             return exc
         except Exception as exc:  # a sender's bug is this delivery's failure, not the lane's
             log.exception("sending delivery %s failed", reminder.delivery_id)
             return SendFailed(f"{type(exc).__name__}: {exc}")
+
+
+def _late(reminder: Reminder, what: str, detail: str) -> int:
+    """Log an outcome that came after its lease was lost; 1 (counted as late)."""
+    log.warning(
+        "late outcome of delivery %s (%s) not recorded: its lease was lost (another deliverer"
+        " claimed it since, or it is final); the outcome was %s: %s",
+        reminder.delivery_id,
+        reminder.idempotency_key,
+        what,
+        detail[:200],
+    )
+    return 1
 
 
 def deliverer_from_env(db: Database) -> Deliverer:

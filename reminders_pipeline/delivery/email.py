@@ -1,14 +1,22 @@
-"""The email channel: one message per reminder over SMTP (smtplib: STARTTLS, TLS, login)."""
+"""The email channel: one message per reminder over SMTP (smtplib: STARTTLS, TLS, login).
+
+smtplib's timeouts bound each network step; the whole conversation is bounded by the
+send's deadline (delivery/deadline.py): at the deadline its connection is shut down,
+and the caller stops waiting SEND_MARGIN_S later whatever is still running.
+"""
 
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import time
 from email.message import EmailMessage
 from email.utils import formataddr
 
+from reminders_pipeline.delivery.deadline import DeadlinePassed, SocketWatchdog, call_with_deadline
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
+from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 
 EMAIL = "email"
 
@@ -25,6 +33,36 @@ def _step(smtp: smtplib.SMTP, deadline: float) -> None:
     so a server answering one byte at a time cannot stretch a send past its deadline."""
     if smtp.sock is not None:
         smtp.sock.settimeout(_left(deadline))
+
+
+class _WatchedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose connection the send's watchdog shuts down at the deadline."""
+
+    watchdog: SocketWatchdog
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)
+        try:
+            self.watchdog.watch(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+class _WatchedSMTPSSL(smtplib.SMTP_SSL):
+    """The same for TLS from the start: watched before the handshake, which may stall."""
+
+    watchdog: SocketWatchdog
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((host, port), timeout, self.source_address)
+        try:
+            self.watchdog.watch(sock)
+            return self.context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
 
 
 class SmtpSender:
@@ -70,10 +108,30 @@ class SmtpSender:
     def send(self, reminder: Reminder, timeout_s: float) -> str:
         if not reminder.mentor_email:
             raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
+        try:
+            return call_with_deadline(
+                lambda: self._send(reminder, timeout_s), timeout_s + SEND_MARGIN_S, "smtp-send"
+            )
+        except DeadlinePassed as exc:
+            raise SendFailed(f"SMTP {self.host}:{self.port} timed out: {exc}") from None
+
+    def _send(self, reminder: Reminder, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
+        with SocketWatchdog(timeout_s) as watchdog:
+            try:
+                return self._conversation(reminder, deadline, watchdog)
+            except SendFailed as exc:
+                if watchdog.fired:  # the shutdown is why the step failed
+                    raise SendFailed(
+                        f"SMTP {self.host}:{self.port} timed out after {timeout_s:g}s (the"
+                        f" whole send's deadline; the connection was shut down): {exc}"
+                    ) from None
+                raise
+
+    def _conversation(self, reminder: Reminder, deadline: float, watchdog: SocketWatchdog) -> str:
         try:
             message = self.message(reminder)
-            smtp = self._connect(deadline)
+            smtp = self._connect(deadline, watchdog)
             try:
                 _step(smtp, deadline)
                 smtp.send_message(message)
@@ -108,15 +166,17 @@ class SmtpSender:
             smtp.close()
         return message["Message-ID"]
 
-    def _connect(self, deadline: float) -> smtplib.SMTP:
+    def _connect(self, deadline: float, watchdog: SocketWatchdog) -> smtplib.SMTP:
         timeout_s = _left(deadline)
+        smtp: _WatchedSMTP | _WatchedSMTPSSL
         if self.security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=timeout_s, context=self.ssl_context
-            )
+            smtp = _WatchedSMTPSSL(timeout=timeout_s, context=self.ssl_context)
         else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=timeout_s)
+            smtp = _WatchedSMTP(timeout=timeout_s)
+        smtp.watchdog = watchdog
+        smtp._host = self.host  # TLS's server_hostname; smtplib sets it only in __init__
         try:
+            smtp.connect(self.host, self.port)
             if self.security == "starttls":
                 _step(smtp, deadline)
                 smtp.starttls(context=self.ssl_context)

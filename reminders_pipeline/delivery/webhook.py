@@ -2,19 +2,28 @@
 
 X-Reminders-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">, so a
 receiver can check the body and refuse replays (README: verifying a webhook).
+
+httpx's timeouts bound each network step, so a receiver trickling its status line,
+headers or body a byte at a time would outlast them. Each send therefore runs on the
+sender's event loop (one thread, one connection pool) inside asyncio.timeout: the
+whole send (name resolution, connect, TLS, request, answer) is cancelled at its
+deadline, and the calling thread stops waiting SEND_MARGIN_S later whatever happens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
 from email.utils import parsedate_to_datetime
 
 import httpx
 
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed
+from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 
 WEBHOOK = "webhook"
 SIGNATURE_HEADER = "X-Reminders-Signature"
@@ -48,10 +57,17 @@ class WebhookSender:
 
     def __init__(self, url: str, secret: str, *, concurrency: int = 16) -> None:
         self.url, self.secret = url, secret
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="webhook-loop", daemon=True
+        )
+        self._thread.start()
         # One pool for the channel's threads; no transport retries: a send is one attempt.
-        self.client = httpx.Client(
+        # Redirects are not followed (a 3xx is a failure to retry).
+        self.client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"User-Agent": "reminders-pipeline"},
+            follow_redirects=False,
         )
 
     def send(self, reminder: Reminder, timeout_s: float) -> str:
@@ -61,20 +77,15 @@ class WebhookSender:
             "Idempotency-Key": reminder.idempotency_key,
             SIGNATURE_HEADER: signature(self.secret, body, int(time.time())),
         }
-        # httpx's timeouts are per network step: a receiver trickling its answer would
-        # outlast them. The answer is streamed and the whole send has a hard deadline.
-        deadline = time.monotonic() + timeout_s
+        future = asyncio.run_coroutine_threadsafe(self._post(body, headers, timeout_s), self.loop)
         try:
-            with self.client.stream(
-                "POST", self.url, content=body, headers=headers, timeout=httpx.Timeout(timeout_s)
-            ) as response:
-                head = b""
-                for chunk in response.iter_bytes():
-                    head += chunk
-                    if len(head) >= ANSWER_KEPT:
-                        break
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the answer did not end in time")
+            status, retry_after, head = future.result(timeout_s + SEND_MARGIN_S)
+        except TimeoutError as exc:  # asyncio.timeout's, or the wait's (a stuck loop)
+            future.cancel()
+            raise SendFailed(
+                f"webhook timed out after {timeout_s:g}s (the whole send's deadline: "
+                f"{type(exc).__name__})"
+            ) from None
         except httpx.TimeoutException as exc:
             raise SendFailed(
                 f"webhook timed out after {timeout_s:g}s ({type(exc).__name__})"
@@ -82,15 +93,36 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             raise SendFailed(f"webhook: {type(exc).__name__}: {exc}") from None
         text = head[:ANSWER_KEPT].decode(errors="replace")
-        answer = f"HTTP {response.status_code} {text}".strip()
-        if response.is_success:
+        answer = f"HTTP {status} {text}".strip()
+        if 200 <= status < 300:
             return answer
-        status = response.status_code
         raise SendFailed(
             f"webhook answered {answer}",
             permanent=400 <= status < 500 and status not in RETRYABLE,
-            retry_after_s=retry_after_s(response.headers.get("Retry-After")),
+            retry_after_s=retry_after_s(retry_after),
         )
 
+    async def _post(
+        self, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> tuple[int, str | None, bytes]:
+        """Status, Retry-After and the answer's start; the whole of it within timeout_s."""
+        async with asyncio.timeout(timeout_s):
+            async with self.client.stream(
+                "POST", self.url, content=body, headers=headers, timeout=httpx.Timeout(timeout_s)
+            ) as response:
+                head = b""
+                async for chunk in response.aiter_bytes():
+                    head += chunk
+                    if len(head) >= ANSWER_KEPT:
+                        break  # the rest is not read: the connection is dropped
+                return response.status_code, response.headers.get("Retry-After"), head
+
     def close(self) -> None:
-        self.client.close()
+        if self.loop.is_closed():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result(5)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+            self.loop.close()

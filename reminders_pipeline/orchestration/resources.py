@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dagster import (
     ConfigurableResource,
@@ -16,11 +17,24 @@ from pydantic import PrivateAttr
 from reminders_pipeline import settings
 from reminders_pipeline.core.lock import LockHolder, lock_holder
 from reminders_pipeline.core.run import ReminderRun
-from reminders_pipeline.core.runlog import RunLog
+from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import database_url, validate_url
-from reminders_pipeline.settings import ReminderSettings
+from reminders_pipeline.settings import ReminderSettings, parse_as_of
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """How a run of this process ended, as the run itself knows it."""
+
+    summary: RunSummary
+    recorded: bool  # whether its reminder_runs row says so too
+
+
+# Runs that ended in this process (in-process executor), by Dagster run id: the CLI
+# reports what its run knows when the database cannot tell (orchestration/launch.py).
+ENDED_IN_THIS_PROCESS: dict[str, EndedRun] = {}
 
 
 def trigger_from_tags(tags: dict[str, str]) -> str:
@@ -118,13 +132,23 @@ class ReminderRunResource(ConfigurableResource):
             dagster_run_id=context.run_id,
             trigger=trigger_from_tags(tags),
         )
+        partition = tags.get("dagster/partition")
+        self._run.planned_as_of = (
+            parse_as_of(partition) if partition else ReminderSettings.from_env().today()
+        )
         if context.instance is not None:
             self._run.describe_stop = dagster_stop_cause(context.instance, context.run_id)
         self._run.watch_signals_between_steps()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._run is not None:
-            self._run.close()
+            try:
+                self._run.close()
+            finally:
+                if self._run.summary is not None:
+                    ENDED_IN_THIS_PROCESS[context.run_id] = EndedRun(
+                        self._run.summary, self._run.outcome_recorded
+                    )
 
     @property
     def run(self) -> ReminderRun:

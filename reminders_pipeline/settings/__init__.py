@@ -6,10 +6,9 @@ called, and a bad value raises ConfigError naming the variable. This is the only
 package that reads `os.environ`. The README's configuration table is generated from
 the registry (`markdown_table()`; a test holds the two equal).
 
-Values that Dagster fixes when the code location loads (cron, partitions start,
-sensor intervals and default status, the job's max runtime tag) are read while the
-definitions are built; everything a tick, a sensor evaluation or a run uses is read
-when it happens.
+Values that Dagster fixes when the code location loads (cron, partitions start, sensor
+intervals and default status, the job's max runtime tag) are read while the definitions
+are built; what ticks, sensors and runs use is read when it happens.
 """
 
 from __future__ import annotations
@@ -208,13 +207,16 @@ DAGSTER_UI_URL = string(
 )
 
 # The admin API's own live in settings/admin.py, the delivery settings in
-# settings/delivery.py; both in the registry like every other.
+# settings/delivery.py, a run's liveness bounds in settings/liveness.py; all of
+# them in the registry like every other.
 from reminders_pipeline.settings import admin as _admin  # noqa: E402
+from reminders_pipeline.settings import liveness as _liveness  # noqa: E402
 from reminders_pipeline.settings.admin import AdminApiSettings as AdminApiSettings  # noqa: E402
 
+_MODULES = [*vars(_admin).values(), *delivery_settings.ALL, *_liveness.ALL]
 REGISTRY: dict[str, Setting[Any]] = {
     value.name: value
-    for value in [*list(globals().values()), *vars(_admin).values(), *delivery_settings.ALL]
+    for value in [*list(globals().values()), *_MODULES]
     if isinstance(value, Setting)
 }
 
@@ -290,9 +292,9 @@ class ReminderSettings:
         return datetime.now(ZoneInfo(self.timezone)).date()
 
 
-def parse_as_of(value: str) -> date:
-    """Parse a YYYY-MM-DD date, with an error that names the problem."""
+def parse_as_of(value: str, option: str = "as-of date") -> date:
+    """Parse a YYYY-MM-DD date (never blank), with an error naming the option."""
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"as-of date must be YYYY-MM-DD, got {value!r}") from None
+        raise ConfigError(f"{option} must be a date as YYYY-MM-DD, got {value!r}") from None

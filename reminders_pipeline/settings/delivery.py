@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S
 from reminders_pipeline.settings.setting import (
     Setting,
     integer,
@@ -112,7 +113,11 @@ WEBHOOK_SECRET = string(
     secret=True,
 )
 DELIVERY_TIMEOUT_S = integer(
-    "REMINDERS_DELIVERY_TIMEOUT_S", 10, "timeout of every network call of a delivery", 1, 300
+    "REMINDERS_DELIVERY_TIMEOUT_S",
+    10,
+    "deadline of one send, whole (connect, TLS, request, answer), whatever the peer does",
+    1,
+    300,
 )
 DELIVERY_CONCURRENCY = integer(
     "REMINDERS_DELIVERY_CONCURRENCY", 16, "sends in flight at once, per channel", 1, 256
@@ -159,7 +164,7 @@ DELIVERY_MAX_PENDING_AGE_S = integer(
 
 ALL = (
     CHANNELS, LANGUAGE, SMTP_URL, SMTP_SECURITY, EMAIL_FROM, WEBHOOK_URL, WEBHOOK_SECRET,
-    DELIVERY_TIMEOUT_S, DELIVERY_CONCURRENCY, DELIVERY_BATCH_SIZE, DELIVERY_RETRY_BASE_S,
-    DELIVERY_MAX_ATTEMPTS, DELIVERY_MAX_RUNTIME_S, DELIVERY_RETRY_MINUTES,
+    DELIVERY_TIMEOUT_S, DELIVERY_LEASE_S, DELIVERY_CONCURRENCY, DELIVERY_BATCH_SIZE,
+    DELIVERY_RETRY_BASE_S, DELIVERY_MAX_ATTEMPTS, DELIVERY_MAX_RUNTIME_S, DELIVERY_RETRY_MINUTES,
     DELIVERY_MAX_PENDING_AGE_S,
 )  # fmt: skip

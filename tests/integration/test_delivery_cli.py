@@ -30,7 +30,13 @@ def test_mentor_channels_then_deliver_prints_this_invocations_counts(
     # Configured for a channel nobody set up: a clear error, nothing lost.
     result = runner.invoke(cli, ["deliver", "--json"])
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == {"sent": 0, "retry": 0, "dead": 0, "cancelled": 0}
+    assert json.loads(result.stdout) == {
+        "sent": 0,
+        "retry": 0,
+        "dead": 0,
+        "cancelled": 0,
+        "late": 0,
+    }
     assert "1 webhook deliveries are waiting: the webhook channel is not configured" in (
         result.stderr
     )
@@ -41,8 +47,14 @@ def test_mentor_channels_then_deliver_prints_this_invocations_counts(
         result = runner.invoke(cli, ["deliver", "--json"])
         again = runner.invoke(cli, ["deliver", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"sent": 1, "retry": 0, "dead": 0, "cancelled": 0}
-    assert json.loads(again.stdout) == {"sent": 0, "retry": 0, "dead": 0, "cancelled": 0}
+    assert json.loads(result.stdout) == {
+        "sent": 1,
+        "retry": 0,
+        "dead": 0,
+        "cancelled": 0,
+        "late": 0,
+    }
+    assert json.loads(again.stdout) == {"sent": 0, "retry": 0, "dead": 0, "cancelled": 0, "late": 0}
     assert len(receiver.requests) == 1
 
 

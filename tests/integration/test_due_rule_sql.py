@@ -1,4 +1,4 @@
-"""The due rule lives in SQL (migration 0004); its Python twin must agree everywhere."""
+"""The due rule lives in SQL (migrations 0004, 0005); its Python twin must agree everywhere."""
 
 from __future__ import annotations
 
@@ -25,11 +25,13 @@ def test_python_twin_equals_the_sql_functions_over_a_grid(db: Database) -> None:
         rows = conn.execute(
             """
             SELECT g.last_contact, g.interval_days, g.cap, r.sequence, r.due_on,
-                   next_reminder_due_on(g.last_contact, g.interval_days, %(as_of)s, g.cap)
+                   next_reminder_due_on(g.last_contact, g.interval_days, %(as_of)s, g.cap,
+                                        NULL, NULL, NULL)
                        AS next_due_on
             FROM unnest(%(lasts)s::date[], %(intervals)s::int[], %(caps)s::int[])
                  AS g(last_contact, interval_days, cap)
-            LEFT JOIN LATERAL reminder_due(g.last_contact, g.interval_days, %(as_of)s, g.cap)
+            LEFT JOIN LATERAL reminder_due(g.last_contact, g.interval_days, %(as_of)s, g.cap,
+                                           NULL, NULL, NULL)
                  AS r ON true
             """,
             {
@@ -52,7 +54,8 @@ def test_the_queries_call_the_functions_inlined(db: Database) -> None:
     with db.connection() as conn:
         plan = conn.execute(
             "EXPLAIN SELECT count(r.sequence) FROM assignments a "
-            "LEFT JOIN LATERAL reminder_due(a.last_contact_date, 10, %(as_of)s, 3) r ON true",
+            "LEFT JOIN LATERAL reminder_due(a.last_contact_date, 10, %(as_of)s, 3, "
+            "NULL, NULL, NULL) r ON true",
             {"as_of": AS_OF},
         ).fetchall()
     text = "\n".join(row["QUERY PLAN"] for row in plan)

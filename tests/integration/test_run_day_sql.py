@@ -1,4 +1,4 @@
-"""reminders_run_day() (migration 0008): the day's run as one SQL call, under the
+"""reminders_run_day() (migration 0011): the day's run as one SQL call, under the
 transaction-level lock on the batched run's key. Called as a login of the job role,
 as pg_cron, a transaction pooler or an RPC client would."""
 

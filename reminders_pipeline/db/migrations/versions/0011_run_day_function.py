@@ -1,13 +1,13 @@
 """The day's run as one SQL call: reminders_run_day(), under a transaction-level lock.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 """
 
 from reminders_pipeline.db.migrate import run_sql_file
 
-revision = "0008"
-down_revision = "0007"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -17,4 +17,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("0008 is not downgraded; restore a backup instead")
+    raise NotImplementedError("0011 is not downgraded; restore a backup instead")

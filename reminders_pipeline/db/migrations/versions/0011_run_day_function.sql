@@ -1,4 +1,4 @@
--- 0008: the day's run as one SQL call, for pg_cron, transaction-mode poolers and
+-- 0011: the day's run as one SQL call, for pg_cron, transaction-mode poolers and
 -- RPC (docs/decisions/lock-scope.md, "One lock, any trigger").
 --
 -- reminders_run_day(as_of) runs one day in the caller's transaction: the run
@@ -28,23 +28,23 @@ $$;
 
 -- Not SECURITY DEFINER: it runs with the caller's rights (the job role's grants
 -- of 0007), so granting EXECUTE gives nothing the job role has not. search_path is
--- pinned all the same, so a caller's schema cannot put its own tables or
--- functions in the way. enable_seqscan is off for the call for the batched run's
+-- pinned all the same, as 0010 pins reminders_sent_since()'s, and every table and
+-- function is schema-qualified: no object of a caller's choosing is found by name. enable_seqscan is off for the call for the batched run's
 -- reason (queries.sql, dispatch_plan_guard): the anti-join must probe the natural
 -- key's index even when notifications was analyzed while empty.
 CREATE FUNCTION reminders_run_day(as_of date DEFAULT NULL)
 RETURNS TABLE (status text, run_id bigint, selected integer, created integer,
                already_existed integer)
 LANGUAGE plpgsql VOLATILE
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
-    tz text := reminders_setting('timezone', 'Europe/Oslo');
-    interval_text text := reminders_setting('default_interval_days', '10');
-    max_text text := reminders_setting('max_per_silence', '3');
-    run_trigger text := reminders_setting('trigger', 'sql');
+    tz text := public.reminders_setting('timezone', 'Europe/Oslo');
+    interval_text text := public.reminders_setting('default_interval_days', '10');
+    max_text text := public.reminders_setting('max_per_silence', '3');
+    run_trigger text := public.reminders_setting('trigger', 'sql');
     default_interval integer;
     max_per_silence integer;
     today date;
@@ -108,7 +108,7 @@ BEGIN
                                                   'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'), '')
                 || ')';
         END IF;
-        INSERT INTO reminder_runs (
+        INSERT INTO public.reminder_runs (
             status, as_of, dagster_run_id, trigger, finished_at, error, lock_scope,
             blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
         )
@@ -128,7 +128,7 @@ BEGIN
 
     -- Holding the lock, no 'running' row can be alive: mark them as the batched
     -- run does (queries.sql, mark_abandoned_runs).
-    UPDATE reminder_runs
+    UPDATE public.reminder_runs
     SET status = 'abandoned',
         finished_at = clock_timestamp(),
         error = CASE
@@ -146,7 +146,7 @@ BEGIN
     WHERE status = 'running';
 
     -- Visible to others only at commit, and then as 'success' (or not at all).
-    INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, lock_backend_pid, lock_scope)
+    INSERT INTO public.reminder_runs (status, as_of, dagster_run_id, trigger, lock_backend_pid, lock_scope)
     VALUES ('running', day, nullif(current_setting('reminders.run_id', true), ''), run_trigger,
             pg_backend_pid(), 'transaction')
     RETURNING id INTO row_id;
@@ -159,15 +159,15 @@ BEGIN
     -- The batched run's dispatch_due_batch over every active assignment at once.
     WITH due AS (
         SELECT a.id AS assignment_id, a.mentor_id, a.last_contact_date, r.sequence, r.due_on
-        FROM assignments AS a
-        CROSS JOIN LATERAL reminder_due(
+        FROM public.assignments AS a
+        CROSS JOIN LATERAL public.reminder_due(
             a.last_contact_date, coalesce(a.reminder_interval_days, default_interval),
             day, max_per_silence,
             a.carried_for, a.carried_reminders, a.carried_last_sent_on
         ) AS r
         WHERE a.status = 'active'
     ), inserted AS (
-        INSERT INTO notifications (
+        INSERT INTO public.notifications (
             assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
             channel, state, run_id, delivered_at
         )
@@ -176,7 +176,7 @@ BEGIN
         FROM due AS d
         WHERE NOT EXISTS (
             SELECT 1
-            FROM notifications AS n
+            FROM public.notifications AS n
             WHERE n.assignment_id = d.assignment_id
               AND n.kind = 'follow_up_reminder'
               AND n.silence_started_on = d.last_contact_date
@@ -188,7 +188,7 @@ BEGIN
     SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM inserted)
     INTO n_due, n_created;
 
-    UPDATE reminder_runs
+    UPDATE public.reminder_runs
     SET status = 'success',
         finished_at = clock_timestamp(),
         selected = n_due,
