@@ -22,7 +22,7 @@ from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
 from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.runlog import RunLog, RunSummary
-from reminders_pipeline.core.stop_signals import early_stop_reason
+from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.config import no_channel_note
@@ -122,6 +122,8 @@ def run(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
         print_json(summary.to_dict())
     else:
         _print_summary(summary)
+    # Decided and told: a late signal must not turn the exit status into its own.
+    ignore_stop_signals()
     ctx.exit(0 if summary.status in ("success", "skipped") else 1)
 
 

@@ -1,4 +1,4 @@
--- The reminders schema after migration 0008, as `python3 dev.py schema` dumps a
+-- The reminders schema after migration 0010, as `python3 dev.py schema` dumps a
 -- database migrated from empty. For reading: the migrations (db/migrations/versions)
 -- are what changes a database; regenerate this file with each new one.
 
@@ -139,6 +139,17 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.deliveries_final_state_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'delivery % is %, a final state: it cannot become %',
+        OLD.id, OLD.state, NEW.state
+        USING ERRCODE = 'check_violation';
+END
+$$;
+
 CREATE FUNCTION public.next_reminder_due_on(last_contact date, interval_days integer, as_of date, max_per_silence integer, carried_for date, carried integer, carried_last_sent_on date) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -167,11 +178,11 @@ $$;
 
 CREATE FUNCTION public.reminders_sent_since(assignment bigint, since date) RETURNS TABLE(reminders integer, last_sent_on date)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT count(*)::integer, max(greatest(n.due_on, r.as_of))
-    FROM notifications n
-    LEFT JOIN reminder_runs r ON r.id = n.run_id
+    FROM public.notifications n
+    LEFT JOIN public.reminder_runs r ON r.id = n.run_id
     WHERE n.assignment_id = assignment
       AND greatest(n.due_on, r.as_of) > since
 $$;
@@ -275,6 +286,7 @@ CREATE TABLE public.deliveries (
     finished_at timestamp with time zone,
     provider_response text,
     last_error text,
+    lease_token uuid,
     CONSTRAINT deliveries_channel_check CHECK ((channel = ANY (ARRAY['email'::text, 'webhook'::text]))),
     CONSTRAINT deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'retry'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
 );
@@ -446,6 +458,8 @@ CREATE TRIGGER activities_last_contact_insert AFTER INSERT ON public.activities 
 
 CREATE TRIGGER activities_last_contact_update AFTER UPDATE ON public.activities REFERENCING OLD TABLE AS old_activities NEW TABLE AS new_activities FOR EACH STATEMENT EXECUTE FUNCTION public.activities_contacts_changed();
 
+CREATE TRIGGER deliveries_final_state BEFORE UPDATE OF state ON public.deliveries FOR EACH ROW WHEN (((old.state = ANY (ARRAY['sent'::text, 'dead'::text, 'cancelled'::text])) AND (new.state IS DISTINCT FROM old.state))) EXECUTE FUNCTION public.deliveries_final_state_guard();
+
 ALTER TABLE ONLY public.activities
     ADD CONSTRAINT activities_assignment_id_fkey FOREIGN KEY (assignment_id) REFERENCES public.assignments(id);
 
@@ -466,14 +480,17 @@ ALTER TABLE ONLY public.notifications
 
 GRANT CREATE ON SCHEMA public TO reminders_owner;
 
+REVOKE ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) TO reminders_contacts;
+GRANT ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) TO reminders_admin_api;
+GRANT ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) TO reminders_owner;
+
 GRANT SELECT ON TABLE public.activities TO reminders_admin_api;
 GRANT SELECT,INSERT ON TABLE public.activities TO reminders_contacts;
 
 GRANT SELECT,INSERT ON TABLE public.admin_audit TO reminders_admin_api;
 
-GRANT SELECT,INSERT ON TABLE public.admin_tokens TO reminders_admin_api;
-
-GRANT UPDATE(revoked_at) ON TABLE public.admin_tokens TO reminders_admin_api;
+GRANT SELECT ON TABLE public.admin_tokens TO reminders_admin_api;
 
 GRANT UPDATE(last_used_at) ON TABLE public.admin_tokens TO reminders_admin_api;
 
@@ -502,13 +519,23 @@ GRANT SELECT ON TABLE public.mentors TO reminders_job;
 GRANT SELECT,INSERT ON TABLE public.notifications TO reminders_job;
 GRANT SELECT ON TABLE public.notifications TO reminders_admin_api;
 
+GRANT SELECT(assignment_id) ON TABLE public.notifications TO reminders_definer;
+
+GRANT SELECT(due_on) ON TABLE public.notifications TO reminders_definer;
+
+GRANT SELECT(run_id) ON TABLE public.notifications TO reminders_definer;
+
 GRANT SELECT ON SEQUENCE public.notifications_id_seq TO reminders_job;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.reminder_runs TO reminders_job;
 GRANT SELECT ON TABLE public.reminder_runs TO reminders_admin_api;
 
+GRANT SELECT(id) ON TABLE public.reminder_runs TO reminders_definer;
+
+GRANT SELECT(as_of) ON TABLE public.reminder_runs TO reminders_definer;
+
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_job;
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_admin_api;
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_contacts;
 
-INSERT INTO public.reminders_schema_version (version_num) VALUES ('0008');
+INSERT INTO public.reminders_schema_version (version_num) VALUES ('0010');

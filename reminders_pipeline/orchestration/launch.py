@@ -33,8 +33,15 @@ from dagster._core.storage.tags import (
 
 from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog, RunSummary
+from reminders_pipeline.core.stop_signals import early_stop_reason
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.errors import ConfigError, ConnectionLost, DatabaseUnavailable
+from reminders_pipeline.errors import (
+    ConfigError,
+    ConnectionLost,
+    DatabaseUnavailable,
+    RemindersError,
+    first_line,
+)
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
@@ -180,15 +187,26 @@ def run_reminders_job(
                 f" (Dagster: {error})" if error else ""
             )
             return RunSummary("failed", as_of, result.run_id, None, error=error)
-        # The run failed before it could log itself.
-        status = "success" if result.success else "failed"
-        return RunSummary(
-            status, as_of, result.run_id, None, error=error if not result.success else None
-        )
+        if result.success:
+            return RunSummary("success", as_of, result.run_id, None)
+        # The run failed before it could log itself (a signal while Dagster set up its
+        # resources, say): every invocation leaves a row, so log it here.
+        return _log_unstarted_run(url, as_of, result.run_id, trigger, error)
     summary = RunSummary.from_row(row)
     if summary.status == "failed":
         return summary  # the log's error names the step's problem
     return replace(summary, error=error if summary.status != "success" else None)
+
+
+def _log_unstarted_run(
+    url: str, as_of: date, run_id: str, trigger: str, error: str | None
+) -> RunSummary:
+    reason = early_stop_reason() or error or "the run failed before it started"
+    try:
+        row_id = RunLog(Database(url)).failed_before_start(as_of, run_id, trigger, reason)
+    except RemindersError as exc:
+        row_id, reason = None, f"{reason}; no row could be written for it ({first_line(exc)})"
+    return RunSummary("failed", as_of, run_id, row_id, error=reason)
 
 
 # After a run, its row is read back; a database that is restarting gets a while.
