@@ -169,6 +169,8 @@ class ReminderRun:
         self._done.set()
         if self.summary is not None:
             return self.summary
+        if self.selection is not None:  # the log and summary say how many were due
+            self._counts = self._counts.with_due(self.selection.due)
         try:
             if self.run_row_id is not None:
                 self.runlog.failed(self.run_row_id, error, self._counts)
