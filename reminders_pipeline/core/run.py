@@ -38,6 +38,7 @@ from reminders_pipeline.core.stop_signals import (
 from reminders_pipeline.errors import RunInterrupted, first_line
 
 log = logging.getLogger(__name__)
+UNFINISHED = "the run ended before it finished (an earlier step failed or was stopped)"
 
 
 class ReminderRun:
@@ -224,12 +225,8 @@ class ReminderRun:
                 self.as_of, self._started = self.planned_as_of, time.perf_counter()
             stopped = self._stop_reason is not None and self.as_of is not None
             if self.summary is None and (self._lock_open or stopped):
-                if self._stop_reason is not None:
-                    self.fail(self.describe_stop(self._stop_reason))
-                else:
-                    self.fail(
-                        "the run ended before it finished (an earlier step failed or was stopped)"
-                    )
+                reason = self._stop_reason
+                self.fail(self.describe_stop(reason) if reason else UNFINISHED)
             self._close_lock()
         finally:
             self._signals.stop()
