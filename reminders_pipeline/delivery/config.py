@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from reminders_pipeline.delivery.email import SmtpSender
 from reminders_pipeline.delivery.reminder import Sender
-from reminders_pipeline.delivery.webhook import WebhookSender
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
 from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
@@ -42,6 +41,29 @@ class DeliveryConfig:
         )
 
 
+# What each sending channel needs set (in_app needs nothing: it is never sent).
+CHANNEL_SETTINGS = {
+    "email": "REMINDERS_SMTP_URL and REMINDERS_EMAIL_FROM",
+    "webhook": "REMINDERS_WEBHOOK_URL and REMINDERS_WEBHOOK_SECRET",
+}
+
+
+def not_configured(channel: str) -> str:
+    """Why a channel's deliveries wait, naming the settings that would serve it."""
+    needs = CHANNEL_SETTINGS.get(channel)
+    return f"the {channel} channel is not configured" + (f" (set {needs})" if needs else "")
+
+
+def no_channel_note() -> str | None:
+    """Said by a run when no sending channel is configured at all, else None."""
+    if s.SMTP_URL.get() or s.WEBHOOK_URL.get():
+        return None
+    return (
+        "no delivery channel is configured, so reminders are not sent (in-app only): "
+        + "; ".join(f"{channel} needs {needs}" for channel, needs in CHANNEL_SETTINGS.items())
+    )
+
+
 def senders_from_env(concurrency: int) -> dict[str, Sender]:
     """The senders whose settings are present; a half-configured channel is an error."""
     senders: dict[str, Sender] = {}
@@ -66,5 +88,8 @@ def senders_from_env(concurrency: int) -> dict[str, Sender]:
             raise ConfigError(
                 "REMINDERS_WEBHOOK_SECRET is required when REMINDERS_WEBHOOK_URL is set"
             )
+        # Here: its HTTP client (httpx) would slow the start of every command and run.
+        from reminders_pipeline.delivery.webhook import WebhookSender
+
         senders["webhook"] = WebhookSender(webhook_url, secret, concurrency=concurrency)
     return senders
