@@ -21,10 +21,12 @@ from reminders_pipeline.cli.delivery_commands import deliver, mentor
 from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
 from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
+from reminders_pipeline.core.run_day import check_day, choose_lock_scope, run_day
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
@@ -79,25 +81,34 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
 
 
 def _run(as_of: str | None, as_json: bool) -> RunSummary:
-    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
-
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of, "--as-of") if as_of is not None else settings.today()
-    check_partition(day)
+    check_day(day, settings)
     url = database_url()
     require_migrated(url)
     reason = early_stop_reason()
     if reason is not None:  # a signal during start-up (reminders_pipeline/entry.py)
         row_id = RunLog(Database(url)).failed_before_start(day, None, "cli", reason)
         return RunSummary("failed", day, None, row_id, error=reason)
+    if choose_lock_scope(url) == "transaction":
+        # One call of reminders_run_day() under the transaction-level lock: the
+        # batched run's session lock cannot live behind a transaction pooler.
+        # No Dagster here (nor its start-up time).
+        if not as_json:
+            click.echo(f"running the reminders day {day} as one SQL call ...", err=True)
+        return run_day(url, settings, day)
+    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
+
+    check_partition(day)
     if not as_json:
         click.echo(f"running the reminders job for {day} ...", err=True)
     return run_reminders_job(url, day)
 
 
 def _print_summary(summary: RunSummary) -> None:
+    who = summary.dagster_run_id or f"reminder_runs #{summary.run_row_id}"
     click.echo(
-        f"{summary.status}: run {summary.dagster_run_id} for {summary.as_of}: "
+        f"{summary.status} ({summary.lock_scope} lock): run {who} for {summary.as_of}: "
         f"{summary.selected} due, {summary.created} reminders created, "
         f"{summary.already_existed} already existed, {summary.duration_s:.2f}s"
     )
@@ -106,6 +117,8 @@ def _print_summary(summary: RunSummary) -> None:
         click.echo(f"  lock held by pid {b['pid']} (run {b['run_id']}, since {b['since']})")
     if summary.error:
         click.echo(f"  error: {summary.error}")
+    if summary.status == "success" and summary.created and (note := no_channel_note()):
+        click.echo(f"  note: {note}")
 
 
 @cli.command()
@@ -187,7 +200,8 @@ def runs(limit: int, as_json: bool) -> None:
             f"#{r['id']:<5} {r['status']:<9} as of {r['as_of']}  "
             f"started {r['started_at']:%Y-%m-%d %H:%M:%S%z}  {duration:>8}  "
             f"due {r['selected'] if r['selected'] is not None else '-'}  "
-            f"created {r['created'] if r['created'] is not None else '-'}  ({r['trigger']})"
+            f"created {r['created'] if r['created'] is not None else '-'}  ({r['trigger']}"
+            f"{', transaction lock' if r.get('lock_scope') == 'transaction' else ''})"
         )
         click.echo(line)
         if r["error"]:

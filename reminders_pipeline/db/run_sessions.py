@@ -80,10 +80,14 @@ class SessionBounds:
             values["client_connection_check_interval"] = min(CLIENT_CHECK_MS, self.silence_ms)
         return values
 
-    def apply(self, session: Session) -> None:
-        """SET the server-side bounds on session (one round trip)."""
+    def apply(self, session: Session, *, local: bool = False) -> None:
+        """SET the server-side bounds on session (one round trip); `local`: for the
+        transaction in progress only."""
         values = self.server_settings(session.server_version)
-        calls = ", ".join(f"set_config('{name}', %({name})s, false)" for name in values)
+        if local:  # idle_session_timeout does not apply inside a transaction
+            values.pop("idle_session_timeout", None)
+        scope = "true" if local else "false"
+        calls = ", ".join(f"set_config('{name}', %({name})s, {scope})" for name in values)
         session.execute(f"SELECT {calls}", {name: str(value) for name, value in values.items()})
 
 
@@ -104,6 +108,7 @@ class RunSessions:
         self._heard = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._give_up: threading.Timer | None = None
 
     # -- sessions ----------------------------------------------------------------
 
@@ -137,7 +142,30 @@ class RunSessions:
         self._thread = threading.Thread(target=self._watch, name="reminders-run-watch", daemon=True)
         self._thread.start()
 
+    def give_up_after(self, seconds: float, reason: str) -> None:
+        """Close the sessions still waiting on the server `seconds` from now (once).
+
+        For a run being stopped (a signal, Dagster's terminate or max runtime): its
+        cancel goes through the same path as its statement and may get no answer.
+        """
+        if self._give_up is None:
+            self._give_up = threading.Timer(seconds, self._close_busy, args=(seconds, reason))
+            self._give_up.daemon = True
+            self._give_up.start()
+
+    def _close_busy(self, seconds: float, reason: str) -> None:
+        with self._guard:
+            busy = [s for s in self._sessions if not s.closed and s.busy]
+        if busy:
+            log.error(
+                "%s: %d statement(s) still in flight after %gs, closing", reason, len(busy), seconds
+            )
+            for session in busy:
+                shut_down(session)
+
     def stop(self) -> None:
+        if self._give_up is not None:
+            self._give_up.cancel()
         thread, self._thread = self._thread, None
         self._stop.set()
         if thread is not None and thread is not threading.current_thread():
