@@ -23,9 +23,12 @@ SELECT EXISTS (
 
 -- name: run_lock_holder
 -- The two-int advisory lock shows in pg_locks as classid/objid with objsubid 2.
+-- pg_locks keeps no time of acquisition: state_change is the nearest true bound
+-- (an idle holder took the lock at or before it; see LockHolder.state_change).
 SELECT a.pid,
        a.application_name,
        a.backend_start AS since,
+       a.state_change,
        a.client_addr::text AS client_addr,
        a.state
 FROM pg_locks l
@@ -122,11 +125,12 @@ VALUES ('failed', %(as_of)s, %(dagster_run_id)s, %(trigger)s, clock_timestamp(),
 RETURNING id;
 
 -- name: finish_run_failed
--- Counts already on the row (committed batches) are the truth and stay.
+-- Counts already on the row (committed batches) are the truth and stay; selected
+-- is at least what the run's selection found due (batches may not have reached it).
 UPDATE reminder_runs
 SET status = 'failed',
     finished_at = clock_timestamp(),
-    selected = coalesce(selected, %(selected)s),
+    selected = greatest(selected, %(selected)s),
     created = coalesce(created, %(created)s),
     already_existed = coalesce(already_existed, %(already_existed)s),
     error = %(error)s
