@@ -80,10 +80,14 @@ class SessionBounds:
             values["client_connection_check_interval"] = min(CLIENT_CHECK_MS, self.silence_ms)
         return values
 
-    def apply(self, session: Session) -> None:
-        """SET the server-side bounds on session (one round trip)."""
+    def apply(self, session: Session, *, local: bool = False) -> None:
+        """SET the server-side bounds on session (one round trip); `local`: for the
+        transaction in progress only."""
         values = self.server_settings(session.server_version)
-        calls = ", ".join(f"set_config('{name}', %({name})s, false)" for name in values)
+        if local:  # idle_session_timeout does not apply inside a transaction
+            values.pop("idle_session_timeout", None)
+        scope = "true" if local else "false"
+        calls = ", ".join(f"set_config('{name}', %({name})s, {scope})" for name in values)
         session.execute(f"SELECT {calls}", {name: str(value) for name, value in values.items()})
 
 
