@@ -6,11 +6,7 @@ import click
 
 from reminders_pipeline.cli.common import database_url, print_json, require_migrated
 from reminders_pipeline.db.connector import Database
-<<<<<<< HEAD
-=======
 from reminders_pipeline.delivery.config import no_channel_note
-from reminders_pipeline.delivery.deliverer import deliverer_from_env
->>>>>>> main
 from reminders_pipeline.delivery.mentors import configure_mentor
 
 
