@@ -44,7 +44,14 @@ def serve(host: str, port: int) -> None:
     from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
     limits = AdminApiSettings.from_env()
-    app = create_app(_database_url(), ReminderSettings.from_env(), limits)
+    url = _database_url()
+    if not any(t["revoked_at"] is None for t in TokenStore(Database(url)).list()):
+        click.echo(
+            "warning: no active token, so every request but /healthz will be refused (401);"
+            " create one: reminders admin create-token NAME --scope read",
+            err=True,
+        )
+    app = create_app(url, ReminderSettings.from_env(), limits)
     uvicorn.run(app, host=host, port=port, **uvicorn_options(limits))
 
 
