@@ -10,6 +10,7 @@ import traceback
 import click
 
 from reminders_pipeline.admin.cli import admin
+from reminders_pipeline.cli.backfill import backfill
 from reminders_pipeline.cli.common import (
     database_url,
     print_json,
@@ -19,8 +20,9 @@ from reminders_pipeline.cli.db_commands import db, db_upgrade
 from reminders_pipeline.cli.delivery_commands import deliver, mentor
 from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
+from reminders_pipeline.core.run_day import check_day, choose_lock_scope, run_day
 from reminders_pipeline.core.runlog import RunLog, RunSummary
-from reminders_pipeline.core.stop_signals import early_stop_reason
+from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import lock_holder, lock_state
@@ -79,25 +81,34 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
 
 
 def _run(as_of: str | None, as_json: bool) -> RunSummary:
-    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
-
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of, "--as-of") if as_of is not None else settings.today()
-    check_partition(day)
+    check_day(day, settings)
     url = database_url()
     require_migrated(url)
     reason = early_stop_reason()
     if reason is not None:  # a signal during start-up (reminders_pipeline/entry.py)
         row_id = RunLog(Database(url)).failed_before_start(day, None, "cli", reason)
         return RunSummary("failed", day, None, row_id, error=reason)
+    if choose_lock_scope(url) == "transaction":
+        # One call of reminders_run_day() under the transaction-level lock: the
+        # batched run's session lock cannot live behind a transaction pooler.
+        # No Dagster here (nor its start-up time).
+        if not as_json:
+            click.echo(f"running the reminders day {day} as one SQL call ...", err=True)
+        return run_day(url, settings, day)
+    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
+
+    check_partition(day)
     if not as_json:
         click.echo(f"running the reminders job for {day} ...", err=True)
     return run_reminders_job(url, day)
 
 
 def _print_summary(summary: RunSummary) -> None:
+    who = summary.dagster_run_id or f"reminder_runs #{summary.run_row_id}"
     click.echo(
-        f"{summary.status}: run {summary.dagster_run_id} for {summary.as_of}: "
+        f"{summary.status} ({summary.lock_scope} lock): run {who} for {summary.as_of}: "
         f"{summary.selected} due, {summary.created} reminders created, "
         f"{summary.already_existed} already existed, {summary.duration_s:.2f}s"
     )
@@ -119,6 +130,8 @@ def run(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
         print_json(summary.to_dict())
     else:
         _print_summary(summary)
+    # Decided and told: a late signal must not turn the exit status into its own.
+    ignore_stop_signals()
     ctx.exit(0 if summary.status in ("success", "skipped") else 1)
 
 
@@ -145,16 +158,17 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     """Days whose reminders were never created (skipped, failed or never run).
 
     From the Dagster instance (DAGSTER_HOME, or the CLI's own): the days without a
-    materialization of reminders/daily_reminders. Prints them comma-separated, for
-    `dagster job backfill -j reminders_job --partitions ...` or the UI's backfill dialog.
+    materialization of reminders/daily_reminders. Prints them comma-separated;
+    `reminders backfill --from DAY --missing` queues runs for exactly these days
+    (the UI's backfill dialog leaves skipped days out unless "Completed" is ticked).
     """
     from datetime import timedelta
 
     from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
 
     today = ReminderSettings.from_env().today()
-    first = parse_as_of(since) if since else today - timedelta(days=30)
-    last = parse_as_of(until) if until else today
+    first = parse_as_of(since, "--since") if since else today - timedelta(days=30)
+    last = parse_as_of(until, "--until") if until else today
     if first > last:
         raise ConfigError(f"--since {first} is after --until {last}")
     with dagster_instance() as instance:
@@ -184,7 +198,8 @@ def runs(limit: int, as_json: bool) -> None:
             f"#{r['id']:<5} {r['status']:<9} as of {r['as_of']}  "
             f"started {r['started_at']:%Y-%m-%d %H:%M:%S%z}  {duration:>8}  "
             f"due {r['selected'] if r['selected'] is not None else '-'}  "
-            f"created {r['created'] if r['created'] is not None else '-'}  ({r['trigger']})"
+            f"created {r['created'] if r['created'] is not None else '-'}  ({r['trigger']}"
+            f"{', transaction lock' if r.get('lock_scope') == 'transaction' else ''})"
         )
         click.echo(line)
         if r["error"]:
@@ -222,6 +237,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 cli.add_command(db)
+cli.add_command(backfill)
 cli.add_command(ui)
 cli.add_command(deliver)
 cli.add_command(mentor)

@@ -59,6 +59,8 @@ class RunSummary:
     duration_s: float = 0.0
     holder: LockHolder | None = None  # who held the lock, for a 'skipped' run
     error: str | None = None
+    # 'session': the batched run; 'transaction': one call of reminders_run_day().
+    lock_scope: str = "session"
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunSummary:
@@ -74,6 +76,7 @@ class RunSummary:
             duration_s=round(row["duration_s"] or 0.0, 3),
             holder=LockHolder.from_blocked_row(row) if row["status"] == "skipped" else None,
             error=row["error"],
+            lock_scope=row.get("lock_scope") or "session",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +91,7 @@ class RunSummary:
             "reminder_runs_id": self.run_row_id,
             "blocked_by": self.holder.to_dict() if self.holder else None,
             "error": self.error,
+            "lock_scope": self.lock_scope,
         }
 
     def __getitem__(self, key: str) -> Any:

@@ -100,6 +100,18 @@ def early_stop_reason() -> str | None:
     return _early[0] if _early else None
 
 
+def ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT from now on (the run's outcome is printed; exiting).
+
+    Python puts the default action back for its own handlers while it shuts down,
+    and a signal then would end the process with the signal's status instead of
+    the outcome's; an ignored signal stays ignored.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 @contextmanager
 def handling_stop_signals(on_stop: Callable[[str], None]) -> Iterator[None]:
     """While a step runs, SIGTERM/SIGINT call on_stop instead of raising mid-statement.

@@ -125,7 +125,8 @@ RETURNING id;
 SELECT id, status, as_of, dagster_run_id, trigger, started_at, finished_at,
        extract(epoch FROM finished_at - started_at)::float8 AS duration_s,
        selected, created, already_existed, error,
-       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
+       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since,
+       lock_scope
 FROM reminder_runs
 WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
 ORDER BY started_at DESC, id DESC
@@ -135,10 +136,45 @@ LIMIT %(limit)s OFFSET %(offset)s;
 SELECT id, status, as_of, dagster_run_id, trigger, started_at, finished_at,
        extract(epoch FROM finished_at - started_at)::float8 AS duration_s,
        selected, created, already_existed, error,
-       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
+       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since,
+       lock_scope
 FROM reminder_runs
 WHERE dagster_run_id = %(dagster_run_id)s
 ORDER BY id DESC;
+
+------------------------------------------------------------------ the day as one SQL call
+-- reminders_run_day() (migration 0011) under the transaction-level lock, for a
+-- connection through a transaction-mode pooler (core/run_day.py). The three
+-- statements run in one transaction: the settings are the caller's for it alone.
+
+-- name: run_day_settings
+-- The Python run's settings, for this transaction only; and the server checks
+-- the client's socket while the call runs, so a killed caller's transaction (and
+-- lock) ends within a second instead of when the statement does.
+SELECT set_config('reminders.timezone', %(timezone)s, true),
+       set_config('reminders.default_interval_days', %(default_interval)s, true),
+       set_config('reminders.max_per_silence', %(max_per_silence)s, true),
+       set_config('reminders.trigger', %(trigger)s, true),
+       set_config('client_connection_check_interval', '1000', true);
+
+-- name: run_day
+SELECT status, run_id, selected, created, already_existed
+FROM reminders_run_day(%(as_of)s::date);
+
+-- name: run_by_id
+SELECT id, status, as_of, dagster_run_id, trigger, started_at, finished_at,
+       extract(epoch FROM finished_at - started_at)::float8 AS duration_s,
+       selected, created, already_existed, error,
+       blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since,
+       lock_scope
+FROM reminder_runs
+WHERE id = %(id)s;
+
+-- name: insert_failed_run_in_transaction
+-- A call of reminders_run_day() that failed rolled back its own row: logged here.
+INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, finished_at, error, lock_scope)
+VALUES ('failed', %(as_of)s, NULL, %(trigger)s, clock_timestamp(), %(error)s, 'transaction')
+RETURNING id;
 
 ------------------------------------------------------------------ due reminders
 

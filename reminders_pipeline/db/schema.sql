@@ -1,4 +1,4 @@
--- The reminders schema after migration 0008, as `python3 dev.py schema` dumps a
+-- The reminders schema after migration 0011, as `python3 dev.py schema` dumps a
 -- database migrated from empty. For reading: the migrations (db/migrations/versions)
 -- are what changes a database; regenerate this file with each new one.
 
@@ -139,6 +139,17 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.deliveries_final_state_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'delivery % is %, a final state: it cannot become %',
+        OLD.id, OLD.state, NEW.state
+        USING ERRCODE = 'check_violation';
+END
+$$;
+
 CREATE FUNCTION public.next_reminder_due_on(last_contact date, interval_days integer, as_of date, max_per_silence integer, carried_for date, carried integer, carried_last_sent_on date) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -165,15 +176,187 @@ CREATE FUNCTION public.reminder_due(last_contact date, interval_days integer, as
                     OR as_of >= carried_last_sent_on + interval_days)))
 $$;
 
+CREATE FUNCTION public.reminders_run_day(as_of date DEFAULT NULL::date) RETURNS TABLE(status text, run_id bigint, selected integer, created integer, already_existed integer)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET enable_seqscan TO 'off'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    tz text := public.reminders_setting('timezone', 'Europe/Oslo');
+    interval_text text := public.reminders_setting('default_interval_days', '10');
+    max_text text := public.reminders_setting('max_per_silence', '3');
+    run_trigger text := public.reminders_setting('trigger', 'sql');
+    default_interval integer;
+    max_per_silence integer;
+    today date;
+    day date;
+    holder record;
+    reason text;
+    row_id bigint;
+    n_due integer;
+    n_created integer;
+BEGIN
+    BEGIN
+        default_interval := interval_text::integer;
+        max_per_silence := max_text::integer;
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+        RAISE EXCEPTION 'reminders.default_interval_days (%) and reminders.max_per_silence (%) '
+                        'must be whole numbers', interval_text, max_text
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    IF default_interval < 1 OR max_per_silence < 1 THEN
+        RAISE EXCEPTION 'reminders.default_interval_days (%) and reminders.max_per_silence (%) '
+                        'must be 1 or more', default_interval, max_per_silence
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- The organisation's today, never the server's (as the Python run's settings.today()).
+    BEGIN
+        today := (clock_timestamp() AT TIME ZONE tz)::date;
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE EXCEPTION 'reminders.timezone % is not a timezone PostgreSQL knows', quote_literal(tz)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An IANA name such as Europe/Oslo.';
+    END;
+    day := coalesce(reminders_run_day.as_of, today);
+    IF day > today THEN
+        RAISE EXCEPTION 'as-of date % is in the future: today is % in %', day, today, tz
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF NOT pg_try_advisory_xact_lock(1380273481, 1) THEN
+        -- Who holds it, as the batched run's run_lock_holder reads it.
+        SELECT a.pid, a.application_name, a.backend_start AS since
+        INTO holder
+        FROM pg_locks l
+        JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory'
+          AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = 1380273481::bigint::oid
+          AND l.objid = 1::oid
+          AND l.objsubid = 2
+        LIMIT 1;
+        reason := 'another run holds the run lock';
+        IF holder.pid IS NOT NULL THEN
+            reason := reason || ' (pid ' || holder.pid
+                || CASE WHEN starts_with(holder.application_name, 'reminders-run:')
+                             AND holder.application_name <> 'reminders-run:unknown'
+                        THEN ', run ' || substr(holder.application_name, 15)
+                        WHEN holder.application_name <> ''
+                        THEN ', ' || quote_literal(holder.application_name)
+                        ELSE '' END
+                || coalesce(', since ' || to_char(holder.since AT TIME ZONE 'UTC',
+                                                  'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'), '')
+                || ')';
+        END IF;
+        INSERT INTO public.reminder_runs (
+            status, as_of, dagster_run_id, trigger, finished_at, error, lock_scope,
+            blocked_by_pid, blocked_by_application_name, blocked_by_run_id, blocked_since
+        )
+        VALUES (
+            'skipped', day, nullif(current_setting('reminders.run_id', true), ''), run_trigger,
+            clock_timestamp(), reason, 'transaction',
+            holder.pid, holder.application_name,
+            CASE WHEN starts_with(holder.application_name, 'reminders-run:')
+                      AND holder.application_name <> 'reminders-run:unknown'
+                 THEN substr(holder.application_name, 15) END,
+            holder.since
+        )
+        RETURNING id INTO row_id;
+        RETURN QUERY SELECT 'skipped'::text, row_id, 0, 0, 0;
+        RETURN;
+    END IF;
+
+    -- Holding the lock, no 'running' row can be alive: mark them as the batched
+    -- run does (queries.sql, mark_abandoned_runs).
+    UPDATE public.reminder_runs
+    SET status = 'abandoned',
+        finished_at = clock_timestamp(),
+        error = CASE
+            WHEN pg_postmaster_start_time() > started_at THEN
+                'the database server restarted at '
+                || to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC',
+                           'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                || ' while this run held the lock; its lock session ended with the restart '
+                || 'and the run recorded no outcome afterwards'
+            ELSE
+                'the run''s lock session' || coalesce(' (backend pid ' || lock_backend_pid || ')', '')
+                || ' ended without the run recording an outcome: its process died or lost its '
+                || 'database connection'
+        END
+    WHERE status = 'running';
+
+    -- Visible to others only at commit, and then as 'success' (or not at all).
+    INSERT INTO public.reminder_runs (status, as_of, dagster_run_id, trigger, lock_backend_pid, lock_scope)
+    VALUES ('running', day, nullif(current_setting('reminders.run_id', true), ''), run_trigger,
+            pg_backend_pid(), 'transaction')
+    RETURNING id INTO row_id;
+
+    -- Shared with the dispatch batches, exclusive against a manual correction
+    -- (queries.sql, dispatch_correction_guard). Its own statement: the INSERT
+    -- below, a later statement, sees every correction committed before it.
+    PERFORM pg_advisory_xact_lock_shared(1380273481, 2);
+
+    -- The batched run's dispatch_due_batch over every active assignment at once.
+    WITH due AS (
+        SELECT a.id AS assignment_id, a.mentor_id, a.last_contact_date, r.sequence, r.due_on
+        FROM public.assignments AS a
+        CROSS JOIN LATERAL public.reminder_due(
+            a.last_contact_date, coalesce(a.reminder_interval_days, default_interval),
+            day, max_per_silence,
+            a.carried_for, a.carried_reminders, a.carried_last_sent_on
+        ) AS r
+        WHERE a.status = 'active'
+    ), inserted AS (
+        INSERT INTO public.notifications (
+            assignment_id, mentor_id, kind, due_on, silence_started_on, sequence,
+            channel, state, run_id, delivered_at
+        )
+        SELECT d.assignment_id, d.mentor_id, 'follow_up_reminder', d.due_on,
+               d.last_contact_date, d.sequence, 'in_app', 'delivered', row_id, now()
+        FROM due AS d
+        WHERE NOT EXISTS (
+            SELECT 1
+            FROM public.notifications AS n
+            WHERE n.assignment_id = d.assignment_id
+              AND n.kind = 'follow_up_reminder'
+              AND n.silence_started_on = d.last_contact_date
+              AND n.sequence = d.sequence
+        )
+        ON CONFLICT ON CONSTRAINT notifications_natural_key DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM inserted)
+    INTO n_due, n_created;
+
+    UPDATE public.reminder_runs
+    SET status = 'success',
+        finished_at = clock_timestamp(),
+        selected = n_due,
+        created = n_created,
+        already_existed = n_due - n_created
+    WHERE id = row_id;
+
+    RETURN QUERY SELECT 'success'::text, row_id, n_due, n_created, n_due - n_created;
+END
+$$;
+
 CREATE FUNCTION public.reminders_sent_since(assignment bigint, since date) RETURNS TABLE(reminders integer, last_sent_on date)
     LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'public', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     SELECT count(*)::integer, max(greatest(n.due_on, r.as_of))
-    FROM notifications n
-    LEFT JOIN reminder_runs r ON r.id = n.run_id
+    FROM public.notifications n
+    LEFT JOIN public.reminder_runs r ON r.id = n.run_id
     WHERE n.assignment_id = assignment
       AND greatest(n.due_on, r.as_of) > since
+$$;
+
+CREATE FUNCTION public.reminders_setting(name text, fallback text) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT coalesce(nullif(current_setting('reminders.' || name, true), ''), fallback)
 $$;
 
 CREATE TABLE public.activities (
@@ -275,6 +458,7 @@ CREATE TABLE public.deliveries (
     finished_at timestamp with time zone,
     provider_response text,
     last_error text,
+    lease_token uuid,
     CONSTRAINT deliveries_channel_check CHECK ((channel = ANY (ARRAY['email'::text, 'webhook'::text]))),
     CONSTRAINT deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'retry'::text, 'sent'::text, 'dead'::text, 'cancelled'::text])))
 );
@@ -358,6 +542,8 @@ CREATE TABLE public.reminder_runs (
     blocked_by_application_name text,
     blocked_by_run_id text,
     blocked_since timestamp with time zone,
+    lock_scope text DEFAULT 'session'::text NOT NULL,
+    CONSTRAINT reminder_runs_lock_scope_check CHECK ((lock_scope = ANY (ARRAY['session'::text, 'transaction'::text]))),
     CONSTRAINT reminder_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'success'::text, 'skipped'::text, 'failed'::text, 'abandoned'::text])))
 );
 
@@ -446,6 +632,8 @@ CREATE TRIGGER activities_last_contact_insert AFTER INSERT ON public.activities 
 
 CREATE TRIGGER activities_last_contact_update AFTER UPDATE ON public.activities REFERENCING OLD TABLE AS old_activities NEW TABLE AS new_activities FOR EACH STATEMENT EXECUTE FUNCTION public.activities_contacts_changed();
 
+CREATE TRIGGER deliveries_final_state BEFORE UPDATE OF state ON public.deliveries FOR EACH ROW WHEN (((old.state = ANY (ARRAY['sent'::text, 'dead'::text, 'cancelled'::text])) AND (new.state IS DISTINCT FROM old.state))) EXECUTE FUNCTION public.deliveries_final_state_guard();
+
 ALTER TABLE ONLY public.activities
     ADD CONSTRAINT activities_assignment_id_fkey FOREIGN KEY (assignment_id) REFERENCES public.assignments(id);
 
@@ -466,14 +654,20 @@ ALTER TABLE ONLY public.notifications
 
 GRANT CREATE ON SCHEMA public TO reminders_owner;
 
+REVOKE ALL ON FUNCTION public.reminders_run_day(as_of date) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reminders_run_day(as_of date) TO reminders_job;
+
+REVOKE ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) TO reminders_contacts;
+GRANT ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) TO reminders_admin_api;
+GRANT ALL ON FUNCTION public.reminders_sent_since(assignment bigint, since date) TO reminders_owner;
+
 GRANT SELECT ON TABLE public.activities TO reminders_admin_api;
 GRANT SELECT,INSERT ON TABLE public.activities TO reminders_contacts;
 
 GRANT SELECT,INSERT ON TABLE public.admin_audit TO reminders_admin_api;
 
-GRANT SELECT,INSERT ON TABLE public.admin_tokens TO reminders_admin_api;
-
-GRANT UPDATE(revoked_at) ON TABLE public.admin_tokens TO reminders_admin_api;
+GRANT SELECT ON TABLE public.admin_tokens TO reminders_admin_api;
 
 GRANT UPDATE(last_used_at) ON TABLE public.admin_tokens TO reminders_admin_api;
 
@@ -502,13 +696,23 @@ GRANT SELECT ON TABLE public.mentors TO reminders_job;
 GRANT SELECT,INSERT ON TABLE public.notifications TO reminders_job;
 GRANT SELECT ON TABLE public.notifications TO reminders_admin_api;
 
+GRANT SELECT(assignment_id) ON TABLE public.notifications TO reminders_definer;
+
+GRANT SELECT(due_on) ON TABLE public.notifications TO reminders_definer;
+
+GRANT SELECT(run_id) ON TABLE public.notifications TO reminders_definer;
+
 GRANT SELECT ON SEQUENCE public.notifications_id_seq TO reminders_job;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.reminder_runs TO reminders_job;
 GRANT SELECT ON TABLE public.reminder_runs TO reminders_admin_api;
 
+GRANT SELECT(id) ON TABLE public.reminder_runs TO reminders_definer;
+
+GRANT SELECT(as_of) ON TABLE public.reminder_runs TO reminders_definer;
+
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_job;
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_admin_api;
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_contacts;
 
-INSERT INTO public.reminders_schema_version (version_num) VALUES ('0008');
+INSERT INTO public.reminders_schema_version (version_num) VALUES ('0011');

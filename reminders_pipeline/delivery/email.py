@@ -14,6 +14,7 @@ import time
 from email.message import EmailMessage
 from email.utils import formataddr
 
+from reminders_pipeline.delivery.address import InvalidAddress, envelope_address, mailbox
 from reminders_pipeline.delivery.deadline import DeadlinePassed, SocketWatchdog, call_with_deadline
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
@@ -85,10 +86,11 @@ class SmtpSender:
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     def message(self, reminder: Reminder) -> EmailMessage:
-        """The email; ValueError naming the field when a header cannot hold a value."""
+        """The email; ValueError naming the field when a header cannot hold a value. To
+        is the one validated mailbox with the name as an encoded display name."""
         subject, body = render_email(reminder)
         message = EmailMessage()
-        to = formataddr((reminder.mentor_name, reminder.mentor_email or ""))
+        to = formataddr((reminder.mentor_name, mailbox(reminder.mentor_email or "")))
         for header, value, source in (
             ("From", self.sender, "REMINDERS_EMAIL_FROM"),
             ("To", to, f"mentor {reminder.mentor_id}'s name or email"),
@@ -108,6 +110,13 @@ class SmtpSender:
     def send(self, reminder: Reminder, timeout_s: float) -> str:
         if not reminder.mentor_email:
             raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
+        try:  # mentors.email may be written by other applications: checked again here
+            envelope_address(reminder.mentor_email)
+        except InvalidAddress as exc:
+            raise SendFailed(
+                f"mentor {reminder.mentor_id}'s stored email is refused, nothing sent: {exc}",
+                permanent=True,
+            ) from None
         try:
             return call_with_deadline(
                 lambda: self._send(reminder, timeout_s), timeout_s + SEND_MARGIN_S, "smtp-send"
@@ -134,7 +143,9 @@ class SmtpSender:
             smtp = self._connect(deadline, watchdog)
             try:
                 _step(smtp, deadline)
-                smtp.send_message(message)
+                # The envelope names the one validated mailbox, never what the To
+                # header might be parsed into.
+                smtp.send_message(message, to_addrs=[envelope_address(reminder.mentor_email)])
             except BaseException:
                 smtp.close()
                 raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.address import InvalidAddress, mailbox
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings.delivery import CHANNEL_NAMES, LANGUAGES
 
@@ -37,8 +38,11 @@ def configure_mentor(
     lang = None if language is None or language.lower() == DEFAULT else language.lower()
     if lang is not None and lang not in LANGUAGES:
         raise ConfigError(f"language must be one of {', '.join(LANGUAGES)} or {DEFAULT}")
-    if email is not None and "@" not in email:
-        raise ConfigError(f"email must be an address, got {email!r}")
+    if email is not None:
+        try:
+            email = mailbox(email)
+        except InvalidAddress as exc:
+            raise ConfigError(f"--email: {exc}; nothing was changed") from None
     row = db.fetch_one(
         "set_mentor_delivery",
         id=mentor_id,

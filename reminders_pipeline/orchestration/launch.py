@@ -19,15 +19,46 @@ from typing import Any
 
 import backoff
 from dagster import DagsterInstance, execute_job, reconstructable
+from dagster._core.definitions.repository_definition.valid_definitions import (
+    SINGLETON_REPOSITORY_NAME,
+)
+from dagster._core.remote_representation.external_data import (
+    partition_set_snap_name_for_job_name,
+)
+from dagster._core.storage.tags import (
+    CODE_LOCATION_TAG,
+    PARTITION_SET_TAG,
+    REPOSITORY_LABEL_TAG,
+)
 
 from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog, RunSummary
+from reminders_pipeline.core.stop_signals import early_stop_reason
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.errors import ConfigError, ConnectionLost, DatabaseUnavailable
+from reminders_pipeline.errors import (
+    ConfigError,
+    ConnectionLost,
+    DatabaseUnavailable,
+    RemindersError,
+    first_line,
+)
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
-from reminders_pipeline.orchestration.jobs import reminder_partitions
+from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
 from reminders_pipeline.orchestration.resources import ENDED_IN_THIS_PROCESS
+
+# The code location's name in every workspace (workspace.yaml, workspace.grpc.yaml,
+# `reminders ui`'s, the code server's --location-name).
+CODE_LOCATION = "reminders_pipeline"
+# The tags a UI, schedule or backfill launch gives a partitioned run of the job: the
+# job's Partitions page counts a run only with the partition set and the code
+# location as "repository@location"; the Runs list filters on dagster/code_location.
+# A CLI run carries them too.
+UI_LAUNCH_TAGS = {
+    CODE_LOCATION_TAG: CODE_LOCATION,
+    PARTITION_SET_TAG: partition_set_snap_name_for_job_name(reminders_job.name),
+    REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}",
+}
 
 # The first line of a dagster.yaml this package manages (instance/dagster.yaml).
 MANAGED_MARKER = "# managed by reminders_pipeline"
@@ -130,7 +161,7 @@ def run_reminders_job(
         result = execute_job(
             reconstructable(resolved_reminders_job),
             instance=instance,
-            tags={"dagster/partition": key, "reminders/trigger": trigger},
+            tags={**UI_LAUNCH_TAGS, "dagster/partition": key, "reminders/trigger": trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     ended = ENDED_IN_THIS_PROCESS.pop(result.run_id, None)
@@ -156,15 +187,26 @@ def run_reminders_job(
                 f" (Dagster: {error})" if error else ""
             )
             return RunSummary("failed", as_of, result.run_id, None, error=error)
-        # The run failed before it could log itself.
-        status = "success" if result.success else "failed"
-        return RunSummary(
-            status, as_of, result.run_id, None, error=error if not result.success else None
-        )
+        if result.success:
+            return RunSummary("success", as_of, result.run_id, None)
+        # The run failed before it could log itself (a signal while Dagster set up its
+        # resources, say): every invocation leaves a row, so log it here.
+        return _log_unstarted_run(url, as_of, result.run_id, trigger, error)
     summary = RunSummary.from_row(row)
     if summary.status == "failed":
         return summary  # the log's error names the step's problem
     return replace(summary, error=error if summary.status != "success" else None)
+
+
+def _log_unstarted_run(
+    url: str, as_of: date, run_id: str, trigger: str, error: str | None
+) -> RunSummary:
+    reason = early_stop_reason() or error or "the run failed before it started"
+    try:
+        row_id = RunLog(Database(url)).failed_before_start(as_of, run_id, trigger, reason)
+    except RemindersError as exc:
+        row_id, reason = None, f"{reason}; no row could be written for it ({first_line(exc)})"
+    return RunSummary("failed", as_of, run_id, row_id, error=reason)
 
 
 # After a run, its row is read back; a database that is restarting gets a while.

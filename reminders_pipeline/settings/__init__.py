@@ -6,10 +6,9 @@ called, and a bad value raises ConfigError naming the variable. This is the only
 package that reads `os.environ`. The README's configuration table is generated from
 the registry (`markdown_table()`; a test holds the two equal).
 
-Values that Dagster fixes when the code location loads (cron, partitions start,
-sensor intervals and default status, the job's max runtime tag) are read while the
-definitions are built; everything a tick, a sensor evaluation or a run uses is read
-when it happens.
+Values that Dagster fixes when the code location loads (cron, partitions start, sensor
+intervals and default status, the job's max runtime tag) are read while the definitions
+are built; what ticks, sensors and runs use is read when it happens.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery as delivery_settings
+from reminders_pipeline.settings.lock_scope import LOCK_SCOPE as LOCK_SCOPE
 from reminders_pipeline.settings.setting import (
     Setting,
     integer,
@@ -43,8 +43,8 @@ DEFAULT_TIMEZONE = "Europe/Oslo"
 DATABASE_URL = string(
     "REMINDERS_DATABASE_URL",
     None,
-    "the reminders database (libpq URL or key=value string); must be a direct or "
-    "session-mode connection, never a transaction-mode pooler",
+    "the reminders database (libpq URL or key=value string): direct or a session-mode "
+    "pooler; behind a transaction-mode pooler `reminders run` uses `REMINDERS_LOCK_SCOPE`",
     default_text="embedded PostgreSQL in `$REMINDERS_HOME/pgdata`",
     secret=True,
 )

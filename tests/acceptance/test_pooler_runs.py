@@ -49,7 +49,9 @@ def test_a_run_through_a_transaction_pooler_is_refused_and_leaves_nothing(
     as_of = today()
     seed_assignments(db, 300, 0.3, as_of)
     with running_pgbouncer(db_url, mode="transaction") as bouncer:
-        pooled = {"REMINDERS_DATABASE_URL": bouncer.url(db_url)}
+        # The session lock forced: `auto` would run the day as one SQL call instead
+        # (test_run_day_pooler.py).
+        pooled = {"REMINDERS_DATABASE_URL": bouncer.url(db_url), "REMINDERS_LOCK_SCOPE": "session"}
         refused = reminders_cli("run", "--json", "--as-of", as_of.isoformat(), env=pooled)
 
         assert refused.returncode != 0, refused.describe()

@@ -51,6 +51,15 @@ def test_bad_as_of_is_one_error_line(reminders_cli, as_of):
     assert_one_clear_error(result, as_of)
 
 
+@pytest.mark.parametrize("as_of", ["", " ", " 2026-01-05"])
+def test_blank_as_of_is_refused_naming_the_option(reminders_cli, db, as_of):
+    """An empty --as-of is not "today": it is refused, and no run starts."""
+    result = reminders_cli("run", "--json", "--as-of", as_of, timeout=60)
+    assert_one_clear_error(result, "--as-of", repr(as_of))
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM reminder_runs").fetchone()["n"] == 0
+
+
 def test_negative_assignments_is_one_error_line(reminders_cli):
     result = reminders_cli("seed", "--assignments", "-5", timeout=60)
     assert_one_clear_error(result, "--assignments", "-5")

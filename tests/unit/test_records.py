@@ -23,6 +23,7 @@ SKIPPED_ROW = {
     "blocked_by_application_name": "reminders-run:r-1",
     "blocked_by_run_id": "r-1",
     "blocked_since": SINCE,
+    "lock_scope": "transaction",
 }
 
 
@@ -46,7 +47,13 @@ def test_a_skipped_row_becomes_the_cli_json_shape() -> None:
             "run_id": "r-1",
         },
         "error": "another run holds the run lock",
+        "lock_scope": "transaction",
     }
+
+
+def test_a_row_from_before_lock_scope_was_recorded_is_a_session_run() -> None:
+    row = {key: value for key, value in SKIPPED_ROW.items() if key != "lock_scope"}
+    assert RunSummary.from_row(row).to_dict()["lock_scope"] == "session"
 
 
 def test_only_a_skipped_row_has_a_holder() -> None:
