@@ -1,6 +1,6 @@
 """`reminders admin`: serve the admin API and manage its tokens.
 
-FastAPI and uvicorn are imported inside `serve` only, so every other
+FastAPI and the server (Granian) are imported inside `serve` only, so every other
 `reminders` command starts without them.
 """
 
@@ -37,15 +37,12 @@ def admin() -> None:
 )
 def serve(host: str, port: int) -> None:
     """Serve the admin API (OpenAPI docs at /docs) on the reminders database."""
-    import uvicorn
-
-    from reminders_pipeline.admin.app import create_app
-    from reminders_pipeline.admin.serving import uvicorn_options
-    from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
+    from reminders_pipeline.admin.serving import serve as serve_api
+    from reminders_pipeline.settings import AdminApiSettings
 
     limits = AdminApiSettings.from_env()
-    app = create_app(_database_url(), ReminderSettings.from_env(), limits)
-    uvicorn.run(app, host=host, port=port, **uvicorn_options(limits))
+    _database_url()  # a missing or unmigrated database fails here, with one line
+    serve_api(host, port, limits)
 
 
 @admin.command("create-token")

@@ -40,6 +40,20 @@ _BEARER = re.compile(r"Bearer +([\x21-\x7e]+)", re.IGNORECASE)
 _KNOWN_QUERY = frozenset({"status", "limit", "offset", "assignment_id"})
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.-]{0,32}")
 _SECRET_SEGMENT = re.compile(r"rmd(_|%5f)", re.IGNORECASE)
+# A token's secret sent alone (without `rmd_<key id>_`) is 43 characters of the
+# URL-safe alphabet: any run of 16 or more such characters (percent escapes too)
+# in a segment that is not one of the API's own words is taken for a secret.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_.~%-]{16,}")
+_KNOWN_SEGMENTS = frozenset(
+    {
+        "last-contact-date",
+        "oauth2-redirect",
+        "static-offline-docs",
+        "swagger-ui-bundle.js",
+        "redoc.standalone.js",
+        "swagger-ui.css",
+    }
+)
 REDACTED = "[redacted]"
 # Kept as they are in a logged path segment; everything else is percent-encoded.
 _PATH_SAFE = "!$&'()*+,;=:@%"
@@ -54,8 +68,7 @@ def scrub_target(path: str, query: str = "") -> str:
     # Percent-encoded again: a decoded path may hold a line break or any text a
     # client wants in the log.
     segments = [
-        REDACTED if _SECRET_SEGMENT.search(s) else quote(s, safe=_PATH_SAFE)
-        for s in path.split("/")
+        REDACTED if _secret_shaped(s) else quote(s, safe=_PATH_SAFE) for s in path.split("/")
     ]
     clean = "/".join(segments)
     if not query:
@@ -69,11 +82,23 @@ def scrub_target(path: str, query: str = "") -> str:
     return f"{clean}?{'&'.join(pairs)}"
 
 
+def _secret_shaped(segment: str) -> bool:
+    if segment in _KNOWN_SEGMENTS:
+        return False
+    return bool(_SECRET_SEGMENT.search(segment) or _TOKEN_RUN.search(segment))
+
+
 class AccessLogScrubber(logging.Filter):
-    """uvicorn's access log line with the request target scrubbed (scrub_target)."""
+    """The server's access log line with the request target scrubbed (scrub_target):
+    Granian's (a dict; `target` is added for the line's format) or uvicorn's."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
+        if isinstance(args, dict) and "path" in args:
+            target = scrub_target(str(args["path"]), str(args.get("query_string") or ""))
+            path, _, query = target.partition("?")
+            record.args = dict(args, target=target, path=path, query_string=query)
+            return True
         # uvicorn.access: (client, method, full_path, http_version, status)
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
             path, _, query = args[2].partition("?")
@@ -149,15 +174,28 @@ class RequestGuard:
             return
         body = b""
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limits.max_body_bytes:
-                await _answer(send, 413, _too_large(limits.max_body_bytes))
-                return
+        # A body trickled byte by byte would hold the connection (and a request's
+        # place) for ever: it has its own deadline, counted from the head.
+        with anyio.move_on_after(limits.body_timeout_s):
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > limits.max_body_bytes:
+                    await _answer(send, 413, _too_large(limits.max_body_bytes))
+                    return
+        if more:
+            log.warning(
+                "admin API refused %s %s (408): body not complete within %d s",
+                scope["method"],
+                scrub_target(path),
+                limits.body_timeout_s,
+            )
+            detail = f"request body not complete within {limits.body_timeout_s} s"
+            await _answer(send, 408, {"detail": detail})
+            return
         await self.app(scope, _replay(body, receive), send)
 
     async def _authenticate(

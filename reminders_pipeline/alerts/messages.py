@@ -64,9 +64,21 @@ def _minutes(elapsed: timedelta) -> str:
 
 
 def duration(elapsed: timedelta) -> str:
-    """Minutes; seconds under a minute (a threshold lowered for a drill reads right)."""
-    seconds = elapsed.total_seconds()
-    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+    """Exact to the second and never rounded up: "45 s", "30 min", "1 min 30 s"
+    (REMINDERS_LONG_RUN_S=90 reads "1 min 30 s", not "2 min")."""
+    total = int(elapsed.total_seconds())
+    if total < 60:
+        return f"{total} s"
+    whole, seconds = divmod(total, 60)
+    return f"{whole} min" if seconds == 0 else f"{whole} min {seconds} s"
+
+
+def elapsed_for(elapsed: timedelta, threshold: timedelta) -> str:
+    """How long, in the threshold's terms: whole minutes (floored) against a whole-minute
+    threshold, to the second against one with seconds, so the two always compare."""
+    if threshold.total_seconds() % 60 or elapsed.total_seconds() < 60:
+        return duration(elapsed)
+    return duration(timedelta(minutes=elapsed.total_seconds() // 60))
 
 
 def long_run_alert(
@@ -83,13 +95,13 @@ def long_run_alert(
     facts = {
         "run id": run_id or "none (run outside Dagster)",
         "started": _when(started_at),
-        "elapsed": duration(elapsed),
+        "elapsed": elapsed_for(elapsed, threshold),
         "threshold": duration(threshold),
         "seen in": source,
     }
     if reminder_runs_id is not None:
         facts["reminder_runs id"] = str(reminder_runs_id)
-    text = f"A reminders run has been in progress for {duration(elapsed)}."
+    text = f"A reminders run has been in progress for {elapsed_for(elapsed, threshold)}."
     if holds_lock is False:
         facts["holds the run lock"] = "no"
         text += (
@@ -98,18 +110,34 @@ def long_run_alert(
         )
     elif holds_lock:
         facts["holds the run lock"] = "yes"
-    return Alert("long_run", f"Reminders run running for {duration(elapsed)}", text, facts, link)
+    return Alert(
+        "long_run",
+        f"Reminders run running for {elapsed_for(elapsed, threshold)}",
+        text,
+        facts,
+        link,
+    )
 
 
 def run_failed_alert(
-    *, run_id: str, job_name: str, error: str, partition: str | None, link: str | None
+    *,
+    run_id: str,
+    job_name: str,
+    error: str,
+    partition: str | None,
+    link: str | None,
+    next_step: str | None = None,
 ) -> Alert:
     facts = {"run id": run_id, "job": job_name}
     if partition:
         facts["partition"] = partition
     facts["error"] = error
+    text = error
+    if next_step:
+        facts["next step"] = next_step
+        text += f"\n\nNext: {next_step}"
     return Alert(
-        "run_failed", f"Reminders run failed ({partition or run_id[:8]})", error, facts, link
+        "run_failed", f"Reminders run failed ({partition or run_id[:8]})", text, facts, link
     )
 
 
@@ -201,11 +229,11 @@ def dead_deliveries_alert(*, count: int, last_id: int, recent_errors: str | None
 def pending_deliveries_alert(*, oldest: timedelta, threshold: timedelta) -> Alert:
     return Alert(
         kind="pending_deliveries",
-        title=f"A reminder delivery has waited {duration(oldest)}",
+        title=f"A reminder delivery has waited {elapsed_for(oldest, threshold)}",
         text=(
             f"The oldest pending delivery is older than {duration(threshold)}"
             " (REMINDERS_DELIVERY_MAX_PENDING_AGE_S): is delivery_job running, is its"
             " schedule on, is a channel configured and its server up?"
         ),
-        facts={"oldest pending": duration(oldest), "threshold": duration(threshold)},
+        facts={"oldest pending": elapsed_for(oldest, threshold), "threshold": duration(threshold)},
     )

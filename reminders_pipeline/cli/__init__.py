@@ -27,6 +27,7 @@ from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import lock_holder, lock_state
 from reminders_pipeline.db.lock_keys import LOCK_KEY
+from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
@@ -117,6 +118,8 @@ def _print_summary(summary: RunSummary) -> None:
         click.echo(f"  lock held by pid {b['pid']} (run {b['run_id']}, since {b['since']})")
     if summary.error:
         click.echo(f"  error: {summary.error}")
+    if summary.status == "success" and summary.created and (note := no_channel_note()):
+        click.echo(f"  note: {note}")
 
 
 @cli.command()

@@ -6,6 +6,7 @@ import click
 
 from reminders_pipeline.cli.common import database_url, print_json, require_migrated
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.delivery.deliverer import deliverer_from_env
 from reminders_pipeline.delivery.mentors import configure_mentor
 
@@ -37,6 +38,8 @@ def deliver(ctx: click.Context, as_json: bool) -> None:
         click.echo("total: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
         if report.late:
             click.echo(f"late (lease lost, not recorded): {report.late}")
+    if note := no_channel_note():
+        click.echo(f"note: {note}", err=True)
     for problem in report.problems:
         click.echo(f"error: {problem}", err=True)
     ctx.exit(1 if report.problems else 0)

@@ -29,6 +29,7 @@ from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
 from reminders_pipeline.core.run_ports import Lock, Watch
 from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary, unrecorded
 from reminders_pipeline.core.stop_signals import (
+    STOP_GRACE_S,
     WakeupWatch,
     cancel_until,
     early_stop_reason,
@@ -37,6 +38,7 @@ from reminders_pipeline.core.stop_signals import (
 from reminders_pipeline.errors import RunInterrupted, first_line
 
 log = logging.getLogger(__name__)
+UNFINISHED = "the run ended before it finished (an earlier step failed or was stopped)"
 
 
 class ReminderRun:
@@ -115,8 +117,7 @@ class ReminderRun:
         return None
 
     def ensure_started(self, as_of: date) -> RunSummary | None:
-        """start() unless this process already did: a re-execution from failure
-        begins at a later step, and must take the lock and log itself all the same."""
+        """start() unless done: a re-execution from failure begins at a later step."""
         if self.as_of is None:
             return self.start(as_of)
         return None
@@ -169,6 +170,8 @@ class ReminderRun:
         self._done.set()
         if self.summary is not None:
             return self.summary
+        if self.selection is not None:  # the log and summary say how many were due
+            self._counts = self._counts.with_due(self.selection.due)
         try:
             if self.run_row_id is not None:
                 self.runlog.failed(self.run_row_id, error, self._counts)
@@ -196,6 +199,8 @@ class ReminderRun:
         if self._stop_reason is None:
             self._stop_reason = reason
         if self._lock_open:
+            # A silent server never answers the cancel: its sessions close after a grace.
+            self.watch and self.watch.give_up_after(STOP_GRACE_S, reason)
             self.lock.cancel()
             self._keep_cancelling()
 
@@ -220,12 +225,8 @@ class ReminderRun:
                 self.as_of, self._started = self.planned_as_of, time.perf_counter()
             stopped = self._stop_reason is not None and self.as_of is not None
             if self.summary is None and (self._lock_open or stopped):
-                if self._stop_reason is not None:
-                    self.fail(self.describe_stop(self._stop_reason))
-                else:
-                    self.fail(
-                        "the run ended before it finished (an earlier step failed or was stopped)"
-                    )
+                reason = self._stop_reason
+                self.fail(self.describe_stop(reason) if reason else UNFINISHED)
             self._close_lock()
         finally:
             self._signals.stop()

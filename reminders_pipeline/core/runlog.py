@@ -16,7 +16,7 @@ land once it is back.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -40,6 +40,10 @@ class RunCounts:
     selected: int = 0
     created: int = 0
     already_existed: int = 0
+
+    def with_due(self, due: int) -> RunCounts:
+        """A failed run's counts: `selected` is at least what its selection found due."""
+        return replace(self, selected=max(self.selected, due))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How often, after a signal, the lock session is checked for a statement to cancel.
 CANCEL_POLL_S = 0.1
+# How long a cancelled statement may take to end before the run closes its sessions
+# (a server that answers nothing never answers the cancel either).
+STOP_GRACE_S = 10.0
 
 
 def stop_reason(signum: int) -> str:

@@ -128,6 +128,13 @@ class Session:
         return self._conn.broken
 
     @property
+    def busy(self) -> bool:
+        """A statement is in flight (readable from another thread)."""
+        return not self._conn.closed and (
+            self._conn.pgconn.transaction_status == TransactionStatus.ACTIVE
+        )
+
+    @property
     def server_version(self) -> int:
         return self._conn.info.server_version
 

@@ -39,6 +39,10 @@ class LockHolder:
     since: datetime | None
     client_addr: str | None
     run_id: str | None
+    # pg_stat_activity.state_change: the session's last change between active and
+    # idle. An idle holder took the lock at or before it, so "held for at least
+    # now - state_change" is true; `since` (the session's start) may be long before.
+    state_change: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LockHolder:
@@ -48,6 +52,7 @@ class LockHolder:
             since=row["since"],
             client_addr=row["client_addr"],
             run_id=run_id_from_application_name(row["application_name"]),
+            state_change=row.get("state_change"),
         )
 
     @classmethod

@@ -18,10 +18,13 @@ SELECT pg_advisory_xact_lock(%(namespace)s, %(job)s);
 -- sessions of this database holding it, this one marked `mine`. Who holds the
 -- run lock, whether this session does, whether any does, all come from here
 -- (db/lock_holder.py). The two-int form shows as classid/objid with objsubid 2.
+-- pg_locks keeps no time of acquisition: state_change is the nearest true bound
+-- (an idle holder took the lock at or before it; see LockHolder.state_change).
 SELECT l.pid,
        l.pid = pg_backend_pid() AS mine,
        a.application_name,
        a.backend_start AS since,
+       a.state_change,
        a.client_addr::text AS client_addr,
        a.state
 FROM pg_locks l
@@ -108,11 +111,12 @@ VALUES ('failed', %(as_of)s, %(dagster_run_id)s, %(trigger)s, clock_timestamp(),
 RETURNING id;
 
 -- name: finish_run_failed
--- Counts already on the row (committed batches) are the truth and stay.
+-- Counts already on the row (committed batches) are the truth and stay; selected
+-- is at least what the run's selection found due (batches may not have reached it).
 UPDATE reminder_runs
 SET status = 'failed',
     finished_at = clock_timestamp(),
-    selected = coalesce(selected, %(selected)s),
+    selected = greatest(selected, %(selected)s),
     created = coalesce(created, %(created)s),
     already_existed = coalesce(already_existed, %(already_existed)s),
     error = %(error)s

@@ -104,6 +104,7 @@ class RunSessions:
         self._heard = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._give_up: threading.Timer | None = None
 
     # -- sessions ----------------------------------------------------------------
 
@@ -137,7 +138,30 @@ class RunSessions:
         self._thread = threading.Thread(target=self._watch, name="reminders-run-watch", daemon=True)
         self._thread.start()
 
+    def give_up_after(self, seconds: float, reason: str) -> None:
+        """Close the sessions still waiting on the server `seconds` from now (once).
+
+        For a run being stopped (a signal, Dagster's terminate or max runtime): its
+        cancel goes through the same path as its statement and may get no answer.
+        """
+        if self._give_up is None:
+            self._give_up = threading.Timer(seconds, self._close_busy, args=(seconds, reason))
+            self._give_up.daemon = True
+            self._give_up.start()
+
+    def _close_busy(self, seconds: float, reason: str) -> None:
+        with self._guard:
+            busy = [s for s in self._sessions if not s.closed and s.busy]
+        if busy:
+            log.error(
+                "%s: %d statement(s) still in flight after %gs, closing", reason, len(busy), seconds
+            )
+            for session in busy:
+                shut_down(session)
+
     def stop(self) -> None:
+        if self._give_up is not None:
+            self._give_up.cancel()
         thread, self._thread = self._thread, None
         self._stop.set()
         if thread is not None and thread is not threading.current_thread():

@@ -42,6 +42,29 @@ class DeliveryConfig:
         )
 
 
+# What each sending channel needs set (in_app needs nothing: it is never sent).
+CHANNEL_SETTINGS = {
+    "email": "REMINDERS_SMTP_URL and REMINDERS_EMAIL_FROM",
+    "webhook": "REMINDERS_WEBHOOK_URL and REMINDERS_WEBHOOK_SECRET",
+}
+
+
+def not_configured(channel: str) -> str:
+    """Why a channel's deliveries wait, naming the settings that would serve it."""
+    needs = CHANNEL_SETTINGS.get(channel)
+    return f"the {channel} channel is not configured" + (f" (set {needs})" if needs else "")
+
+
+def no_channel_note() -> str | None:
+    """Said by a run when no sending channel is configured at all, else None."""
+    if s.SMTP_URL.get() or s.WEBHOOK_URL.get():
+        return None
+    return (
+        "no delivery channel is configured, so reminders are not sent (in-app only): "
+        + "; ".join(f"{channel} needs {needs}" for channel, needs in CHANNEL_SETTINGS.items())
+    )
+
+
 def senders_from_env(concurrency: int) -> dict[str, Sender]:
     """The senders whose settings are present; a half-configured channel is an error."""
     senders: dict[str, Sender] = {}

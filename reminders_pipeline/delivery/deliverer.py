@@ -35,7 +35,7 @@ import backoff
 
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.lock_holder import lock_holders
-from reminders_pipeline.delivery.config import DeliveryConfig, senders_from_env
+from reminders_pipeline.delivery.config import DeliveryConfig, not_configured, senders_from_env
 from reminders_pipeline.delivery.reminder import Reminder, Sender, SendFailed
 from reminders_pipeline.settings import ReminderSettings
 from reminders_pipeline.settings.delivery_lease import LEASE_MARGIN_S
@@ -114,8 +114,8 @@ class Deliverer:
         for row in self.db.fetch_all("due_delivery_channels"):
             if row["channel"] not in self.senders:
                 report.problems.append(
-                    f"{row['due']} {row['channel']} deliveries are waiting: the {row['channel']}"
-                    " channel is not configured (docs: README, delivery settings)"
+                    f"{row['due']} {row['channel']} deliveries are waiting: "
+                    f"{not_configured(row['channel'])}"
                 )
         return report
 

@@ -26,6 +26,7 @@ from dagster import (
 from reminders_pipeline.core.dispatch import BatchProgress
 from reminders_pipeline.core.run import RunSummary
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.delivery.deliverer import deliverer_from_env
 from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
@@ -34,6 +35,8 @@ from reminders_pipeline.orchestration.resources import (
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 OUTCOME_TAG = "reminders/outcome"
+# How many reminders a successful run created (delivery_after_run_sensor reads it).
+CREATED_TAG = "reminders/created"
 # One partition per as-of date, materialized only by a run that created that day's
 # reminders (reminders_pipeline/orchestration/assets.py): skipped and failed runs leave it missing.
 DAILY_REMINDERS = AssetKey(["reminders", "daily_reminders"])
@@ -167,7 +170,8 @@ def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
     if not lock_held_or_skipped(context, reminders):
         return
     summary = reminders.run.finish()
-    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "success"})
+    tags = {OUTCOME_TAG: "success", CREATED_TAG: str(summary.created)}
+    context.instance.add_run_tags(context.run_id, tags)
     # Only here, after 'success' is recorded: the day is done.
     yield AssetMaterialization(
         asset_key=DAILY_REMINDERS,
@@ -181,14 +185,15 @@ def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
             "reminder_runs_id": summary.run_row_id,
         },
     )
-    yield Output(
-        None,
-        metadata={
-            "status": summary.status,
-            "duration_s": MetadataValue.float(summary.duration_s),
-            "created": summary.created,
-        },
-    )
+    metadata: dict[str, Any] = {
+        "status": summary.status,
+        "duration_s": MetadataValue.float(summary.duration_s),
+        "created": summary.created,
+    }
+    if note := no_channel_note():  # the reminders exist, but nothing will send them
+        context.log.warning(note)
+        metadata["delivery"] = note
+    yield Output(None, metadata=metadata)
 
 
 # ------------------------------------------------------------------ delivery_job
@@ -214,6 +219,9 @@ def deliver_reminders(context: OpExecutionContext, reminders_db: RemindersDataba
         "per channel": MetadataValue.json(report.channels),
     }
     context.log.info(f"delivery: {totals}, per channel {report.channels}")
+    if note := no_channel_note():
+        context.log.warning(note)
+        metadata["delivery"] = MetadataValue.text(note)
     if report.problems:
         raise Failure(description="; ".join(report.problems), metadata=metadata)
     yield Output(None, metadata=metadata)

@@ -138,12 +138,12 @@ SKIP_ALERT_AFTER = integer(
     1,
     1000,
 )
-# A lock session younger than this may be a run between taking the lock and
-# writing its 'running' row: not judged stale yet.
+# A lock taken more recently than this may be a run that has not written its 'running'
+# row yet. Counted from the holder's state_change (pg_locks keeps no acquisition time).
 STALE_LOCK_GRACE_S = integer(
     "REMINDERS_STALE_LOCK_GRACE_S",
     60,
-    "stale-lock sensor: a younger lock session may be a run starting",
+    "stale-lock sensor: a lock taken more recently (by state_change) may be a run starting",
     0,
     3600,
 )

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reminders_pipeline.settings.admin_server import (
+    ADMIN_BODY_TIMEOUT_S,
+    ADMIN_HEAD_TIMEOUT_S,
+    ADMIN_MAX_CONNECTIONS,
+)
 from reminders_pipeline.settings.setting import Setting, integer, parse_switch
 
 ADMIN_POOL_MAX = integer(
@@ -67,6 +72,9 @@ class AdminApiSettings:
     max_header_bytes: int = 8192
     auth_failures_per_minute: int = 10
     docs: bool = True
+    head_timeout_s: int = 10
+    body_timeout_s: int = 10
+    max_connections: int = 256
 
     @classmethod
     def from_env(cls) -> AdminApiSettings:
@@ -79,4 +87,7 @@ class AdminApiSettings:
             max_header_bytes=ADMIN_MAX_HEADER_BYTES.get(),
             auth_failures_per_minute=ADMIN_AUTH_FAILURES_PER_MINUTE.get(),
             docs=ADMIN_DOCS.get(),
+            head_timeout_s=ADMIN_HEAD_TIMEOUT_S.get(),
+            body_timeout_s=ADMIN_BODY_TIMEOUT_S.get(),
+            max_connections=ADMIN_MAX_CONNECTIONS.get(),
         )

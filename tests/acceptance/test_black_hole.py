@@ -16,10 +16,10 @@ happened. Small settings keep the test under a minute.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.acceptance.support import (
     assert_notifications_are_exactly,
@@ -48,12 +48,6 @@ LOCK_FREE_WITHIN_S = SILENCE_S + 6
 EXIT_WITHIN_S = SILENCE_S + 4 + RECORD_RETRY_S + 10 + 20
 
 
-def through_proxy(url: str, port: int) -> str:
-    params = conninfo_to_dict(url)
-    params.update(host="127.0.0.1", port=str(port))
-    return make_conninfo(**params)
-
-
 @pytest.mark.parametrize("direction", ["both", "server_to_client"])
 def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
     reminders_cli, notifications_gate, db, db_url, direction
@@ -61,8 +55,7 @@ def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
     as_of = today()
     seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
     expected = expected_due_set(db, as_of)
-    target = conninfo_to_dict(db_url)
-    with BlackHoleProxy(target.get("host") or "127.0.0.1", int(target.get("port") or 5432)) as px:
+    with BlackHoleProxy.to(db_url) as px:
         gate = notifications_gate()
         run = reminders_cli.start(
             "run",
@@ -70,7 +63,7 @@ def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
             "--as-of",
             as_of.isoformat(),
             env={
-                "REMINDERS_DATABASE_URL": through_proxy(db_url, px.port),
+                "REMINDERS_DATABASE_URL": px.url(db_url),
                 "REMINDERS_RUN_SILENCE_S": str(SILENCE_S),
                 "REMINDERS_RUN_RECORD_RETRY_S": str(RECORD_RETRY_S),
             },
@@ -116,3 +109,52 @@ def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
     # The second run found the first one's row 'running' and marked it abandoned.
     assert rows[first_row["id"]]["status"] == "abandoned"
     assert [r["status"] for r in rows.values()].count("success") == 1
+
+
+STOP_SILENCE_S = 90  # far longer than the test: the watch must not be what stops the run
+
+
+def test_a_signal_stops_a_black_holed_run_without_the_hung_path(
+    reminders_cli, notifications_gate, db, db_url
+):
+    """SIGTERM (Dagster's terminate and max runtime send SIGINT, handled alike) ends a
+    run whose server went silent: its cancel gets no answer, so after a grace the run
+    closes its sessions itself, long before the silence bound."""
+    as_of = today()
+    seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
+    with BlackHoleProxy.to(db_url) as px:
+        notifications_gate()  # stays closed: the INSERT waits on the server throughout
+        run = reminders_cli.start(
+            "run",
+            "--json",
+            "--as-of",
+            as_of.isoformat(),
+            env={
+                "REMINDERS_DATABASE_URL": px.url(db_url),
+                "REMINDERS_RUN_SILENCE_S": str(STOP_SILENCE_S),
+                "REMINDERS_RUN_RECORD_RETRY_S": "5",
+            },
+        )
+        wait_for_run_holding_lock(db_url, run)
+        wait_for(
+            lambda: backends_waiting_on(db_url, "notifications"),
+            timeout=60,
+            what="the run's INSERT to wait behind the gate",
+        )
+        [first_row] = run_rows(db)
+        px.black_hole("both")
+        sent = time.monotonic()
+        run.popen.send_signal(signal.SIGTERM)
+        finished = run.wait(timeout=STOP_SILENCE_S)
+        exited_after = time.monotonic() - sent
+    print(f"SIGTERM through a black hole: exited after {exited_after:.1f}s")
+
+    assert finished.returncode == 1, finished.describe()
+    # The grace (10 s), the final write's retries (5 s, each try up to a 10 s connect
+    # timeout), Dagster's end of run; the silence bound plays no part.
+    assert exited_after < 45, finished.describe()
+    summary = finished.json()
+    assert summary["status"] == "failed"
+    assert summary["reminder_runs_id"] == first_row["id"]
+    assert summary["error"].startswith("terminated by SIGTERM"), summary["error"]
+    assert "could not be recorded" in summary["error"], summary["error"]

@@ -15,10 +15,15 @@ import socket
 import threading
 from typing import Literal
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 Mode = Literal["forward", "both", "server_to_client"]
 
 
 class BlackHoleProxy:
+    """To a server at host:port, or on a Unix socket when host is a directory (the
+    embedded server's): the client side is TCP either way."""
+
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.mode: Mode = "forward"
@@ -59,10 +64,31 @@ class BlackHoleProxy:
         client, _ = self._listener.accept()
         server = None
         if self.mode == "forward":
-            server = socket.create_connection(self.target, timeout=5)
-            server.settimeout(None)
+            server = self._connect_upstream()
             self._add(server, client, client_side=False)
         self._add(client, server, client_side=True)
+
+    def _connect_upstream(self) -> socket.socket:
+        host, port = self.target
+        if host.startswith("/"):
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.connect(f"{host}/.s.PGSQL.{port}")
+            return server
+        server = socket.create_connection(self.target, timeout=5)
+        server.settimeout(None)
+        return server
+
+    @classmethod
+    def to(cls, url: str) -> BlackHoleProxy:
+        """A proxy to the server of a libpq URL."""
+        params = conninfo_to_dict(url)
+        return cls(params.get("host") or "127.0.0.1", int(params.get("port") or 5432))
+
+    def url(self, url: str) -> str:
+        """url, through this proxy."""
+        params = conninfo_to_dict(url)
+        params.update(host="127.0.0.1", port=str(self.port))
+        return make_conninfo(**params)
 
     def _add(self, sock: socket.socket, peer: socket.socket | None, *, client_side: bool) -> None:
         self._peers[sock] = (peer, client_side)

@@ -164,7 +164,8 @@ def test_a_logged_path_cannot_forge_a_log_line():
     forged = "/runs\nINFO: token 'ops' corrected last_contact_date of assignment 7"
     clean = scrub_target(forged)
     assert "\n" not in clean and "\r" not in scrub_target("/runs\r\nx")
-    assert clean.startswith("/runs%0AINFO:%20token%20")
+    assert clean.startswith("/runs%0AINFO:%20token%20") or clean == "/[redacted]"
+    assert scrub_target("/runs\nINFO: done").startswith("/runs%0AINFO:%20done")
     # What uvicorn already percent-encodes stays as it is.
     assert scrub_target("/assignments/1%0A") == "/assignments/1%0A"
 

@@ -60,7 +60,9 @@ def test_delivery_job_sends_while_a_run_holds_the_lock_and_records_counts_per_ch
 
 
 def test_a_successful_reminders_run_launches_the_delivery_job(instance: DagsterInstance) -> None:
-    run_id = job_run(instance, DagsterRunStatus.SUCCESS)
+    # As release_run_lock tags a run that created reminders.
+    tags = {"reminders/outcome": "success", "reminders/created": "3"}
+    run_id = job_run(instance, DagsterRunStatus.SUCCESS, **tags)
     success = instance.get_records_for_run(run_id).records[-1].event_log_entry.dagster_event
     context = build_run_status_sensor_context(
         sensor_name=delivery_after_run_sensor.name,

@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from dagster import (
@@ -82,10 +81,6 @@ def attempt(what: str, fn: Callable[[], T], problems: list[str]) -> T | None:
         log.exception("%s failed", what)
         problems.append(f"{what} failed: {type(exc).__name__}: {exc}")
         return None
-
-
-def minutes(delta: timedelta) -> str:
-    return f"{int(delta.total_seconds() // 60)} min"
 
 
 def summary(

@@ -9,6 +9,7 @@ from dagster import SensorEvaluationContext
 from reminders_pipeline.alerts.messages import (
     dead_deliveries_alert,
     duration,
+    elapsed_for,
     pending_deliveries_alert,
 )
 from reminders_pipeline.db.connector import Database
@@ -57,10 +58,10 @@ def check_deliveries(
     oldest = timedelta(seconds=row["oldest_pending_s"] or 0)
     backlog = oldest > max_age
     if backlog and state.get("backlog"):
-        still.append(f"oldest pending delivery {duration(oldest)}")
+        still.append(f"oldest pending delivery {elapsed_for(oldest, max_age)}")
     elif backlog:
         alerts.send(pending_deliveries_alert(oldest=oldest, threshold=max_age), logger=logger)
-        fired.append(f"oldest pending delivery {duration(oldest)}")
+        fired.append(f"oldest pending delivery {elapsed_for(oldest, max_age)}")
     return Checked(
         fired,
         [],

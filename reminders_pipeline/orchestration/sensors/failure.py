@@ -93,10 +93,26 @@ def reminders_run_failure_sensor(
             error=error,
             partition=run.tags.get("dagster/partition"),
             link=alerts.run_url(run.run_id),
+            next_step=next_step(run.job_name, run.tags.get("dagster/partition")),
         ),
         logger=context.log,
     )
     return SkipReason(f"alerted: run {run.run_id} ({partition}) failed: {_one_line(error)}")
+
+
+def next_step(job_name: str, partition: str | None) -> str:
+    """What the operator does after fixing the cause: the failed day is not done."""
+    if job_name == delivery_job.name:
+        return (
+            "fix the cause named above; the waiting deliveries go out on the next"
+            f" {delivery_job.name} run (delivery_retry_schedule, or `reminders deliver`)"
+        )
+    day = partition or "DAY"
+    return (
+        f"fix the cause named above, then run the day again: `reminders backfill --from {day}"
+        f" --to {day}` (or re-execute this run in the UI); reminders already created are"
+        " not created twice"
+    )
 
 
 def _explain_quiet_ticks(sensor_def: SensorDefinition, quiet: str) -> None:

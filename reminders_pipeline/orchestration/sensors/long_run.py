@@ -12,7 +12,7 @@ from typing import Any
 from dagster import DagsterInstance, RunsFilter, SensorEvaluationContext
 
 from reminders_pipeline import settings
-from reminders_pipeline.alerts.messages import duration, long_run_alert, now_utc
+from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_alert, now_utc
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
@@ -24,7 +24,6 @@ from reminders_pipeline.orchestration.sensors.common import (
     alerting_sensor,
     attempt,
     load_cursor,
-    minutes,
 )
 
 
@@ -59,7 +58,7 @@ def check_long_runs(
             continue
         started = datetime.fromtimestamp(record.start_time, UTC)
         if run_id in alerted_runs:
-            still.append(f"run {run_id} in progress for {minutes(now - started)}")
+            still.append(f"run {run_id} in progress for {elapsed_for(now - started, threshold)}")
             continue
         if now - started < threshold:
             continue
@@ -92,7 +91,9 @@ def check_long_runs(
             continue  # the Dagster run above covers it
         elapsed = now - row["started_at"]
         if row["id"] in alerted_rows:
-            still.append(f"reminder_runs {row['id']} 'running' for {minutes(elapsed)}")
+            still.append(
+                f"reminder_runs {row['id']} 'running' for {elapsed_for(elapsed, threshold)}"
+            )
             continue
         known = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
         source = (

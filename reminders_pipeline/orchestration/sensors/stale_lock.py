@@ -26,8 +26,12 @@ def stale_reason(
     instance: DagsterInstance, reminders_db: RemindersDatabaseResource, holder: LockHolder
 ) -> str | None:
     """Why the holder's run is not in progress, or None when it is (or may be)."""
-    if holder.since is not None:
-        age = now_utc() - holder.since
+    # The grace counts from the holder's last state change, not its session start: a
+    # long-open session that has just taken the lock is as young as a starting run.
+    # pg_locks keeps no acquisition time; an idle holder took it at or before then.
+    taken_by = holder.state_change or holder.since
+    if taken_by is not None:
+        age = now_utc() - taken_by
         if age < timedelta(seconds=settings.STALE_LOCK_GRACE_S.get()):
             return None
     if holder.run_id is not None:

@@ -1,0 +1,104 @@
+"""After an outage longer than the run's retries, its summary still tells the truth.
+
+Runs on a private server (tests/helpers/private_pg.py). The run commits batches,
+then waits on a reminder another session holds; the server stops and stays down
+until the run has given up recording its outcome (REMINDERS_RUN_RECORD_RETRY_S)
+and exited. Its summary must carry its row's id and the reminders its committed
+batches created, not 0 and null; the row itself, once the server is back, says
+the same counts, and the next run marks it abandoned and creates exactly the rest.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
+from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.migrate import upgrade
+from tests.acceptance.support import (
+    assert_notifications_are_exactly,
+    backends_waiting_on,
+    expected_due_set,
+    notification_keys,
+    run_rows,
+    seed_assignments,
+    today,
+    wait_for,
+    wait_for_run_holding_lock,
+)
+from tests.helpers.private_pg import private_postgres
+
+pytestmark = pytest.mark.acceptance
+
+ASSIGNMENTS = 20_000
+RECORD_RETRY_S = 3
+# The retries, then Dagster's end of run: the run gives up well before the server is back.
+EXIT_WITHIN_S = RECORD_RETRY_S + 30
+
+
+def test_summary_after_a_long_outage_reports_what_was_committed(reminders_cli):
+    with private_postgres() as pg:
+        url = pg.url
+        upgrade(url)
+        db = Database(url)
+        as_of = today()
+        seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
+        expected = expected_due_set(db, as_of)
+        blocker_key = sorted(expected)[len(expected) * 2 // 3]
+        blocker = psycopg.connect(url)
+        blocker.execute(
+            "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on, "
+            "silence_started_on, sequence) "
+            "SELECT id, mentor_id, %s, %s, last_contact_date, %s FROM assignments WHERE id = %s",
+            (FOLLOW_UP_REMINDER, blocker_key[2], blocker_key[3], blocker_key[0]),
+        )
+        run = reminders_cli.start(
+            "run",
+            "--json",
+            "--as-of",
+            as_of.isoformat(),
+            env={
+                "REMINDERS_DATABASE_URL": url,
+                "REMINDERS_BATCH_SIZE": "1000",
+                "REMINDERS_RUN_RECORD_RETRY_S": str(RECORD_RETRY_S),
+            },
+        )
+        wait_for_run_holding_lock(url, run)
+        wait_for(
+            lambda: backends_waiting_on(url, "notifications"),
+            timeout=90,
+            what="the run to reach the held reminder",
+        )
+        committed = len(notification_keys(db))
+        [running] = run_rows(db)
+        assert 0 < committed < len(expected), committed
+
+        pg.stop()  # and it stays down until the run has given up and exited
+        stopped = time.monotonic()
+        blocker.close()
+        finished = run.wait(timeout=EXIT_WITHIN_S + 30)
+        exited_after = time.monotonic() - stopped
+        pg.start()
+
+        assert finished.returncode == 1, finished.describe()
+        assert exited_after < EXIT_WITHIN_S, finished.describe()
+        summary = finished.json()
+        assert summary["status"] == "failed", finished.describe()
+        assert summary["reminder_runs_id"] == running["id"], summary
+        assert summary["created"] == committed, summary
+        assert summary["selected"] == committed, summary
+        assert "could not be recorded" in summary["error"], summary["error"]
+        assert f"row {running['id']} stays 'running'" in summary["error"]
+        [row] = run_rows(db)
+        assert (row["status"], row["created"]) == ("running", committed)
+
+        again = reminders_cli(
+            "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_DATABASE_URL": url}
+        )
+        assert again.returncode == 0, again.describe()
+        assert again.json()["created"] == len(expected) - committed
+        assert [r["status"] for r in run_rows(db)] == ["abandoned", "success"]
+        assert_notifications_are_exactly(db, expected)
