@@ -206,15 +206,11 @@ class RequestGuard:
         limiter = self.services.auth_failures
         token = _bearer_token(headers)
         key_id = key_id_of(token) if token is not None else None
-        wait = limiter.retry_after_s(limiter.bucket(client, key_id))
-        if wait is not None:
-            log.warning("admin API refused %s (429): too many failed authentications", where)
-            await _answer(
-                send,
-                429,
-                {"detail": f"too many failed authentications; retry in {wait} s"},
-                {"Retry-After": str(wait)},
-            )
+        # Without a well-formed token nothing can verify: past the address's limit
+        # such a request is refused before any work. A token is always checked, so
+        # a valid one is never refused however many failures came before it.
+        if key_id is None and (wait := limiter.retry_after_s(client)) is not None:
+            await _too_many(send, where, wait)
             return False
         if token is None:
             check = TokenCheck(None, "no bearer token")
@@ -230,13 +226,16 @@ class RequestGuard:
                 return False
             detail = "invalid or revoked token"
         if check.identity is None:
-            limiter.failed(client, key_id)
+            counted_key = key_id if check.key_exists else None
+            wait = limiter.retry_after_s(client, counted_key)
+            if wait is not None:
+                await _too_many(send, where, wait)
+                return False
+            limiter.failed(client, counted_key)
             # Never the token itself: only what was wrong with it.
             log.warning("admin API refused %s (401): %s", where, check.failure)
             await _answer(send, 401, {"detail": detail}, {"WWW-Authenticate": "Bearer"})
             return False
-        if key_id is not None:
-            limiter.authenticated(key_id)
         # Scope before the body too: GET needs read, anything else correct.
         needed = READ if scope["method"] == "GET" else CORRECT
         if needed not in check.identity.scopes:
@@ -246,6 +245,16 @@ class RequestGuard:
             return False
         scope.setdefault("state", {})[IDENTITY] = check.identity
         return True
+
+
+async def _too_many(send: Send, where: str, wait: int) -> None:
+    log.warning("admin API refused %s (429): too many failed authentications", where)
+    await _answer(
+        send,
+        429,
+        {"detail": f"too many failed authentications; retry in {wait} s"},
+        {"Retry-After": str(wait)},
+    )
 
 
 def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:

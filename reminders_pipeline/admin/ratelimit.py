@@ -1,21 +1,25 @@
-"""Failed authentications per client: past the limit, a client gets 429 until its window frees.
+"""Failed authentications, counted per client address and per real key id.
 
-A moving window of one minute (the `limits` library, in memory: one server process
-keeps its own count). While a client is over the limit even a valid token is
-refused, so guessing gains nothing from the answer.
+A moving window of one minute (the `limits` library, in memory: one server
+process keeps its own count, and a restart forgets it: the count only turns a
+failure's 401 into a 429, it never guards a secret). Past the limit, failing
+requests get 429 with Retry-After instead of 401, and requests that carry no
+well-formed token are refused before any work.
 
-On one host every local client has the same address, so a count per address alone
-would let any local process lock every operator out. A key id that has
-authenticated on this server is therefore counted on its own: a request naming it
-is refused only after failures that named it, from that address. Failures naming
-anything else (unknown key ids, malformed tokens) count against the address.
+A token that verifies is never refused: behind a local TLS proxy every operator
+shares one address, and anyone can fail on purpose, so a limit that refused
+valid tokens would let any stranger lock every operator out. A token's secret is
+256 random bits: refusing a right guess would protect nothing. Failures that name
+a key id that exists (a wrong secret, a revoked token) also count against that
+key id, wherever they come from; made-up key ids count against the address only,
+so the counts' memory is bounded by addresses and real tokens, and every count
+expires with its window.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -23,33 +27,31 @@ from limits.strategies import MovingWindowRateLimiter
 
 
 class FailedAuthLimiter:
-    KNOWN_KEYS_MAX = 10_000
-
     def __init__(self, failures_per_minute: int) -> None:
         self._item = RateLimitItemPerMinute(failures_per_minute)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._known: OrderedDict[str, None] = OrderedDict()
 
-    def bucket(self, client: str, key_id: str | None) -> str:
-        """Where a request's failures are counted, and its wait is looked up."""
-        if key_id is not None and key_id in self._known:
-            return f"{client} key {key_id}"
-        return client
+    @staticmethod
+    def _key(key_id: str) -> str:
+        return f"key {key_id}"
 
-    def authenticated(self, key_id: str) -> None:
-        self._known[key_id] = None
-        self._known.move_to_end(key_id)
-        if len(self._known) > self.KNOWN_KEYS_MAX:
-            self._known.popitem(last=False)
-
-    def retry_after_s(self, bucket: str) -> int | None:
-        """Seconds until requests counted in `bucket` may try again, or None when they may now."""
+    def _wait(self, bucket: str) -> int | None:
         if self._limiter.test(self._item, bucket):
             return None
         reset_at = self._limiter.get_window_stats(self._item, bucket).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 
+    def retry_after_s(self, client: str, key_id: str | None = None) -> int | None:
+        """Seconds until failures from `client` (or naming the real `key_id`) are
+        under the limit again, or None when they are now."""
+        waits = [self._wait(client)]
+        if key_id is not None:
+            waits.append(self._wait(self._key(key_id)))
+        known = [w for w in waits if w is not None]
+        return max(known) if known else None
+
     def failed(self, client: str, key_id: str | None = None) -> None:
+        """Count a failure from `client`; `key_id` only when that key exists."""
         self._limiter.hit(self._item, client)
         if key_id is not None:
-            self._limiter.hit(self._item, f"{client} key {key_id}")
+            self._limiter.hit(self._item, self._key(key_id))

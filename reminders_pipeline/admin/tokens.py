@@ -49,6 +49,8 @@ class TokenCheck:
 
     identity: TokenIdentity | None
     failure: str | None = None
+    # The presented key id names a real token (the secret was wrong, or it is revoked).
+    key_exists: bool = False
 
 
 def _hash(token: str) -> bytes:
@@ -123,9 +125,9 @@ class TokenStore:
             if row is None:
                 return TokenCheck(None, "unknown token")
             if not matches:
-                return TokenCheck(None, f"wrong secret for token {row['name']!r}")
+                return TokenCheck(None, f"wrong secret for token {row['name']!r}", True)
             if row["revoked_at"] is not None:
-                return TokenCheck(None, f"revoked token {row['name']!r}")
+                return TokenCheck(None, f"revoked token {row['name']!r}", True)
             conn.run("admin_token_used", id=row["id"])
         return TokenCheck(TokenIdentity(row["id"], row["name"], frozenset(row["scopes"])))
 

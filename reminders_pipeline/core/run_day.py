@@ -20,8 +20,10 @@ from dataclasses import replace
 from datetime import date
 
 from reminders_pipeline.core.runlog import MAX_ERROR_LENGTH, RunSummary
+from reminders_pipeline.core.stop_signals import handling_stop_signals
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.pooler import PROBE_APPLICATION_NAME, require_session_binding
+from reminders_pipeline.db.run_sessions import RunSessions
 from reminders_pipeline.errors import ConfigError, DatabaseError, UnsupportedPooler
 from reminders_pipeline.settings import PARTITIONS_START, ReminderSettings
 from reminders_pipeline.settings.lock_scope import LOCK_SCOPE
@@ -68,10 +70,23 @@ def check_day(day: date, settings: ReminderSettings) -> None:
 def run_day(url: str, settings: ReminderSettings, as_of: date, trigger: str = "cli") -> RunSummary:
     """One call of reminders_run_day(as_of), in one transaction, with these settings."""
     started = time.perf_counter()
+    # Bounded like the batched run's sessions (db/run_sessions.py), but transaction-
+    # local: behind a transaction pooler a session setting would outlive the call
+    # on a server connection other clients share.
+    sessions = RunSessions(url)
+    stopped: list[str] = []
+
+    def stop(reason: str) -> None:  # SIGTERM/SIGINT: cancel the call on the server
+        stopped.append(reason)
+        session.cancel_in_flight()
+
+    sessions.start()
     try:
         # One transaction (commit on a clean exit); prepared statements off, as
         # a transaction-mode pooler may give the next transaction another server.
-        with connect(url, application_name=APPLICATION_NAME, prepare_threshold=None) as session:
+        session = sessions.open(application_name=APPLICATION_NAME, prepare_threshold=None)
+        with session, handling_stop_signals(stop):
+            sessions.bounds.apply(session, local=True)
             session.one(
                 "run_day_settings",
                 timezone=settings.timezone,
@@ -85,6 +100,10 @@ def run_day(url: str, settings: ReminderSettings, as_of: date, trigger: str = "c
             assert row is not None
     except DatabaseError as exc:
         error = f"{type(exc).__name__}: {exc}".strip()
+        if stopped:  # the error is the cancel: name its cause
+            error = stopped[0]
+        elif sessions.tripped:  # the error is the watch closing a silent session
+            error = f"{sessions.tripped} ({error})"
         row_id = _log_failure(url, as_of, trigger, error)
         return RunSummary(
             "failed",
@@ -95,6 +114,8 @@ def run_day(url: str, settings: ReminderSettings, as_of: date, trigger: str = "c
             error=error,
             lock_scope="transaction",
         )
+    finally:
+        sessions.stop()
     summary = RunSummary.from_row(row)
     if summary.status == "skipped":
         log.warning(

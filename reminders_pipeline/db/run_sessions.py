@@ -80,10 +80,14 @@ class SessionBounds:
             values["client_connection_check_interval"] = min(CLIENT_CHECK_MS, self.silence_ms)
         return values
 
-    def apply(self, session: Session) -> None:
-        """SET the server-side bounds on session (one round trip)."""
+    def apply(self, session: Session, *, local: bool = False) -> None:
+        """SET the server-side bounds on session (one round trip); `local`: for the
+        transaction in progress only."""
         values = self.server_settings(session.server_version)
-        calls = ", ".join(f"set_config('{name}', %({name})s, false)" for name in values)
+        if local:  # idle_session_timeout does not apply inside a transaction
+            values.pop("idle_session_timeout", None)
+        scope = "true" if local else "false"
+        calls = ", ".join(f"set_config('{name}', %({name})s, {scope})" for name in values)
         session.execute(f"SELECT {calls}", {name: str(value) for name, value in values.items()})
 
 
@@ -165,7 +169,9 @@ class RunSessions:
         thread, self._thread = self._thread, None
         self._stop.set()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._probe_timeout_s() + 5)
+            # Not for a probe in flight (it ends within its deadline, and the daemon
+            # thread with it): the run's exit must not wait on a silent server.
+            thread.join(timeout=0.5)
 
     def _probe_timeout_s(self) -> float:
         return max(2.0, self.liveness.probe_interval_s / 2)
@@ -263,3 +269,15 @@ class RunDatabase(Database):
                 yield session
         finally:
             session.close()
+
+
+@contextmanager
+def watched_database(url: str) -> Iterator[RunDatabase]:
+    """A Database whose sessions are bounded and watched while the block lasts: for
+    a run's reads and writes outside its steps (the launcher reading its row back)."""
+    sessions = RunSessions(url)
+    sessions.start()
+    try:
+        yield RunDatabase(sessions)
+    finally:
+        sessions.stop()

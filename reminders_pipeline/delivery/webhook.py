@@ -1,7 +1,8 @@
 """The webhook channel: a signed JSON POST per reminder (httpx), with an Idempotency-Key.
 
-X-Reminders-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">, so a
-receiver can check the body and refuse replays (README: verifying a webhook).
+Signed per Standard Webhooks (delivery/signing.py: webhook-id, webhook-timestamp,
+webhook-signature), so a receiver verifies the body and refuses replays with the
+`standardwebhooks` library of its language (README: verifying a webhook).
 
 httpx's timeouts bound each network step, so a receiver trickling its status line,
 headers or body a byte at a time would outlast them. Each send therefore runs on the
@@ -13,29 +14,23 @@ deadline, and the calling thread stops waiting SEND_MARGIN_S later whatever happ
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import threading
 import time
+from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 
 import httpx
 
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed
+from reminders_pipeline.delivery.signing import Signer
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 
 WEBHOOK = "webhook"
-SIGNATURE_HEADER = "X-Reminders-Signature"
 # Statuses a retry may fix; any other 4xx is the receiver refusing this reminder.
 RETRYABLE = {408, 409, 425, 429}
 # The start of the answer kept as provider_response; the rest is not read.
 ANSWER_KEPT = 200
-
-
-def signature(secret: str, body: bytes, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
 
 
 def retry_after_s(value: str | None) -> float | None:
@@ -55,8 +50,10 @@ def retry_after_s(value: str | None) -> float | None:
 class WebhookSender:
     channel = WEBHOOK
 
-    def __init__(self, url: str, secret: str, *, concurrency: int = 16) -> None:
-        self.url, self.secret = url, secret
+    def __init__(self, url: str, secrets: str | Sequence[str], *, concurrency: int = 16) -> None:
+        """secrets: whsec_ secrets (REMINDERS_WEBHOOK_SECRET), each signature in the header."""
+        self.url = url
+        self.signer = Signer([secrets] if isinstance(secrets, str) else secrets)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="webhook-loop", daemon=True
@@ -75,7 +72,7 @@ class WebhookSender:
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": reminder.idempotency_key,
-            SIGNATURE_HEADER: signature(self.secret, body, int(time.time())),
+            **self.signer.headers(reminder.idempotency_key, body),
         }
         future = asyncio.run_coroutine_threadsafe(self._post(body, headers, timeout_s), self.loop)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S
+from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, WEBHOOK_SECRET
 from reminders_pipeline.settings.setting import (
     Setting,
     integer,
@@ -104,12 +104,6 @@ WEBHOOK_URL = Setting(
     None,
     "where reminder webhooks are POSTed (JSON, signed)",
     parse_http_url,
-    secret=True,
-)
-WEBHOOK_SECRET = string(
-    "REMINDERS_WEBHOOK_SECRET",
-    None,
-    "HMAC-SHA256 key of the `X-Reminders-Signature` header (required with a webhook URL)",
     secret=True,
 )
 DELIVERY_TIMEOUT_S = integer(

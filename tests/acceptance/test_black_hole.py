@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal
 import time
 
+import psycopg
 import pytest
 
 from tests.acceptance.support import (
@@ -158,3 +159,61 @@ def test_a_signal_stops_a_black_holed_run_without_the_hung_path(
     assert summary["reminder_runs_id"] == first_row["id"]
     assert summary["error"].startswith("terminated by SIGTERM"), summary["error"]
     assert "could not be recorded" in summary["error"], summary["error"]
+
+
+def day_call_waiting(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'reminders-run-day' AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_a_black_holed_day_call_frees_the_transaction_lock(
+    reminders_cli, notifications_gate, db, db_url
+):
+    """The day as one SQL call (REMINDERS_LOCK_SCOPE=transaction) is bounded the same
+    way, with transaction-local settings: its transaction, and the lock with it, ends
+    once its client has been silent for the bound."""
+    as_of = today()
+    seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
+    with BlackHoleProxy.to(db_url) as px:
+        gate = notifications_gate()
+        run = reminders_cli.start(
+            "run",
+            "--json",
+            "--as-of",
+            as_of.isoformat(),
+            env={
+                "REMINDERS_DATABASE_URL": px.url(db_url),
+                "REMINDERS_LOCK_SCOPE": "transaction",
+                "REMINDERS_RUN_SILENCE_S": str(SILENCE_S),
+            },
+        )
+        wait_for(
+            lambda: day_call_waiting(db_url),
+            timeout=60,
+            what="the day's call to wait behind the gate",
+        )
+        assert lock_holder(db_url) is not None
+        px.black_hole("both")
+        holed = time.monotonic()
+        gate.open()
+        wait_for(
+            lambda: lock_holder(db_url) is None,
+            timeout=LOCK_FREE_WITHIN_S,
+            what="the server to end the silent call's transaction and free the lock",
+        )
+        assert run.alive(), "the lock must be freed by the server, not by the run's exit"
+        finished = run.wait(timeout=EXIT_WITHIN_S + 30)
+        exited_after = time.monotonic() - holed
+    assert finished.returncode == 1, finished.describe()
+    assert exited_after < EXIT_WITHIN_S, finished.describe()
+    summary = finished.json()
+    assert summary["status"] == "failed"
+    assert f"REMINDERS_RUN_SILENCE_S={SILENCE_S}" in summary["error"], summary["error"]
+    # All or nothing: the call's reminders went with its transaction.
+    assert run_rows(db) == [] or all(r["status"] == "failed" for r in run_rows(db))
+    with db.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM notifications").fetchone()["n"] == 0

@@ -1,10 +1,9 @@
 """Real local receivers of reminder deliveries: a webhook receiver that checks the
-signature and counts per Idempotency-Key, and an SMTP server with STARTTLS and login."""
+signature (with the `standardwebhooks` library, as the README's receiver does) and
+counts per Idempotency-Key, and an SMTP server with STARTTLS and login."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import shutil
 import ssl
 import subprocess
@@ -19,10 +18,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.helpers.alert_servers import _Collector, free_port
 
-SECRET = "test-webhook-secret"
+# A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 # One answer per request, in order; then `then`. An answer is a status (int),
 # (status, {header: value}), "hang" (answer nothing until the client gives up) or
@@ -30,22 +31,26 @@ SECRET = "test-webhook-secret"
 Answer = int | tuple[int, dict[str, str]] | str
 
 
-def verify(secret: str, header: str, body: bytes, tolerance_s: float = 300) -> bool:
-    """The receiver's check of X-Reminders-Signature (as the README shows it)."""
-    parts = dict(item.split("=", 1) for item in header.split(","))
-    timestamp = int(parts["t"])
-    if abs(time.time() - timestamp) > tolerance_s:
+def verify(secret: str, headers: Any, body: bytes) -> bool:
+    """The receiver's check, with the official library (as the README shows it)."""
+    try:
+        Webhook(secret).verify(body, dict(headers.items()), json_parse=False)
+    except WebhookVerificationError:
         return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return hmac.compare_digest(expected.hexdigest(), parts["v1"])
+    return True
 
 
 class ReminderReceiver:
     """An HTTP server on a free loopback port that refuses bad signatures (401)."""
 
     def __init__(
-        self, answers: list[Answer] | None = None, then: Answer = 200, delay_s: float = 0.0
+        self,
+        answers: list[Answer] | None = None,
+        then: Answer = 200,
+        delay_s: float = 0.0,
+        secret: str = SECRET,
     ) -> None:
+        self.secret = secret
         self.answers = list(answers or [])
         self.then = then
         self.delay_s = delay_s
@@ -66,10 +71,13 @@ class ReminderReceiver:
                 if len(raw) < length:
                     return  # the sender died mid-request: nothing was delivered
                 key = self.headers.get("Idempotency-Key", "")
-                ok = verify(SECRET, self.headers.get("X-Reminders-Signature", "t=0,v1=x"), raw)
+                ok = verify(receiver.secret, self.headers, raw)
                 with receiver.lock:
                     answer = receiver.answers.pop(0) if receiver.answers else receiver.then
-                    receiver.requests.append({"key": key, "body": raw, "answer": answer})
+                    receiver.requests.append(
+                        {"key": key, "body": raw, "answer": answer, "headers": dict(self.headers),
+                         "at": time.time()}
+                    )  # fmt: skip
                     if not ok:
                         receiver.bad_signatures += 1
                 if receiver.delay_s:

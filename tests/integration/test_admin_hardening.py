@@ -134,30 +134,62 @@ def test_headers_over_the_limit_are_431(client, tokens):
     assert huge_token.status_code == 431
 
 
-def test_failed_authentications_are_rate_limited_per_client_and_known_key(db_url, tokens):
+def test_failures_turn_401_into_429_per_address_but_never_refuse_a_valid_token(db_url, tokens):
     limits = replace(FAST, auth_failures_per_minute=3)
     guess = "rmd_0123456789abcdef_x"
-    with TestClient(create_app(db_url, SETTINGS, limits)) as client:
-        # The reader's key has authenticated on this server before the guessing starts.
-        assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 200
+    app = create_app(db_url, SETTINGS, limits)
+    with TestClient(app, client=("10.0.0.1", 5000)) as client:
         for _ in range(3):
             assert client.get("/runs", headers=bearer(guess)).status_code == 401
         refused = client.get("/runs", headers=bearer(guess))
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
-        # Another made-up key id from the same address: refused before any lookup.
-        assert client.get("/runs", headers=bearer("rmd_fedcba9876543210_y")).status_code == 429
-        # A key this server has not seen yet goes with the address: a right one too.
-        assert client.get("/runs", headers=bearer(tokens["both"])).status_code == 429
-        # A key that has authenticated here counts on its own: others' failures (every
-        # local client shares one address) cannot lock its holder out...
-        assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 200
-        # ...failures that name it can.
-        wrong = f"rmd_{key_id_of(tokens['reader'])}_wrong"
+        # No token, or a malformed one: nothing to verify, refused before any work.
+        assert client.get("/runs").status_code == 429
+        assert client.get("/runs", headers=bearer("not-a-token")).status_code == 429
+        # Every valid token is served from that very address, one never used on this
+        # server process too (as after a restart), while the failures go on.
         for _ in range(3):
-            assert client.get("/runs", headers=bearer(wrong)).status_code in (401, 429)
-        assert client.get("/runs", headers=bearer(tokens["reader"])).status_code == 429
-        assert client.get("/healthz").status_code == 200
+            assert client.get("/runs", headers=bearer(guess)).status_code == 429
+            for name in ("both", "reader"):
+                assert client.get("/runs", headers=bearer(tokens[name])).status_code == 200
+        # A revoked token is still a failure.
+        assert client.get("/runs", headers=bearer(tokens["revoked"])).status_code == 429
+        # Made-up key ids counted against 10.0.0.1 only: another address is not limited.
+        other = TestClient(app, client=("10.0.0.2", 5000))  # the same app, its lifespan above
+        assert other.get("/runs", headers=bearer(guess)).status_code == 401
+
+
+def test_wrong_secrets_for_a_real_key_limit_guesses_at_it_never_its_holder(db_url, tokens):
+    limits = replace(FAST, auth_failures_per_minute=3)
+    wrong = f"rmd_{key_id_of(tokens['reader'])}_wrong"
+    app = create_app(db_url, SETTINGS, limits)
+    with TestClient(app, client=("10.0.0.1", 5000)) as attacker:
+        for _ in range(3):
+            assert attacker.get("/runs", headers=bearer(wrong)).status_code == 401
+        elsewhere = TestClient(app, client=("10.0.0.3", 5000))  # the same app
+        # The key's count holds from any address, for guesses...
+        refused = elsewhere.get("/runs", headers=bearer(wrong))
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        # ...and the real secret is served, as are other keys.
+        assert elsewhere.get("/runs", headers=bearer(tokens["reader"])).status_code == 200
+        assert elsewhere.get("/runs", headers=bearer(tokens["both"])).status_code == 200
+        assert attacker.get("/runs", headers=bearer(tokens["reader"])).status_code == 200
+        assert attacker.get("/healthz").status_code == 200
+
+
+def test_the_failure_counts_are_bounded_by_addresses_and_real_keys(db_url, tokens):
+    """Made-up key ids make no count of their own: memory does not grow with them."""
+    app = create_app(db_url, SETTINGS, replace(FAST, auth_failures_per_minute=1000))
+    with TestClient(app, client=("10.0.0.1", 5000)) as client:
+        for n in range(50):
+            assert client.get("/runs", headers=bearer(f"rmd_{n:016x}_x")).status_code == 401
+        assert (
+            client.get("/runs", headers=bearer(f"rmd_{key_id_of(tokens['reader'])}_x")).status_code
+            == 401
+        )
+    storage = app.state.services.auth_failures._limiter.storage
+    assert len(storage.events) == 2  # the address, the real key
 
 
 def test_a_logged_path_cannot_forge_a_log_line():

@@ -72,3 +72,17 @@ def test_bad_mentor_settings_are_refused_by_name(db: Database, reminders_env: di
     assert db_rows(db, "SELECT channels, language FROM mentors") == [
         {"channels": None, "language": None}
     ]
+
+
+def test_deliver_refuses_a_secret_that_is_not_whsec_at_start_and_sends_nothing(
+    db: Database, reminders_env: dict[str, str], monkeypatch
+) -> None:
+    due_reminders(db, 1, channels=["webhook"])
+    with ReminderReceiver() as receiver:
+        monkeypatch.setenv("REMINDERS_WEBHOOK_URL", receiver.url())
+        monkeypatch.setenv("REMINDERS_WEBHOOK_SECRET", "test-webhook-secret")
+        result = CliRunner().invoke(cli, ["deliver", "--json"])
+    assert result.exit_code != 0
+    assert "REMINDERS_WEBHOOK_SECRET must be whsec_" in str(result.exception) + result.output
+    assert receiver.requests == []
+    assert db_rows(db, "SELECT state, attempts FROM deliveries") == []  # not even expanded

@@ -197,3 +197,40 @@ def test_a_slow_provider_cannot_hold_a_drain_past_its_max_runtime(db: Database) 
     # What was not tried stays due, without an attempt counted against it.
     waiting = [r for r in deliveries(db) if r["state"] == "pending"]
     assert len(waiting) == 12 - sent and {r["attempts"] for r in waiting} == {0}
+
+
+def _whsec(seed: bytes) -> str:
+    import base64
+
+    return "whsec_" + base64.b64encode(seed * 32).decode()
+
+
+def test_every_delivery_verifies_with_the_standardwebhooks_library_and_rotation_works(
+    db: Database,
+) -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    old, new = _whsec(b"o"), _whsec(b"n")
+    # While rotating the deliverer signs with both; a receiver still on the old secret
+    # and one already on the new one both accept every delivery.
+    with ReminderReceiver(secret=old) as on_old, ReminderReceiver(secret=new) as on_new:
+        for receiver in (on_old, on_new):
+            due_reminders(db, 2, channels=["webhook"])
+            sender = WebhookSender(receiver.url(), [old, new], concurrency=2)
+            assert make_deliverer(db, {"webhook": sender}).drain().totals()["sent"] == 2
+            sender.close()
+    for receiver in (on_old, on_new):
+        assert receiver.bad_signatures == 0
+        assert len(receiver.accepted) == 2
+        for request in receiver.requests:
+            headers = request["headers"]
+            assert headers["webhook-id"] == headers["Idempotency-Key"] == request["key"]
+            assert len(headers["webhook-signature"].split(" ")) == 2
+            assert Webhook(receiver.secret).verify(request["body"], headers)["idempotency_key"]
+    # Once the old secret is dropped, a receiver on it refuses (401): retried, not lost.
+    due_reminders(db, 2, channels=["webhook"])
+    with ReminderReceiver(secret=old) as stale:
+        sender = WebhookSender(stale.url(), [new], concurrency=2)
+        report = make_deliverer(db, {"webhook": sender}).drain()
+        sender.close()
+    assert stale.bad_signatures == 2 and report.totals()["dead"] == 2  # 401: refused

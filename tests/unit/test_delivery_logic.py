@@ -1,14 +1,19 @@
-"""The deliverer's pure parts: backoff, signature, Retry-After, channel and SMTP settings."""
+"""The deliverer's pure parts: backoff, Standard Webhooks signatures, Retry-After,
+channel and SMTP settings."""
 
 from __future__ import annotations
 
+import base64
+import time
+
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from reminders_pipeline.delivery.deliverer import MAX_RETRY_DELAY_S, retry_delay_s
-from reminders_pipeline.delivery.webhook import retry_after_s, signature
+from reminders_pipeline.delivery.signing import Signer
+from reminders_pipeline.delivery.webhook import retry_after_s
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
-from tests.helpers.delivery_servers import verify
 
 
 def test_retry_delay_doubles_with_full_jitter_and_respects_retry_after() -> None:
@@ -21,13 +26,50 @@ def test_retry_delay_doubles_with_full_jitter_and_respects_retry_after() -> None
     assert retry_delay_s(1, 60, retry_after_s=10**9) == MAX_RETRY_DELAY_S
 
 
-def test_signature_verifies_and_fails_for_another_body_or_secret() -> None:
-    header = signature("k", b'{"a":1}', 1_700_000_000)
-    assert header.startswith("t=1700000000,v1=")
-    assert verify("k", header, b'{"a":1}', tolerance_s=10**10)
-    assert not verify("k", header, b'{"a":2}', tolerance_s=10**10)
-    assert not verify("other", header, b'{"a":1}', tolerance_s=10**10)
-    assert not verify("k", header, b'{"a":1}')  # too old: a replay
+OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
+NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
+
+
+def test_the_official_library_verifies_what_is_signed_and_nothing_else() -> None:
+    body = b'{"a":1}'
+    headers = Signer([OLD]).headers("reminder-1-webhook", body)
+    assert headers["webhook-id"] == "reminder-1-webhook"
+    assert headers["webhook-signature"].startswith("v1,")
+    assert Webhook(OLD).verify(body, headers) == {"a": 1}
+    for secret, data, changed in [
+        (NEW, body, {}),  # another secret
+        (OLD, b'{"a":2}', {}),  # another body
+        (OLD, body, {"webhook-id": "reminder-2-webhook"}),  # another id
+        (OLD, body, {"webhook-timestamp": str(int(time.time()) - 600)}),  # a replay
+    ]:
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(data, {**headers, **changed})
+
+
+def test_rotation_signs_with_each_secret_so_either_verifies() -> None:
+    body = b'{"a":1}'
+    headers = Signer([OLD, NEW]).headers("reminder-1-webhook", body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(OLD).verify(body, headers) == Webhook(NEW).verify(body, headers) == {"a": 1}
+    other = "whsec_" + base64.b64encode(b"x" * 32).decode()
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(body, headers)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("test-webhook-secret", "must be whsec_"), ("whsec_not base64!", "must be whsec_"),
+     ("whsec_QUJD", "24 to 64 bytes, got 3"), (f"{OLD} nope", "(secret 2 of 2)")],
+)  # fmt: skip
+def test_a_secret_that_is_not_whsec_base64_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("REMINDERS_WEBHOOK_SECRET", value)
+    with pytest.raises(ConfigError, match="REMINDERS_WEBHOOK_SECRET") as caught:
+        s.WEBHOOK_SECRET.get()
+    assert problem in str(caught.value)
+    monkeypatch.setenv("REMINDERS_WEBHOOK_SECRET", f"{OLD} {NEW}")
+    assert s.WEBHOOK_SECRET.get() == [OLD, NEW]
 
 
 def test_retry_after_takes_seconds_or_a_date() -> None:
