@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from reminders_pipeline.core.lock import LockHolder
 from reminders_pipeline.core.zombies import Zombie
+from reminders_pipeline.db.lock_holder import LockHolder
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,7 @@ class ReminderDispatchService:
             with in_transaction() as conn:
                 conn.execute(query("dispatch_plan_guard"))
                 # Its own statement: the INSERT's snapshot is taken once it is granted.
-                conn.execute(
-                    query("dispatch_correction_guard"),
-                    {"namespace": DISPATCH_LOCK[0], "job": DISPATCH_LOCK[1]},
-                )
+                conn.execute(query("dispatch_correction_guard"), DISPATCH_LOCK.params())
                 row = conn.execute(
                     sql,
                     {

@@ -20,7 +20,8 @@ from dagster import (
 )
 
 from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_alert
-from reminders_pipeline.core.lock import LOCK_KEY, RunLock
+from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.orchestration import sensors
 from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.launch import dagster_instance, run_reminders_job
