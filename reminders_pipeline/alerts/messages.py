@@ -119,6 +119,21 @@ def long_run_alert(
     )
 
 
+def next_step_after_failure(delivery: bool, partition: str | None) -> str:
+    """What the operator does after fixing the cause: a failed day is not done."""
+    if delivery:
+        return (
+            "fix the cause named above; the waiting deliveries go out on the next"
+            " delivery_job run (delivery_retry_schedule, or `reminders deliver`)"
+        )
+    day = partition or "DAY"
+    return (
+        f"fix the cause named above, then run the day again: `reminders backfill --from {day}"
+        f" --to {day}` (or re-execute this run in the UI); reminders already created are"
+        " not created twice"
+    )
+
+
 def run_failed_alert(
     *,
     run_id: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import DailyPartitionsDefinition, in_process_executor, job
 
 from reminders_pipeline import settings
+from reminders_pipeline.orchestration.hooks import next_step_on_failure
 from reminders_pipeline.orchestration.ops import (
     acquire_run_lock,
     deliver_reminders,
@@ -41,6 +42,7 @@ reminder_partitions = DailyPartitionsDefinition(
         "dagster/max_runtime": str(settings.MAX_RUNTIME_S.get()),
     },
     description="Find assignments with no contact for too long and remind their mentors.",
+    hooks={next_step_on_failure(delivery=False)},
 )
 def reminders_job() -> None:
     locked, _skipped = acquire_run_lock()
@@ -62,6 +64,7 @@ DELIVERY_MAX_RUNTIME_MARGIN_S = 300
         )
     },
     description="Send the reminders due for email and webhook (never takes the run lock).",
+    hooks={next_step_on_failure(delivery=True)},
 )
 def delivery_job() -> None:
     deliver_reminders()
