@@ -33,9 +33,8 @@ reminder_partitions = DailyPartitionsDefinition(
     partitions_def=reminder_partitions,
     # The ops pass nothing but ordering (Nothing dependencies), so a failed run can
     # be re-executed from the failed op with nothing to load (it takes the lock itself).
-    # Its resources ("reminders", ReminderRunResource, and the event-log io_manager
-    # that keeps the skipped op's summary off the worker's disk) are bound in
-    # definitions.py.
+    # Every output is Nothing, so no IO manager writes to the worker's disk. Its
+    # resources ("reminders", ReminderRunResource) are bound in definitions.py.
     tags={
         SINGLETON_TAG: "daily-follow-up",
         # Hard stop for run monitoring: a run left STARTED by a host crash is failed
