@@ -107,8 +107,9 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
 
 def _print_summary(summary: RunSummary) -> None:
     who = summary.dagster_run_id or f"reminder_runs #{summary.run_row_id}"
+    scope = " (one SQL call, transaction lock)" if summary.lock_scope == "transaction" else ""
     click.echo(
-        f"{summary.status} ({summary.lock_scope} lock): run {who} for {summary.as_of}: "
+        f"{summary.status}: run {who} for {summary.as_of}{scope}: "
         f"{summary.selected} due, {summary.created} reminders created, "
         f"{summary.already_existed} already existed, {summary.duration_s:.2f}s"
     )

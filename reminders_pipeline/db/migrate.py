@@ -28,15 +28,16 @@ from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
 from reminders_pipeline import settings
+from reminders_pipeline.db import schema_version
 from reminders_pipeline.db.connector import raw_connection
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
 from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import database_url
-from reminders_pipeline.errors import ConfigError, MigrationBlocked
+from reminders_pipeline.errors import MigrationBlocked
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-VERSION_TABLE = "reminders_schema_version"
+VERSION_TABLE = schema_version.VERSION_TABLE
 # Names the migration's session in pg_stat_activity, and in a skipped run's record.
 APPLICATION_NAME = "reminders-migrate"
 _POLL_S = 0.2
@@ -171,13 +172,8 @@ def upgrade(
 
 
 def require_migrated(url: str) -> None:
-    """Refuse to work on a database whose schema is not the code's."""
-    current, head = current_revision(url), head_revision()
-    if current != head:
-        raise ConfigError(
-            f"the reminders database schema is at {current or 'nothing'}, the code needs {head}: "
-            "run `reminders db upgrade`"
-        )
+    """Refuse to work on a database whose schema is not the code's (one query, no Alembic)."""
+    schema_version.require_migrated(url)
 
 
 def migrated_database_url() -> str:

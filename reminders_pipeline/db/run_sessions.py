@@ -169,7 +169,9 @@ class RunSessions:
         thread, self._thread = self._thread, None
         self._stop.set()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._probe_timeout_s() + 5)
+            # Not for a probe in flight (it ends within its deadline, and the daemon
+            # thread with it): the run's exit must not wait on a silent server.
+            thread.join(timeout=0.5)
 
     def _probe_timeout_s(self) -> float:
         return max(2.0, self.liveness.probe_interval_s / 2)
@@ -267,3 +269,15 @@ class RunDatabase(Database):
                 yield session
         finally:
             session.close()
+
+
+@contextmanager
+def watched_database(url: str) -> Iterator[RunDatabase]:
+    """A Database whose sessions are bounded and watched while the block lasts: for
+    a run's reads and writes outside its steps (the launcher reading its row back)."""
+    sessions = RunSessions(url)
+    sessions.start()
+    try:
+        yield RunDatabase(sessions)
+    finally:
+        sessions.stop()

@@ -34,7 +34,7 @@ from dagster._core.storage.tags import (
 from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.run_sessions import watched_database
 from reminders_pipeline.errors import (
     ConfigError,
     ConnectionLost,
@@ -203,7 +203,8 @@ def _log_unstarted_run(
 ) -> RunSummary:
     reason = early_stop_reason() or error or "the run failed before it started"
     try:
-        row_id = RunLog(Database(url)).failed_before_start(as_of, run_id, trigger, reason)
+        with watched_database(url) as db:
+            row_id = RunLog(db).failed_before_start(as_of, run_id, trigger, reason)
     except RemindersError as exc:
         row_id, reason = None, f"{reason}; no row could be written for it ({first_line(exc)})"
     return RunSummary("failed", as_of, run_id, row_id, error=reason)
@@ -224,7 +225,8 @@ def _run_row(url: str, dagster_run_id: str) -> tuple[dict[str, Any] | None, str 
         logger=None,
     )
     def lookup() -> list[dict[str, Any]]:
-        return RunLog(Database(url)).for_dagster_run(dagster_run_id)
+        with watched_database(url) as db:  # a silent server cannot hold the summary back
+            return RunLog(db).for_dagster_run(dagster_run_id)
 
     try:
         rows = lookup()

@@ -27,7 +27,6 @@ from reminders_pipeline.core.dispatch import BatchProgress
 from reminders_pipeline.core.run import RunSummary
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.config import no_channel_note
-from reminders_pipeline.delivery.deliverer import deliverer_from_env
 from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
     RemindersDatabaseResource,
@@ -207,6 +206,10 @@ def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
     ),
 )
 def deliver_reminders(context: OpExecutionContext, reminders_db: RemindersDatabaseResource):
+    # Here, not at the top: the senders' HTTP client (httpx) costs the daily run's
+    # start a fifth of a second, and only this job sends anything.
+    from reminders_pipeline.delivery.deliverer import deliverer_from_env
+
     deliverer = deliverer_from_env(Database(reminders_db.resolved_database_url()))
     try:
         report = deliverer.drain()

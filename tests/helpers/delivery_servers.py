@@ -75,8 +75,9 @@ class ReminderReceiver:
                 with receiver.lock:
                     answer = receiver.answers.pop(0) if receiver.answers else receiver.then
                     receiver.requests.append(
-                        {"key": key, "body": raw, "answer": answer, "headers": dict(self.headers)}
-                    )
+                        {"key": key, "body": raw, "answer": answer, "headers": dict(self.headers),
+                         "at": time.time()}
+                    )  # fmt: skip
                     if not ok:
                         receiver.bad_signatures += 1
                 if receiver.delay_s:

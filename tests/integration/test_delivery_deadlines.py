@@ -16,7 +16,7 @@ from reminders_pipeline.delivery.webhook import WebhookSender
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 from tests.helpers.delivery_servers import SECRET
 from tests.helpers.hostile_peers import HostilePeer, elapsed, read_http_request, smtp_until
-from tests.helpers.outbox import deliveries, due_reminders, make_deliverer
+from tests.helpers.outbox import deliveries, due_reminders, make_all_due, make_deliverer
 
 TIMEOUT_S = 2.0
 # The drain's own work (expand, claim, record) on top of the send's bound.
@@ -150,3 +150,66 @@ def test_a_trickled_smtp_banner_or_tls_handshake_ends_by_the_deadline(
     assert took < BOUND_S, f"the drain took {took:.1f}s"
     [row] = deliveries(db)
     assert row["state"] == "retry" and "timed out" in row["last_error"]
+
+
+def test_a_stalled_tls_handshake_ends_by_the_deadline(db: Database) -> None:
+    due_reminders(db, 1, channels=["webhook"])
+    with HostilePeer(_silent) as peer:  # takes the ClientHello, never answers it
+        sender = WebhookSender(f"https://127.0.0.1:{peer.port}/reminders", SECRET)
+        took = _drain_once(db, {"webhook": sender})
+    assert took < BOUND_S, f"the drain took {took:.1f}s"
+    [row] = deliveries(db)
+    assert row["state"] == "retry" and "timed out" in row["last_error"]
+
+
+def test_a_reset_mid_answer_is_a_retry_at_once(db: Database) -> None:
+    due_reminders(db, 1, channels=["webhook"])
+
+    def reset(conn: socket.socket, peer: HostilePeer) -> None:
+        read_http_request(conn, peer)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
+        # SO_LINGER 0: close sends RST, not FIN
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()
+
+    with HostilePeer(reset) as peer:
+        took = _drain_once(db, _webhook(peer))
+        keys = dict(peer.keys)
+    assert took < TIMEOUT_S, f"the drain took {took:.1f}s"
+    [row] = deliveries(db)
+    assert row["state"] == "retry" and "timed out" not in row["last_error"]
+    assert keys == {"reminder-1-webhook": 1}
+
+
+def test_an_smtp_4xx_then_2xx_is_one_retry_then_sent(db: Database) -> None:
+    due_reminders(db, 1, channels=["email"])
+    answers = iter([b"451 try again later\r\n", b"250 queued\r\n"])
+
+    def script(conn: socket.socket, peer: HostilePeer) -> None:
+        conn.sendall(b"220 moody ESMTP\r\n")
+        file = conn.makefile("rb")
+        in_data = False
+        while line := file.readline():
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    peer.messages += 1
+                    conn.sendall(next(answers))
+                continue
+            verb = line[:4].upper()
+            if verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            in_data = verb == b"DATA"
+            conn.sendall(b"354 go ahead\r\n" if in_data else b"250 ok\r\n")
+
+    with HostilePeer(script) as peer:
+        _drain_once(db, _email(peer))
+        first = deliveries(db)[0]
+        make_all_due(db)
+        _drain_once(db, _email(peer))
+        seen = peer.messages
+    assert (first["state"], first["last_error"]) == ("retry", "SMTP 451 try again later")
+    [row] = deliveries(db)
+    assert (row["state"], row["attempts"]) == ("sent", 2)
+    assert seen == 2
