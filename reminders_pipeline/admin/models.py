@@ -10,7 +10,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from reminders_pipeline.contacts.corrections import REASON_MAX_LENGTH, check_reason
-from reminders_pipeline.core.lock import LockHolder
+from reminders_pipeline.db.lock_holder import LockHolder
 from reminders_pipeline.errors import CorrectionRefused
 
 BIGINT_MAX = 2**63 - 1

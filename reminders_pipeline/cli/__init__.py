@@ -20,12 +20,13 @@ from reminders_pipeline.cli.db_commands import db, db_upgrade
 from reminders_pipeline.cli.delivery_commands import deliver, mentor
 from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
-from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.run_day import check_day, choose_lock_scope, run_day
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import lock_holder, lock_state
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of

@@ -17,8 +17,7 @@ from reminders_pipeline.admin.models import (
     error_responses,
     page,
 )
-from reminders_pipeline.core.lock import lock_state
-from reminders_pipeline.db.lock_holder import find_lock_holder
+from reminders_pipeline.db.lock_holder import find_lock_holder, lock_state
 
 router = APIRouter(tags=["runs"])
 
