@@ -20,12 +20,13 @@ from reminders_pipeline.cli.db_commands import db, db_upgrade
 from reminders_pipeline.cli.delivery_commands import deliver, mentor
 from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
-from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.run_day import check_day, choose_lock_scope, run_day
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import lock_holder, lock_state
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
@@ -107,8 +108,9 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
 
 def _print_summary(summary: RunSummary) -> None:
     who = summary.dagster_run_id or f"reminder_runs #{summary.run_row_id}"
+    scope = " (one SQL call, transaction lock)" if summary.lock_scope == "transaction" else ""
     click.echo(
-        f"{summary.status} ({summary.lock_scope} lock): run {who} for {summary.as_of}: "
+        f"{summary.status}: run {who} for {summary.as_of}{scope}: "
         f"{summary.selected} due, {summary.created} reminders created, "
         f"{summary.already_existed} already existed, {summary.duration_s:.2f}s"
     )

@@ -9,37 +9,33 @@ SELECT pg_try_advisory_lock(%(namespace)s, %(job)s) AS acquired;
 -- name: release_run_lock
 SELECT pg_advisory_unlock(%(namespace)s, %(job)s) AS released;
 
--- name: run_lock_held_by_me
-SELECT EXISTS (
-    SELECT 1
-    FROM pg_locks
-    WHERE locktype = 'advisory'
-      AND granted
-      AND pid = pg_backend_pid()
-      AND classid = %(namespace)s::bigint::oid
-      AND objid = %(job)s::bigint::oid
-      AND objsubid = 2
-) AS held;
+-- name: take_migration_lock
+-- Transaction-level: held until the migration's transaction ends.
+SELECT pg_advisory_xact_lock(%(namespace)s, %(job)s);
 
--- name: run_lock_holder
--- The two-int advisory lock shows in pg_locks as classid/objid with objsubid 2.
+-- name: advisory_lock_holders
+-- The one reading of pg_locks for a lock key (db/lock_keys.LockKey): the
+-- sessions of this database holding it, this one marked `mine`. Who holds the
+-- run lock, whether this session does, whether any does, all come from here
+-- (db/lock_holder.py). The two-int form shows as classid/objid with objsubid 2.
 -- pg_locks keeps no time of acquisition: state_change is the nearest true bound
 -- (an idle holder took the lock at or before it; see LockHolder.state_change).
-SELECT a.pid,
+SELECT l.pid,
+       l.pid = pg_backend_pid() AS mine,
        a.application_name,
        a.backend_start AS since,
        a.state_change,
        a.client_addr::text AS client_addr,
        a.state
 FROM pg_locks l
-JOIN pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory'
   AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.classid = %(namespace)s::bigint::oid
   AND l.objid = %(job)s::bigint::oid
   AND l.objsubid = 2
-LIMIT 1;
+ORDER BY l.pid;
 
 ------------------------------------------------------------------ execution log
 
@@ -84,10 +80,10 @@ VALUES (
 RETURNING id, started_at;
 
 -- name: finish_run_success
--- Runs on the lock's own session, and only while that very session holds the run
--- lock: a run that lost its lock (and with it its session) can never record
--- success. Matches nothing when another run marked this one abandoned; the
--- caller then records it failed instead.
+-- Runs on the lock's own session, in a transaction that has just seen that very
+-- session hold the run lock (core/runlog.py): a run that lost its lock (and with
+-- it its session) can never record success. Matches nothing when another run
+-- marked this one abandoned; the caller then records it failed instead.
 UPDATE reminder_runs
 SET status = 'success',
     finished_at = clock_timestamp(),
@@ -95,16 +91,6 @@ SET status = 'success',
     created = %(created)s,
     already_existed = %(already_existed)s
 WHERE id = %(id)s AND status = 'running'
-  AND EXISTS (
-      SELECT 1
-      FROM pg_locks
-      WHERE locktype = 'advisory'
-        AND granted
-        AND pid = pg_backend_pid()
-        AND classid = %(namespace)s::bigint::oid
-        AND objid = %(job)s::bigint::oid
-        AND objsubid = 2
-  )
 RETURNING id;
 
 -- name: add_run_batch_counts
@@ -629,19 +615,6 @@ SELECT extract(epoch FROM clock_timestamp())::text AS at;
 SELECT coalesce(
     pg_sequence_last_value(pg_get_serial_sequence('notifications', 'id')::regclass), 0
 ) AS high_mark;
-
--- name: run_lock_taken
--- Whether some session holds the run lock (read only: the deliverer never takes it).
-SELECT EXISTS (
-    SELECT 1
-    FROM pg_locks
-    WHERE locktype = 'advisory'
-      AND granted
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND classid = %(namespace)s::bigint::oid
-      AND objid = %(job)s::bigint::oid
-      AND objsubid = 2
-) AS taken;
 
 -- name: lock_delivery_cursor
 -- One deliverer expands at a time; another one waits for the running batch (a

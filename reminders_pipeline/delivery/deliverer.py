@@ -25,8 +25,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import lock_holders
 from reminders_pipeline.delivery.config import DeliveryConfig, not_configured, senders_from_env
 from reminders_pipeline.delivery.lane import DrainReport, Lane
 from reminders_pipeline.delivery.reminder import Sender
@@ -88,8 +88,7 @@ class Deliverer:
         with self.db.connection(autocommit=True) as session:
             # The high mark first, then the lock check: see the module's docstring.
             high_mark = _value(session.one("delivery_id_high_mark"), "high_mark")
-            namespace, job = LOCK_KEY
-            if _value(session.one("run_lock_taken", namespace=namespace, job=job), "taken"):
+            if lock_holders(session):  # read only: the deliverer never takes the run lock
                 log.info("a reminders run holds the run lock: its reminders wait for a drain")
                 return 0
             org = self.config.org_channels

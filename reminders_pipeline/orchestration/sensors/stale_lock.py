@@ -10,7 +10,7 @@ from dagster import DagsterInstance, SensorEvaluationContext
 
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import now_utc, stale_lock_alert
-from reminders_pipeline.core.lock import APPLICATION_PREFIX, LockHolder
+from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX, LockHolder
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
