@@ -98,10 +98,6 @@ class RunSummary:
             "lock_scope": self.lock_scope,
         }
 
-    def __getitem__(self, key: str) -> Any:
-        """summary["status"]: a field of its JSON shape."""
-        return self.to_dict()[key]
-
 
 def unrecorded(error: str, exc: BaseException, run_row_id: int | None) -> str:
     """A failure whose recording failed too: what the summary says instead of the row."""
