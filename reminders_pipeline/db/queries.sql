@@ -715,15 +715,16 @@ WITH claimed AS (
 SELECT * FROM looked ORDER BY id;
 
 -- name: record_deliveries_sent
--- The attempt was counted by the claim. Fenced: only while the claim's token
--- still holds the lease; the ids returned are those recorded, any other one's
+-- The attempt was counted by the claim. Fenced: each delivery only while its
+-- claim's token (tokens, in step with ids) still holds the lease; the ids returned are those recorded, any other one's
 -- outcome came late (another claim took it, or it is final) and changed nothing.
 UPDATE deliveries AS d
 SET state = 'sent', finished_at = now(), provider_response = r.response, last_error = NULL,
     lease_token = NULL
-FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
+FROM unnest(%(ids)s::bigint[], %(responses)s::text[], %(tokens)s::uuid[])
+     AS r (id, response, token)
 WHERE d.id = r.id
-  AND d.lease_token = %(lease_token)s::uuid
+  AND d.lease_token = r.token
   AND d.state IN ('pending', 'retry')
 RETURNING d.id;
 
@@ -739,21 +740,23 @@ SET state = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s
     last_error = r.error,
     lease_token = NULL
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
-            %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
+            %(permanent)s::boolean[], %(tokens)s::uuid[])
+     AS r (id, error, delay_s, permanent, token)
 WHERE d.id = r.id
-  AND d.lease_token = %(lease_token)s::uuid
+  AND d.lease_token = r.token
   AND d.state IN ('pending', 'retry')
 RETURNING d.id, d.state;
 
 -- name: release_deliveries
 -- Leased but not tried (the drain's time was up): due again, the attempt not
 -- counted. Fenced like the outcomes.
-UPDATE deliveries
-SET attempts = attempts - 1, next_attempt_at = now(), lease_token = NULL
-WHERE id = ANY(%(ids)s::bigint[])
-  AND lease_token = %(lease_token)s::uuid
-  AND state IN ('pending', 'retry')
-RETURNING id;
+UPDATE deliveries AS d
+SET attempts = d.attempts - 1, next_attempt_at = now(), lease_token = NULL
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS r (id, token)
+WHERE d.id = r.id
+  AND d.lease_token = r.token
+  AND d.state IN ('pending', 'retry')
+RETURNING d.id;
 
 -- name: delivery_clock
 SELECT clock_timestamp() AS now;
