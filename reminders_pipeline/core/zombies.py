@@ -40,8 +40,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reminders_pipeline.core.lock import APPLICATION_PREFIX
 from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX
 from reminders_pipeline.db.queries import query
 
 DEFAULT_GRACE = timedelta(minutes=5)

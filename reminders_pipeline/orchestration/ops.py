@@ -51,7 +51,9 @@ def as_of_for(context: OpExecutionContext) -> date:
 @op(
     out={
         "acquired": Out(Nothing, is_required=False, description="the lock is held"),
-        "skipped": Out(dict, is_required=False, description="the skipped run's summary"),
+        "skipped": Out(
+            Nothing, is_required=False, description="skipped; its summary in the metadata"
+        ),
     },
     description=(
         "Takes the session-level advisory lock on a dedicated connection held for the whole"
@@ -74,8 +76,13 @@ def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
             },
         )
         return
-    metadata = report_skipped(context, skipped)
-    yield Output(skipped.to_dict(), "skipped", metadata=metadata)
+    # A Nothing output: the summary is metadata (the event log), never a value an IO
+    # manager would write to the worker's disk.
+    metadata = {
+        **report_skipped(context, skipped),
+        "summary": MetadataValue.json(skipped.to_dict()),
+    }
+    yield Output(None, "skipped", metadata=metadata)
 
 
 def report_skipped(context: OpExecutionContext, skipped: RunSummary) -> dict[str, Any]:
