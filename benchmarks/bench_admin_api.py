@@ -1,4 +1,4 @@
-"""Load the admin API as operators run it: `reminders admin serve` (uvicorn) on loopback.
+"""Load the admin API as operators run it: `reminders admin serve` on loopback (Granian).
 
     REMINDERS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python benchmarks/bench_admin_api.py --concurrency 20 150
@@ -11,7 +11,7 @@ many clients (asyncio + httpx, one keep-alive connection each) send --requests
 requests per round, --rounds rounds:
 
   baseline   GET /healthz: no token, one `SELECT 1` on the health connection: the
-             floor of HTTP + uvicorn + one database round trip on this machine
+             floor of HTTP + the server + one database round trip on this machine
   reads      GET /assignments/{random id}: token check, the assignment, its history
   mixed      9 reads to 1 PUT correction of a random assignment (row locks, audit)
 

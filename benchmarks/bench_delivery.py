@@ -12,8 +12,11 @@ takes the POSTs. Each round starts from the same state (deliveries emptied, the
 expansion cursor back to 0) and times one Deliverer.drain(): expanding N reminders
 into N deliveries, claiming, sending and recording them. The modes differ only in
 REMINDERS_DELIVERY_CONCURRENCY: the chosen value (--concurrency, default the
-setting's default) and 1. Rounds alternate the modes; the median is shown with
-every round. Not part of the test suite.
+setting's default) and 1. A third mode is the limit to compare against: a minimal
+sender, the same WebhookSender (same HTTP client, signing and per-send deadline) and
+concurrency posting the same N reminders to the same receiver from a thread pool, with
+no database at all; the deliverer's rate as a share of it is printed. Rounds rotate the
+modes' order; the median is shown with every round. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ def main() -> int:
     )
     parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--skip-one-at-a-time", action="store_true", help="only the deliverer and the limit"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -173,17 +179,44 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
         assert report.totals()["sent"] == created, report.totals()
         return elapsed
 
-    modes = {f"concurrency {args.concurrency}": args.concurrency, "one at a time": 1}
+    def minimal(concurrency: int) -> float:
+        """The same sends with no database: the limit the deliverer is held to."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from reminders_pipeline.delivery.reminder import Reminder
+
+        last = as_of - timedelta(days=12)
+        reminders = [
+            Reminder(n, n, "webhook", f"reminder-{n}-webhook", "follow_up_reminder", n, n,
+                     f"Mentor {n}", None, f"Person {n}", "nb", last, 12, as_of, last, 1)
+            for n in range(1, created + 1)
+        ]  # fmt: skip
+        sender = WebhookSender(url_hook, SECRET, concurrency=concurrency)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            answers = list(pool.map(lambda r: sender.send(r, 10.0), reminders))
+        elapsed = time.perf_counter() - started
+        sender.close()
+        assert all(a.startswith("HTTP 200") for a in answers)
+        return elapsed
+
+    deliverer_mode = f"concurrency {args.concurrency}"
+    minimal_mode = f"minimal sender, concurrency {args.concurrency}, no database"
+    modes = {deliverer_mode: args.concurrency, "one at a time": 1, minimal_mode: 0}
+    if args.skip_one_at_a_time:
+        del modes["one at a time"]
     times: dict[str, list[float]] = {mode: [] for mode in modes}
     loads: list[float] = []
     for round_no in range(args.repeat):
-        order = list(modes) if round_no % 2 == 0 else list(reversed(modes))
+        turn = round_no % len(modes)
+        order = list(modes)[turn:] + list(modes)[:turn]
         for mode in order:
-            times[mode].append(drain(modes[mode]))
+            run_mode = minimal if mode == minimal_mode else drain
+            times[mode].append(run_mode(modes[mode] or args.concurrency))
             loads.append(os.getloadavg()[0])
             print(f"round {round_no + 1} {mode}: {times[mode][-1]:.2f}s", file=sys.stderr)
 
-    base = statistics.median(times["one at a time"])
+    base = statistics.median(times.get("one at a time") or times[deliverer_mode])
     print(f"\n{created} webhook deliveries, receiver latency {args.latency_ms:g} ms, "
           f"{args.repeat} rounds (median; every round in the last column)")  # fmt: skip
     print("| mode | median s | deliveries/s | vs one at a time | rounds s |")
@@ -194,7 +227,9 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
         print(
             f"| {mode} | {median:.2f} | {created / median:,.0f} | {base / median:.1f}x | {rounds} |"
         )
-    print(f"\nload average (1 min) during the rounds: {min(loads):.2f} to {max(loads):.2f}")
+    ratio = statistics.median(times[minimal_mode]) / statistics.median(times[deliverer_mode])
+    print(f"\ndeliverer / minimal sender (rate, medians): {ratio:.2f}")
+    print(f"load average (1 min) during the rounds: {min(loads):.2f} to {max(loads):.2f}")
     return 0
 
 

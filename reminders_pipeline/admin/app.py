@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from reminders_pipeline.admin.deps import AdminServices
 from reminders_pipeline.admin.guard import RequestGuard, install_access_log_scrubber
 from reminders_pipeline.admin.handlers import install_error_handlers
+from reminders_pipeline.admin.query import reject_unknown_query
 from reminders_pipeline.admin.routers import assignments, audit, health, runs
 from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
@@ -49,6 +50,7 @@ def create_app(
         docs_url="/docs" if limits.docs else None,
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.services = services
     app.add_middleware(RequestGuard, services=services)

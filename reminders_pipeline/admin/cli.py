@@ -41,7 +41,13 @@ def serve(host: str, port: int) -> None:
     from reminders_pipeline.settings import AdminApiSettings
 
     limits = AdminApiSettings.from_env()
-    _database_url()  # a missing or unmigrated database fails here, with one line
+    url = _database_url()  # a missing or unmigrated database fails here, with one line
+    if not any(t["revoked_at"] is None for t in TokenStore(Database(url)).list()):
+        click.echo(
+            "warning: no active token, so every request but /healthz will be refused (401);"
+            " create one: reminders admin create-token NAME --scope read",
+            err=True,
+        )
     serve_api(host, port, limits)
 
 

@@ -10,7 +10,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from reminders_pipeline.contacts.corrections import REASON_MAX_LENGTH, check_reason
-from reminders_pipeline.core.lock import LockHolder
+from reminders_pipeline.db.lock_holder import LockHolder
 from reminders_pipeline.errors import CorrectionRefused
 
 BIGINT_MAX = 2**63 - 1
@@ -41,18 +41,31 @@ Digits = BeforeValidator(_digits_only)
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+# The bounds before the digits check: after a validator, pydantic would publish
+# them as non-standard `ge`/`le` instead of JSON Schema's minimum/maximum.
 AssignmentId = Annotated[
-    int, Digits, Path(ge=1, le=BIGINT_MAX, description="The assignment's id (digits only).")
+    int, Path(ge=1, le=BIGINT_MAX, description="The assignment's id (digits only)."), Digits
 ]
 AssignmentFilter = Annotated[
-    int | None, Digits, Query(ge=1, le=BIGINT_MAX, description="Only this assignment.")
+    int | None, Query(ge=1, le=BIGINT_MAX, description="Only this assignment."), Digits
 ]
-Limit = Annotated[int, Digits, Query(ge=1, le=MAX_PAGE, description="Page size.")]
-Offset = Annotated[int, Digits, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size."), Digits]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip."), Digits]
 
 
 class ErrorBody(BaseModel):
     detail: str = Field(description="What was wrong.")
+
+
+class InvalidField(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, path or query, then the field.")
+    msg: str
+    type: str
+
+
+class InvalidRequestBody(BaseModel):
+    detail: list[InvalidField]
+    message: str = Field(description="Every error in one line.")
 
 
 class LastContactCorrection(BaseModel):
@@ -197,9 +210,35 @@ class Health(BaseModel):
     database: str
 
 
+_ERRORS = {
+    400: "Content-Length is not a number.",
+    401: "No token, or an invalid or revoked one.",
+    403: "The token lacks the scope this route needs.",
+    404: "No such assignment.",
+    408: "The request body did not arrive in time.",
+    409: "A row is locked by another transaction; retry after Retry-After.",
+    422: "A path or query parameter or the body is invalid, or a query parameter unknown.",
+    413: "The request body is too large.",
+    429: "Too many failed authentications from this client; retry after Retry-After.",
+    431: "The request line and headers are too large.",
+    503: "The database is busy, slow or away; retry after Retry-After.",
+}
+# What the guard (guard.py) may answer on any route, before it runs.
+GUARDED = (400, 408, 413, 431, 503)
+# ...and on a route that needs a token (409: the token's use stamp met a lock).
+# (422: an unknown query parameter, whatever else the route takes: query.py.)
+TOKEN_CHECKED = (*GUARDED, 401, 403, 409, 422, 429)
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI: these status codes answer with an ErrorBody."""
-    return {code: {"model": ErrorBody} for code in codes}
+    """OpenAPI: these status codes answer with an ErrorBody (422: the fields at fault)."""
+    return {
+        code: {
+            "model": InvalidRequestBody if code == 422 else ErrorBody,
+            "description": _ERRORS[code],
+        }
+        for code in sorted(set(codes))
+    }
 
 
 def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from reminders_pipeline.core.lock import LockHolder
 from reminders_pipeline.core.zombies import Zombie
+from reminders_pipeline.db.lock_holder import LockHolder
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,21 @@ def long_run_alert(
         text,
         facts,
         link,
+    )
+
+
+def next_step_after_failure(delivery: bool, partition: str | None) -> str:
+    """What the operator does after fixing the cause: a failed day is not done."""
+    if delivery:
+        return (
+            "fix the cause named above; the waiting deliveries go out on the next"
+            " delivery_job run (delivery_retry_schedule, or `reminders deliver`)"
+        )
+    day = partition or "DAY"
+    return (
+        f"fix the cause named above, then run the day again: `reminders backfill --from {day}"
+        f" --to {day}` (or re-execute this run in the UI); reminders already created are"
+        " not created twice"
     )
 
 

@@ -20,12 +20,13 @@ from reminders_pipeline.cli.db_commands import db, db_upgrade
 from reminders_pipeline.cli.delivery_commands import deliver, mentor
 from reminders_pipeline.cli.prune import prune
 from reminders_pipeline.cli.ui import ui
-from reminders_pipeline.core.lock import LOCK_KEY, lock_holder, lock_state
 from reminders_pipeline.core.run_day import check_day, choose_lock_scope, run_day
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import lock_holder, lock_state
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
@@ -86,11 +87,12 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
     check_day(day, settings)
     url = database_url()
     require_migrated(url)
+    scope = choose_lock_scope(url)  # before the signal check: it takes a moment too
     reason = early_stop_reason()
     if reason is not None:  # a signal during start-up (reminders_pipeline/entry.py)
         row_id = RunLog(Database(url)).failed_before_start(day, None, "cli", reason)
         return RunSummary("failed", day, None, row_id, error=reason)
-    if choose_lock_scope(url) == "transaction":
+    if scope == "transaction":
         # One call of reminders_run_day() under the transaction-level lock: the
         # batched run's session lock cannot live behind a transaction pooler.
         # No Dagster here (nor its start-up time).

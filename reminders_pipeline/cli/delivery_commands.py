@@ -7,7 +7,6 @@ import click
 from reminders_pipeline.cli.common import database_url, print_json, require_migrated
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.config import no_channel_note
-from reminders_pipeline.delivery.deliverer import deliverer_from_env
 from reminders_pipeline.delivery.mentors import configure_mentor
 
 
@@ -24,6 +23,9 @@ def deliver(ctx: click.Context, as_json: bool) -> None:
     """
     url = database_url()
     require_migrated(url)
+    # Imported here: the senders' HTTP client (httpx) would slow every other command's start.
+    from reminders_pipeline.delivery.deliverer import deliverer_from_env
+
     deliverer = deliverer_from_env(Database(url))
     try:
         report = deliverer.drain()

@@ -85,10 +85,7 @@ class AssignmentAdminService:
             )
         with self.db.connection() as conn:
             # No dispatch batch in flight: the count below sees all they inserted.
-            conn.execute(
-                query("admin_correction_guard"),
-                {"namespace": DISPATCH_LOCK[0], "job": DISPATCH_LOCK[1]},
-            )
+            conn.execute(query("admin_correction_guard"), DISPATCH_LOCK.params())
             locked = conn.execute(query("admin_lock_assignment"), {"id": assignment_id}).fetchone()
             if locked is None:
                 raise AssignmentNotFound(assignment_id)

@@ -19,7 +19,6 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 
-from reminders_pipeline.core.channel import IN_APP, DeliveryChannel
 from reminders_pipeline.core.runlog import RunCounts
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
@@ -27,6 +26,10 @@ from reminders_pipeline.db.queries import query
 from reminders_pipeline.settings import ReminderSettings
 
 FOLLOW_UP_REMINDER = "follow_up_reminder"
+# Dispatch writes in-app reminders only: the in-app inbox reads the outbox, so its
+# row *is* the delivered reminder. Email and webhook are senders of the deliverer
+# (delivery/), which expands reminders into deliveries rows of their own.
+IN_APP_CHANNEL = "in_app"
 
 Transaction = Callable[[], AbstractContextManager[Session]]
 
@@ -40,15 +43,9 @@ class BatchProgress:
 
 
 class ReminderDispatchService:
-    def __init__(
-        self,
-        db: Database,
-        settings: ReminderSettings,
-        channel: DeliveryChannel = IN_APP,
-    ) -> None:
+    def __init__(self, db: Database, settings: ReminderSettings) -> None:
         self.db = db
         self.settings = settings
-        self.channel = channel
 
     def dispatch(
         self,
@@ -70,10 +67,7 @@ class ReminderDispatchService:
             with in_transaction() as conn:
                 conn.execute(query("dispatch_plan_guard"))
                 # Its own statement: the INSERT's snapshot is taken once it is granted.
-                conn.execute(
-                    query("dispatch_correction_guard"),
-                    {"namespace": DISPATCH_LOCK[0], "job": DISPATCH_LOCK[1]},
-                )
+                conn.execute(query("dispatch_correction_guard"), DISPATCH_LOCK.params())
                 row = conn.execute(
                     sql,
                     {
@@ -83,8 +77,8 @@ class ReminderDispatchService:
                         "default_interval": self.settings.default_interval_days,
                         "max_per_silence": self.settings.max_reminders_per_silence,
                         "kind": FOLLOW_UP_REMINDER,
-                        "channel": self.channel.name,
-                        "state": self.channel.initial_state,
+                        "channel": IN_APP_CHANNEL,
+                        "state": "delivered",
                         "run_id": run_row_id,
                     },
                 ).fetchone()

@@ -12,18 +12,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from reminders_pipeline.db.connector import Session
 from reminders_pipeline.db.lock_holder import (
-    APPLICATION_PREFIX,
     LockHolder,
     application_name_for,
     find_lock_holder,
-    lock_holder,
-    run_id_from_application_name,
+    held_by_this_session,
 )
-from reminders_pipeline.db.lock_keys import LOCK_KEY, LOCK_NAMESPACE, REMINDERS_RUN_JOB
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.pooler import require_session_binding
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.run_sessions import RunSessions
@@ -31,44 +28,12 @@ from reminders_pipeline.errors import ConnectionLost, DatabaseError, LockLost
 
 log = logging.getLogger(__name__)
 
-# Re-exported: the lock holder's record and the lock session's name live in
-# db/lock_holder.py, below core/, so migrations can name the run they wait for.
-__all__ = [
-    "APPLICATION_PREFIX",
-    "LOCK_KEY",
-    "LOCK_NAMESPACE",
-    "REMINDERS_RUN_JOB",
-    "LockHolder",
-    "RunLock",
-    "application_name_for",
-    "find_lock_holder",
-    "lock_holder",
-    "lock_state",
-    "run_id_from_application_name",
-]
-
-# LOCK_KEY (namespace "REMI", job 1) is defined and documented in db/lock_keys.py,
-# beside the migration lock's key, so the db layer needs nothing from here.
-
 # The lock session's TCP keepalives, tcp_user_timeout, idle timeouts and client
 # connection check all come from REMINDERS_RUN_SILENCE_S (db/run_sessions.py): a
 # vanished host, a killed client, and a peer that keeps the socket open but says
 # nothing all lose the lock within that bound on the server. On PostgreSQL < 14
 # (no idle_session_timeout, no client_connection_check_interval) only the idle
 # in-transaction timeout and the TCP bounds apply.
-
-
-def _params() -> dict[str, int]:
-    return {"namespace": LOCK_NAMESPACE, "job": REMINDERS_RUN_JOB}
-
-
-def lock_state(holder: LockHolder | None) -> dict[str, Any]:
-    """The run lock's state as JSON: the CLI's `lock status --json` and the admin API's /lock."""
-    return {
-        "lock_key": list(LOCK_KEY),
-        "held": holder is not None,
-        "holder": holder.to_dict() if holder else None,
-    }
 
 
 class RunLock:
@@ -131,7 +96,7 @@ class RunLock:
         return self._server_pid
 
     def try_acquire(self) -> bool:
-        row = self.conn.execute(query("try_run_lock"), _params()).fetchone()
+        row = self.conn.execute(query("try_run_lock"), LOCK_KEY.params()).fetchone()
         self.acquired = bool(row and row["acquired"])
         return self.acquired
 
@@ -173,12 +138,12 @@ class RunLock:
     def ensure_held(self) -> None:
         """Raise LockLost unless this session still holds the lock."""
         try:
-            row = self.conn.execute(query("run_lock_held_by_me"), _params()).fetchone()
+            held = held_by_this_session(self.conn)
         except DatabaseError as exc:
             raise LockLost(
                 f"the run lock connection is gone: {exc.__cause__ or exc}".strip()
             ) from exc
-        if not (row and row["held"]):
+        if not held:
             raise LockLost("the run lock is no longer held by this run's session")
 
     def release(self) -> bool:
@@ -190,7 +155,7 @@ class RunLock:
             log.warning("the run lock session is gone: PostgreSQL dropped the lock with it")
             return False
         try:
-            row = self.conn.execute(query("release_run_lock"), _params()).fetchone()
+            row = self.conn.execute(query("release_run_lock"), LOCK_KEY.params()).fetchone()
         except DatabaseError as exc:
             # The session is gone, and the lock with it.
             log.warning("could not release the run lock (connection lost: %s)", exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from reminders_pipeline.core.lock import LockHolder
+from reminders_pipeline.db.lock_holder import LockHolder
 
 
 class Lock(Protocol):

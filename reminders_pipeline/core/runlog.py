@@ -22,8 +22,8 @@ from typing import Any
 
 import backoff
 
-from reminders_pipeline.core.lock import LOCK_NAMESPACE, REMINDERS_RUN_JOB, LockHolder
 from reminders_pipeline.db.connector import Database, Session
+from reminders_pipeline.db.lock_holder import LockHolder, held_by_this_session
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost, first_line
 
@@ -98,10 +98,6 @@ class RunSummary:
             "lock_scope": self.lock_scope,
         }
 
-    def __getitem__(self, key: str) -> Any:
-        """summary["status"]: a field of its JSON shape."""
-        return self.to_dict()[key]
-
 
 def unrecorded(error: str, exc: BaseException, run_row_id: int | None) -> str:
     """A failure whose recording failed too: what the summary says instead of the row."""
@@ -156,18 +152,23 @@ class RunLog:
         return row["id"]
 
     def succeeded(self, run_row_id: int, counts: RunCounts, conn: Session) -> None:
-        """Record success on `conn`, the lock's own session, only while it holds the lock."""
-        row = conn.execute(
-            query("finish_run_success"),
-            {
-                "id": run_row_id,
-                "selected": counts.selected,
-                "created": counts.created,
-                "already_existed": counts.already_existed,
-                "namespace": LOCK_NAMESPACE,
-                "job": REMINDERS_RUN_JOB,
-            },
-        ).fetchone()
+        """Record success on `conn`, the lock's own session, only while it holds the lock.
+
+        Call it inside a transaction on that session: the lock seen held by its first
+        statement stays held until the commit (only this session could let go of it, or
+        its death, which rolls the transaction back).
+        """
+        row = None
+        if held_by_this_session(conn):
+            row = conn.execute(
+                query("finish_run_success"),
+                {
+                    "id": run_row_id,
+                    "selected": counts.selected,
+                    "created": counts.created,
+                    "already_existed": counts.already_existed,
+                },
+            ).fetchone()
         if row is None:
             raise LockLost(
                 f"reminder_runs row {run_row_id} was not recorded as success: this run's session "

@@ -1,6 +1,8 @@
-"""Who holds the run lock: the one record of a lock holder, read from pg_locks.
+"""Who holds a lock key: the one record of a lock holder, read from pg_locks.
 
-Below core/ so that migrations (db/migrate.py) can name the run they wait for.
+Every question about a held key (who holds the run lock, does this session,
+does any) goes through advisory_lock_holders here. Below core/ so that
+migrations (db/migrate.py) can name the run they wait for.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from reminders_pipeline.db.connector import Session, connect
-from reminders_pipeline.db.lock_keys import LOCK_NAMESPACE, REMINDERS_RUN_JOB
+from reminders_pipeline.db.lock_keys import LOCK_KEY, LockKey
 from reminders_pipeline.db.queries import query
 
 APPLICATION_PREFIX = "reminders-run:"
@@ -87,13 +89,30 @@ class LockHolder:
         return who
 
 
-def find_lock_holder(conn: Session) -> LockHolder | None:
-    params = {"namespace": LOCK_NAMESPACE, "job": REMINDERS_RUN_JOB}
-    row = conn.execute(query("run_lock_holder"), params).fetchone()
-    return LockHolder.from_row(row) if row else None
+def lock_holders(conn: Session, key: LockKey = LOCK_KEY) -> list[dict[str, Any]]:
+    """The sessions of this database holding `key` (a shared key may have several)."""
+    return conn.execute(query("advisory_lock_holders"), key.params()).fetchall()
 
 
-def lock_holder(url: str) -> LockHolder | None:
-    """Who holds the run lock now, read on a short session of its own."""
+def held_by_this_session(conn: Session, key: LockKey = LOCK_KEY) -> bool:
+    return any(row["mine"] for row in lock_holders(conn, key))
+
+
+def find_lock_holder(conn: Session, key: LockKey = LOCK_KEY) -> LockHolder | None:
+    rows = lock_holders(conn, key)
+    return LockHolder.from_row(rows[0]) if rows else None
+
+
+def lock_holder(url: str, key: LockKey = LOCK_KEY) -> LockHolder | None:
+    """Who holds `key` (the run lock) now, read on a short session of its own."""
     with connect(url, autocommit=True) as conn:
-        return find_lock_holder(conn)
+        return find_lock_holder(conn, key)
+
+
+def lock_state(holder: LockHolder | None) -> dict[str, Any]:
+    """The run lock's state as JSON: the CLI's `lock status --json` and the admin API's /lock."""
+    return {
+        "lock_key": list(LOCK_KEY),
+        "held": holder is not None,
+        "holder": holder.to_dict() if holder else None,
+    }

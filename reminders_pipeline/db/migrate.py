@@ -28,15 +28,16 @@ from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
 from reminders_pipeline import settings
+from reminders_pipeline.db import schema_version
 from reminders_pipeline.db.connector import raw_connection
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
 from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import database_url
-from reminders_pipeline.errors import ConfigError, MigrationBlocked
+from reminders_pipeline.errors import MigrationBlocked
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-VERSION_TABLE = "reminders_schema_version"
+VERSION_TABLE = schema_version.VERSION_TABLE
 # Names the migration's session in pg_stat_activity, and in a skipped run's record.
 APPLICATION_NAME = "reminders-migrate"
 _POLL_S = 0.2
@@ -88,10 +89,6 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def _run_lock_params() -> dict[str, int]:
-    return {"namespace": LOCK_KEY[0], "job": LOCK_KEY[1]}
-
-
 def _take_run_lock(
     raw: psycopg.Connection,
     url: str,
@@ -103,7 +100,7 @@ def _take_run_lock(
     deadline = time.monotonic() + wait_s
     told = False
     while True:
-        row = raw.execute(query("try_run_lock"), _run_lock_params()).fetchone()
+        row = raw.execute(query("try_run_lock"), LOCK_KEY.params()).fetchone()
         if row[0]:
             return
         holder = lock_holder(url)
@@ -114,7 +111,7 @@ def _take_run_lock(
             who = holder.describe() if holder else "a session that just let go"
             name = f" ({holder.application_name!r})" if holder and holder.application_name else ""
             raise MigrationBlocked(
-                f"not migrating {what}: the reminders run lock {LOCK_KEY} is held by "
+                f"not migrating {what}: the reminders run lock {tuple(LOCK_KEY)} is held by "
                 f"{who}{name} after waiting {wait_s:g}s; a run must not see the schema "
                 "change under it. Run `reminders db upgrade` again once it has finished "
                 "(`reminders lock status` shows the holder), or raise "
@@ -146,9 +143,7 @@ def upgrade(
             took_run_lock = False
             try:
                 with conn.begin():
-                    conn.exec_driver_sql(
-                        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK[0]}, {MIGRATION_LOCK[1]})"
-                    )
+                    raw.execute(query("take_migration_lock"), MIGRATION_LOCK.params())
                     ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
                     before = ctx.get_current_revision()
                     if before != target:
@@ -163,7 +158,7 @@ def upgrade(
                 # After the commit: a run that takes the lock next sees the new schema.
                 if took_run_lock and not raw.closed:
                     raw.rollback()
-                    raw.execute(query("release_run_lock"), _run_lock_params())
+                    raw.execute(query("release_run_lock"), LOCK_KEY.params())
                     raw.commit()
         return before, after
     finally:
@@ -171,13 +166,8 @@ def upgrade(
 
 
 def require_migrated(url: str) -> None:
-    """Refuse to work on a database whose schema is not the code's."""
-    current, head = current_revision(url), head_revision()
-    if current != head:
-        raise ConfigError(
-            f"the reminders database schema is at {current or 'nothing'}, the code needs {head}: "
-            "run `reminders db upgrade`"
-        )
+    """Refuse to work on a database whose schema is not the code's (one query, no Alembic)."""
+    schema_version.require_migrated(url)
 
 
 def migrated_database_url() -> str:

@@ -9,37 +9,33 @@ SELECT pg_try_advisory_lock(%(namespace)s, %(job)s) AS acquired;
 -- name: release_run_lock
 SELECT pg_advisory_unlock(%(namespace)s, %(job)s) AS released;
 
--- name: run_lock_held_by_me
-SELECT EXISTS (
-    SELECT 1
-    FROM pg_locks
-    WHERE locktype = 'advisory'
-      AND granted
-      AND pid = pg_backend_pid()
-      AND classid = %(namespace)s::bigint::oid
-      AND objid = %(job)s::bigint::oid
-      AND objsubid = 2
-) AS held;
+-- name: take_migration_lock
+-- Transaction-level: held until the migration's transaction ends.
+SELECT pg_advisory_xact_lock(%(namespace)s, %(job)s);
 
--- name: run_lock_holder
--- The two-int advisory lock shows in pg_locks as classid/objid with objsubid 2.
+-- name: advisory_lock_holders
+-- The one reading of pg_locks for a lock key (db/lock_keys.LockKey): the
+-- sessions of this database holding it, this one marked `mine`. Who holds the
+-- run lock, whether this session does, whether any does, all come from here
+-- (db/lock_holder.py). The two-int form shows as classid/objid with objsubid 2.
 -- pg_locks keeps no time of acquisition: state_change is the nearest true bound
 -- (an idle holder took the lock at or before it; see LockHolder.state_change).
-SELECT a.pid,
+SELECT l.pid,
+       l.pid = pg_backend_pid() AS mine,
        a.application_name,
        a.backend_start AS since,
        a.state_change,
        a.client_addr::text AS client_addr,
        a.state
 FROM pg_locks l
-JOIN pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory'
   AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.classid = %(namespace)s::bigint::oid
   AND l.objid = %(job)s::bigint::oid
   AND l.objsubid = 2
-LIMIT 1;
+ORDER BY l.pid;
 
 ------------------------------------------------------------------ execution log
 
@@ -84,10 +80,10 @@ VALUES (
 RETURNING id, started_at;
 
 -- name: finish_run_success
--- Runs on the lock's own session, and only while that very session holds the run
--- lock: a run that lost its lock (and with it its session) can never record
--- success. Matches nothing when another run marked this one abandoned; the
--- caller then records it failed instead.
+-- Runs on the lock's own session, in a transaction that has just seen that very
+-- session hold the run lock (core/runlog.py): a run that lost its lock (and with
+-- it its session) can never record success. Matches nothing when another run
+-- marked this one abandoned; the caller then records it failed instead.
 UPDATE reminder_runs
 SET status = 'success',
     finished_at = clock_timestamp(),
@@ -95,16 +91,6 @@ SET status = 'success',
     created = %(created)s,
     already_existed = %(already_existed)s
 WHERE id = %(id)s AND status = 'running'
-  AND EXISTS (
-      SELECT 1
-      FROM pg_locks
-      WHERE locktype = 'advisory'
-        AND granted
-        AND pid = pg_backend_pid()
-        AND classid = %(namespace)s::bigint::oid
-        AND objid = %(job)s::bigint::oid
-        AND objsubid = 2
-  )
 RETURNING id;
 
 -- name: add_run_batch_counts
@@ -401,7 +387,7 @@ WHERE status = 'running'
 ORDER BY id;
 
 -- name: live_run_sessions
--- Dagster run ids of every session named reminders-run:<run id> (lock.py): a run
+-- Dagster run ids of every session named reminders-run:<run id> (db/lock_holder.py): a run
 -- opens it before taking the lock and keeps it until the lock is released, so it
 -- is the run worker's heartbeat, between steps too (not only while holding the
 -- lock). All databases of the server count: any sign of life keeps a run alive.
@@ -630,19 +616,6 @@ SELECT coalesce(
     pg_sequence_last_value(pg_get_serial_sequence('notifications', 'id')::regclass), 0
 ) AS high_mark;
 
--- name: run_lock_taken
--- Whether some session holds the run lock (read only: the deliverer never takes it).
-SELECT EXISTS (
-    SELECT 1
-    FROM pg_locks
-    WHERE locktype = 'advisory'
-      AND granted
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND classid = %(namespace)s::bigint::oid
-      AND objid = %(job)s::bigint::oid
-      AND objsubid = 2
-) AS taken;
-
 -- name: lock_delivery_cursor
 -- One deliverer expands at a time; another one waits for the running batch (a
 -- short transaction) and then sees the cursor moved: nothing is skipped.
@@ -742,15 +715,16 @@ WITH claimed AS (
 SELECT * FROM looked ORDER BY id;
 
 -- name: record_deliveries_sent
--- The attempt was counted by the claim. Fenced: only while the claim's token
--- still holds the lease; the ids returned are those recorded, any other one's
+-- The attempt was counted by the claim. Fenced: each delivery only while its
+-- claim's token (tokens, in step with ids) still holds the lease; the ids returned are those recorded, any other one's
 -- outcome came late (another claim took it, or it is final) and changed nothing.
 UPDATE deliveries AS d
 SET state = 'sent', finished_at = now(), provider_response = r.response, last_error = NULL,
     lease_token = NULL
-FROM unnest(%(ids)s::bigint[], %(responses)s::text[]) AS r (id, response)
+FROM unnest(%(ids)s::bigint[], %(responses)s::text[], %(tokens)s::uuid[])
+     AS r (id, response, token)
 WHERE d.id = r.id
-  AND d.lease_token = %(lease_token)s::uuid
+  AND d.lease_token = r.token
   AND d.state IN ('pending', 'retry')
 RETURNING d.id;
 
@@ -766,21 +740,23 @@ SET state = CASE WHEN r.permanent OR d.attempts >= %(max_attempts)s
     last_error = r.error,
     lease_token = NULL
 FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[],
-            %(permanent)s::boolean[]) AS r (id, error, delay_s, permanent)
+            %(permanent)s::boolean[], %(tokens)s::uuid[])
+     AS r (id, error, delay_s, permanent, token)
 WHERE d.id = r.id
-  AND d.lease_token = %(lease_token)s::uuid
+  AND d.lease_token = r.token
   AND d.state IN ('pending', 'retry')
 RETURNING d.id, d.state;
 
 -- name: release_deliveries
 -- Leased but not tried (the drain's time was up): due again, the attempt not
 -- counted. Fenced like the outcomes.
-UPDATE deliveries
-SET attempts = attempts - 1, next_attempt_at = now(), lease_token = NULL
-WHERE id = ANY(%(ids)s::bigint[])
-  AND lease_token = %(lease_token)s::uuid
-  AND state IN ('pending', 'retry')
-RETURNING id;
+UPDATE deliveries AS d
+SET attempts = d.attempts - 1, next_attempt_at = now(), lease_token = NULL
+FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS r (id, token)
+WHERE d.id = r.id
+  AND d.lease_token = r.token
+  AND d.state IN ('pending', 'retry')
+RETURNING d.id;
 
 -- name: delivery_clock
 SELECT clock_timestamp() AS now;

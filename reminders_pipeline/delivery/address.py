@@ -9,7 +9,10 @@ send time, where it makes the delivery dead, naming why, with nothing sent.
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, ValidatedEmail, validate_email
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from email_validator import ValidatedEmail
 
 
 class InvalidAddress(ValueError):
@@ -17,6 +20,9 @@ class InvalidAddress(ValueError):
 
 
 def _validated(value: str) -> ValidatedEmail:
+    # Imported here: it (and idna) would slow the start of every command and run.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         # No DNS lookups: an address is checked offline, where it is stored; the SMTP
         # server is the judge of deliverability. No display names, no quoted local parts.

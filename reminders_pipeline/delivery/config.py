@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from reminders_pipeline.delivery.email import SmtpSender
 from reminders_pipeline.delivery.reminder import Sender
-from reminders_pipeline.delivery.webhook import WebhookSender
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
 from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
@@ -89,5 +88,8 @@ def senders_from_env(concurrency: int) -> dict[str, Sender]:
             raise ConfigError(
                 "REMINDERS_WEBHOOK_SECRET is required when REMINDERS_WEBHOOK_URL is set"
             )
+        # Here: its HTTP client (httpx) would slow the start of every command and run.
+        from reminders_pipeline.delivery.webhook import WebhookSender
+
         senders["webhook"] = WebhookSender(webhook_url, secret, concurrency=concurrency)
     return senders

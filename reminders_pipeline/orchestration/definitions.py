@@ -5,7 +5,6 @@ from dagster import Definitions, JobDefinition
 from reminders_pipeline.db.url import require_database_url_in_production
 from reminders_pipeline.orchestration.alert_resource import alert_resource_from_env
 from reminders_pipeline.orchestration.assets import daily_reminders
-from reminders_pipeline.orchestration.io_manager import event_log_io_manager
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
@@ -33,10 +32,6 @@ defs = Definitions(
         # REMINDERS_DATABASE_URL (or the embedded server), for schedules and sensors.
         "reminders_db": RemindersDatabaseResource(),
         "alerts": alert_resource_from_env(),
-        # Op outputs in Dagster's event log, not on the worker's disk: the ops pass
-        # only ordering, but a skipped run's summary is an output, and nothing of a
-        # run may depend on the disk of the worker that ran it.
-        "io_manager": event_log_io_manager,
     },
 )
 

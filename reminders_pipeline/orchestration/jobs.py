@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import DailyPartitionsDefinition, in_process_executor, job
 
 from reminders_pipeline import settings
+from reminders_pipeline.orchestration.hooks import next_step_on_failure
 from reminders_pipeline.orchestration.ops import (
     acquire_run_lock,
     deliver_reminders,
@@ -32,9 +33,8 @@ reminder_partitions = DailyPartitionsDefinition(
     partitions_def=reminder_partitions,
     # The ops pass nothing but ordering (Nothing dependencies), so a failed run can
     # be re-executed from the failed op with nothing to load (it takes the lock itself).
-    # Its resources ("reminders", ReminderRunResource, and the event-log io_manager
-    # that keeps the skipped op's summary off the worker's disk) are bound in
-    # definitions.py.
+    # Every output is Nothing, so no IO manager writes to the worker's disk. Its
+    # resources ("reminders", ReminderRunResource) are bound in definitions.py.
     tags={
         SINGLETON_TAG: "daily-follow-up",
         # Hard stop for run monitoring: a run left STARTED by a host crash is failed
@@ -42,6 +42,7 @@ reminder_partitions = DailyPartitionsDefinition(
         "dagster/max_runtime": str(settings.MAX_RUNTIME_S.get()),
     },
     description="Find assignments with no contact for too long and remind their mentors.",
+    hooks={next_step_on_failure(delivery=False)},
 )
 def reminders_job() -> None:
     locked, _skipped = acquire_run_lock()
@@ -63,6 +64,7 @@ DELIVERY_MAX_RUNTIME_MARGIN_S = 300
         )
     },
     description="Send the reminders due for email and webhook (never takes the run lock).",
+    hooks={next_step_on_failure(delivery=True)},
 )
 def delivery_job() -> None:
     deliver_reminders()

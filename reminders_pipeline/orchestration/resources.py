@@ -15,11 +15,11 @@ from dagster import (
 from pydantic import PrivateAttr
 
 from reminders_pipeline import settings
-from reminders_pipeline.core.lock import LockHolder, lock_holder
 from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
 from reminders_pipeline.db.url import database_url, validate_url
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 

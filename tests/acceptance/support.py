@@ -35,8 +35,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from reminders_pipeline.core.due import reminder_due_on
-from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.seed import seed
 from reminders_pipeline.settings import ReminderSettings
 

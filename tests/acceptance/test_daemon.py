@@ -25,8 +25,8 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 from dagster._core.instance.ref import InstanceRef
 from dagster_graphql import DagsterGraphQLClient
 
-from reminders_pipeline.core.lock import LockHolder, find_lock_holder
 from reminders_pipeline.db.connector import Database, connect
+from reminders_pipeline.db.lock_holder import LockHolder, find_lock_holder
 from reminders_pipeline.orchestration.jobs import reminders_job
 from tests.acceptance.support import wait_for
 from tests.helpers.alert_servers import WebhookServer, free_port

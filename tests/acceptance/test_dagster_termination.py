@@ -20,8 +20,8 @@ import pytest
 from dagster import DagsterRunStatus
 from psycopg.rows import dict_row
 
-from reminders_pipeline.core.lock import application_name_for
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import application_name_for
 from tests.acceptance.support import backends_waiting_on
 from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
     REPO,

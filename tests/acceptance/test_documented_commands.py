@@ -106,6 +106,10 @@ PLAN: dict[tuple[str, str], str] = {
         "pip install --require-hashes -r requirements-k8s.txt && pip install --no-deps .",
     ): "installs the k8s extra into the environment; "
     "tests/unit/test_lock.py checks requirements-k8s.txt is the lock's export",
+    ("docs/operations.md", "curl -X POST https://api.example.org/rpc/reminders_run_day \\"): (
+        "needs a PostgREST server (not packaged for Debian) and its JWT; "
+        "tests/integration/test_run_day_rpc.py makes PostgREST's statements for this request"
+    ),
     (
         "docs/admin-api.md",
         ".venv/bin/reminders db upgrade                  # the schema at its head (serve checks)",

@@ -7,6 +7,7 @@ pg_stat_activity, the run log) is made on a direct connection.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import psycopg
@@ -143,5 +144,36 @@ def test_a_caller_killed_mid_call_leaves_nothing(reminders_cli, notifications_ga
         gate.open()
         assert advisory_locks(db_url) == []
     assert run_rows(db) == []
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM notifications").fetchone()[0] == 0
+
+
+def test_a_signal_mid_call_cancels_it_and_logs_failed(
+    reminders_cli, notifications_gate, db, db_url
+):
+    as_of = today()
+    seed_assignments(db, 500, 0.3, as_of)
+    with running_pgbouncer(db_url, mode="transaction") as bouncer:
+        pooled = {"REMINDERS_DATABASE_URL": bouncer.url(db_url)}
+        gate = notifications_gate()
+        caller = reminders_cli.start("run", "--json", env=pooled)
+        holder = wait_for(
+            lambda: call_waiting_at_the_gate(db_url), timeout=60, what="a call holding the lock"
+        )
+        caller.kill(signal.SIGTERM)
+        done = caller.wait()
+        # Cancelled on the server while the gate still holds: nothing of it is left.
+        assert not any(lock["pid"] == holder["pid"] for lock in advisory_locks(db_url))
+        gate.open()
+    assert done.returncode == 1, done.describe()
+    summary = done.json()
+    assert (summary["status"], summary["lock_scope"]) == ("failed", "transaction"), summary
+    assert "SIGTERM" in summary["error"], summary
+    [row] = run_rows(db)
+    assert (row["status"], row["lock_scope"], row["id"]) == (
+        "failed",
+        "transaction",
+        summary["reminder_runs_id"],
+    )
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM notifications").fetchone()[0] == 0

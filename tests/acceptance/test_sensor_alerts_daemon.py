@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from dagster import DagsterRunStatus
 
-from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
     Dagster,
     Gate,

@@ -158,7 +158,7 @@ class UI:
 
     def shot(self, name: str) -> Path:
         self.dismiss_newsletter()
-        path = self.shots / f"{name}.png"
+        path = self.shots / f"ui-{name}.png"  # the names docs/img uses
         self.driver.save_screenshot(str(path))
         return path
 

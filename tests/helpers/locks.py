@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from reminders_pipeline.core.lock import LOCK_KEY
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.migrate import APPLICATION_NAME, MIGRATION_LOCK
 
 

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.contacts.activities import ContactRegistrationService
-from reminders_pipeline.core.lock import LOCK_KEY, RunLock
+from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.core.services import build_reminder_run
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from tests.helpers.admin_api import (
     FAST,
     LAST,

@@ -213,9 +213,16 @@ def test_the_access_log_never_shows_a_token_from_the_target():
         ("/runs", f"status={token}"),
         (f"/assignments/{token}", ""),
         (f"/assignments/{token.replace('_', '%5F')}", ""),
+        # A secret without its prefix: any token-shaped segment.
+        ("/assignments/s3cr3tS3cr3tS3cr3t", ""),
+        ("/runs/0123456789abcdef_s3cr3tS3cr3tS3cr3t", ""),
+        ("/assignments/s3cr3tS3cr3tS3cr3t/last-contact-date", ""),
     ]:
         assert "s3cr3t" not in scrub_target(target, query), (target, query)
     assert scrub_target("/runs", "status=failed&limit=5") == "/runs?status=failed&limit=5"
+    # The API's own words stay readable.
+    assert scrub_target("/assignments/12/last-contact-date") == "/assignments/12/last-contact-date"
+    assert scrub_target("/static-offline-docs/swagger-ui-bundle.js").endswith("bundle.js")
     record = __import__("logging").LogRecord(
         "uvicorn.access",
         20,

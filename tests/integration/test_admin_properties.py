@@ -3,10 +3,13 @@
 Schemathesis generates valid and invalid requests for every operation; with
 real tokens and a real database, no input may produce a 500, every response
 must match the schema, and every 4xx body must say what was wrong.
+REMINDERS_TEST_SCHEMATHESIS_EXAMPLES sets the generated requests per operation and
+mode (small by default; raise it for a longer search).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,14 +18,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import (
-    negative_data_rejection,
-    positive_data_acceptance,
-)
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.settings import AdminApiSettings
 from tests.helpers.admin_api import SETTINGS, bearer, make_assignment, make_tokens
+
+EXAMPLES = int(os.environ.get("REMINDERS_TEST_SCHEMATHESIS_EXAMPLES", "25"))
 
 
 @schemathesis.check
@@ -50,6 +52,8 @@ def operations(app: Any) -> list[Any]:
 def fuzz(operation: Any, mode: GenerationMode, header_sets: list[dict], examples: int) -> None:
     """Run `examples` generated requests of one operation, each with every header set."""
 
+    correction = operation.method.upper() == "PUT"
+
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=examples,
@@ -63,13 +67,12 @@ def fuzz(operation: Any, mode: GenerationMode, header_sets: list[dict], examples
             case.validate_response(
                 response,
                 additional_checks=[client_errors_say_what_was_wrong],
-                # Schema-valid is not always acceptable: a date in the future or
-                # before the assignment started is a 422 by design. And the
-                # headers given here replace generated (possibly invalid) ones,
-                # and unknown query parameters are ignored, so schemathesis'
-                # verdict on "invalid data accepted" would be about our
-                # harness. The explicit tests in test_admin_api.py cover both.
-                excluded_checks=[positive_data_acceptance, negative_data_rejection],
+                # Every check. But a schema-valid correction is not always
+                # acceptable: a date in the future or before the assignment
+                # started is a 422 by design, which a schema cannot say
+                # (test_admin_api.py tests both), so that one operation is not
+                # held to "valid data accepted".
+                excluded_checks=[positive_data_acceptance] if correction else [],
                 headers=headers,
             )
 
@@ -102,10 +105,15 @@ def tokens(db) -> dict[str, str]:
 def test_no_input_gives_a_server_error_and_every_client_error_says_why(app, tokens, mode):
     # Full scopes, so generated input reaches the handlers.
     for operation in operations(app):
-        fuzz(operation, mode, [bearer(tokens["both"])], examples=60)
+        fuzz(operation, mode, [bearer(tokens["both"])], examples=EXAMPLES)
 
 
-def test_without_a_token_or_scope_every_refusal_says_why(app, tokens):
-    header_sets = [{}, bearer(tokens["corrector"]), bearer(tokens["revoked"])]
+def test_with_a_read_token_a_correct_token_or_none_every_answer_is_published(app, tokens):
+    header_sets = [
+        {},
+        bearer(tokens["reader"]),
+        bearer(tokens["corrector"]),
+        bearer(tokens["revoked"]),
+    ]
     for operation in operations(app):
-        fuzz(operation, GenerationMode.POSITIVE, header_sets, examples=10)
+        fuzz(operation, GenerationMode.POSITIVE, header_sets, examples=max(1, EXAMPLES // 3))

@@ -43,3 +43,8 @@ def test_bench_delivery_and_bench_admin_api_run_at_a_tiny_size(pg_server_url):
         "--concurrency", "2", "--requests", "20", "--rounds", "1", "--assignments", "50",
     )  # fmt: skip
     assert "p95" in out
+
+
+def test_bench_start_runs_one_round(pg_server_url):
+    out = _run(pg_server_url, "bench_start.py", "--rounds", "1")
+    assert "C reminders run --json (nothing to do)" in out and "cpu ratio" in out

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from reminders_pipeline.core.lock import LOCK_KEY
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from tests.acceptance.support import (
     Finished,
     RemindersCli,

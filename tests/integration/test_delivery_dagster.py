@@ -15,8 +15,8 @@ from dagster import (
     build_schedule_context,
 )
 
-from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.orchestration import sensors
 from reminders_pipeline.orchestration.definitions import defs
 from reminders_pipeline.orchestration.jobs import SINGLETON_TAG, delivery_job

@@ -28,7 +28,7 @@ def _claim(db: Database, token: str, lease_s: float = 60) -> list[dict]:
 
 def _record(db: Database, name: str, token: str, **params: object) -> list[dict]:
     with db.connection(autocommit=True) as session:
-        return session.all(name, ids=[1], lease_token=token, **params)
+        return session.all(name, ids=[1], tokens=[token], **params)
 
 
 def test_only_the_current_lease_token_records_an_outcome(db: Database) -> None:

@@ -67,7 +67,7 @@ def test_a_mentors_own_channels_override_the_organisations(db: Database) -> None
 
 
 def test_nothing_is_expanded_while_a_run_holds_the_run_lock(db: Database, db_url: str) -> None:
-    from reminders_pipeline.core.lock import LOCK_KEY
+    from reminders_pipeline.db.lock_keys import LOCK_KEY
 
     due_reminders(db, 2, channels=["webhook"])
     with db.connection(autocommit=True) as holder:

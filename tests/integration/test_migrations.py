@@ -11,8 +11,8 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from reminders_pipeline.core.lock import LOCK_KEY
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.migrate import (
     MIGRATION_LOCK,
     current_revision,

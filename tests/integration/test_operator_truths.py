@@ -3,6 +3,7 @@ CLI-launched runs (each of these said something untrue before)."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +20,8 @@ from dagster import (
 )
 
 from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_alert
-from reminders_pipeline.core.lock import LOCK_KEY, RunLock
+from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.orchestration import sensors
 from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.launch import dagster_instance, run_reminders_job
@@ -27,7 +29,13 @@ from reminders_pipeline.orchestration.ops import CREATED_TAG
 from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.orchestration.sensors.after_run import delivery_after_run_sensor
 from reminders_pipeline.orchestration.sensors.long_run import check_long_runs
-from tests.acceptance.support import RemindersCli, expected_due_set, seed_assignments, today
+from tests.acceptance.support import (
+    RemindersCli,
+    expected_due_set,
+    seed_assignments,
+    today,
+    wait_for,
+)
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run
 from tests.helpers.data import add_assignment, add_mentor
@@ -96,7 +104,7 @@ def test_runs_shows_the_selections_due_count_for_a_failed_run(reminders_cli, db,
         )
     ran = reminders_cli("run", "--as-of", as_of.isoformat())
     assert ran.returncode == 1, ran.describe()
-    assert "failed: run " in ran.stdout and f": {due} due, 0 reminders created" in ran.stdout
+    assert ran.stdout.startswith("failed") and f": {due} due, 0 reminders created" in ran.stdout
 
     listed = reminders_cli("runs", "--json").json()
     assert (listed[0]["status"], listed[0]["selected"], listed[0]["created"]) == ("failed", due, 0)
@@ -239,3 +247,38 @@ def test_missing_prints_its_summary_and_list_on_lines_of_their_own(reminders_cli
     assert "--since must be a date as YYYY-MM-DD, got 'x'" in bad.stderr
     helped = reminders_cli("missing", "--help")
     assert "reminders backfill --from DAY --missing" in helped.stdout
+
+
+# ------------------------------------------------------------------ admin serve
+
+
+def test_admin_serve_without_an_active_token_says_so(reminders_cli):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    child = reminders_cli.start("admin", "serve", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        warned = wait_for(
+            lambda: "warning: no active token" in child.errors() or not child.alive(),
+            timeout=60,
+            what="admin serve to start",
+        )
+        assert warned and child.alive(), child.errors()
+        assert "reminders admin create-token NAME" in child.errors()
+    finally:
+        child.close()
+
+
+def test_the_failed_runs_page_names_the_next_step(instance: DagsterInstance) -> None:
+    result = reminders_job.execute_in_process(
+        instance=instance,
+        partition_key="2025-03-30",
+        raise_on_error=False,
+        resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
+    )
+    assert not result.success
+    logged = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert any(
+        m.startswith("Next: fix the cause") and "reminders backfill --from 2025-03-30" in m
+        for m in logged
+    ), logged

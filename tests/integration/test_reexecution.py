@@ -7,7 +7,8 @@ from datetime import date, timedelta
 import psycopg
 from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 
-from reminders_pipeline.core.lock import LOCK_KEY, application_name_for
+from reminders_pipeline.db.lock_holder import application_name_for
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 from tests.helpers.locks import lock_free

@@ -6,8 +6,10 @@ import logging
 
 import pytest
 
-from reminders_pipeline.core.lock import LOCK_KEY, RunLock, find_lock_holder
+from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.lock_holder import find_lock_holder
+from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.errors import LockLost
 from tests.helpers.locks import lock_free
 

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from reminders_pipeline.core.lock import RunLock, lock_holder
+from reminders_pipeline.core.lock import RunLock
+from reminders_pipeline.db.lock_holder import lock_holder
 from reminders_pipeline.db.run_sessions import RunSessions, SessionBounds
 from reminders_pipeline.errors import ConnectionLost
 from reminders_pipeline.settings.liveness import LivenessSettings

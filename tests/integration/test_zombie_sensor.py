@@ -15,8 +15,9 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from reminders_pipeline.core.lock import RunLock, application_name_for
+from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.core.zombies import live_run_ids
+from reminders_pipeline.db.lock_holder import application_name_for
 from reminders_pipeline.orchestration import sensors
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource

@@ -9,7 +9,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from reminders_pipeline.delivery.deliverer import MAX_RETRY_DELAY_S, retry_delay_s
+from reminders_pipeline.delivery.lane import MAX_RETRY_DELAY_S, retry_delay_s
 from reminders_pipeline.delivery.signing import Signer
 from reminders_pipeline.delivery.webhook import retry_after_s
 from reminders_pipeline.errors import ConfigError

@@ -163,5 +163,22 @@ def test_the_helm_values_keep_the_production_settings() -> None:
     assert {"name": "reminders-database"} in launcher["envSecrets"]
 
 
+# Keys the schema accepts but the chart's templates never read: setting one does
+# nothing, silently. deployment-user.yaml (same commit) writes `replicas: 1` whatever
+# replicaCount says.
+IGNORED_BY_TEMPLATES = {("dagster-user-deployments", "deployments", "replicaCount")}
+
+
+def test_the_helm_values_set_nothing_the_chart_ignores() -> None:
+    values = yaml.safe_load(VALUES.read_text())
+    set_but_ignored = [
+        key
+        for section, listing, key in IGNORED_BY_TEMPLATES
+        for item in values[section][listing]
+        if key in item
+    ]
+    assert set_but_ignored == []
+
+
 def test_an_unknown_key_is_found() -> None:
     assert unknown_keys({"runLauncher": {"typo": 1}}, CHART_KEYS) == ["runLauncher.typo"]

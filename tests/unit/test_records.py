@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 
-from reminders_pipeline.core.lock import LockHolder, lock_state
 from reminders_pipeline.core.runlog import RunSummary
+from reminders_pipeline.db.lock_holder import LockHolder, lock_state
 
 SINCE = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 SKIPPED_ROW = {

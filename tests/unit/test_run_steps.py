@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from reminders_pipeline.core.due import DueSelection
-from reminders_pipeline.core.lock import LockHolder
 from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunCounts
+from reminders_pipeline.db.lock_holder import LockHolder
 from reminders_pipeline.errors import RunInterrupted
 
 AS_OF = date(2026, 11, 29)

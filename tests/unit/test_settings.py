@@ -78,8 +78,7 @@ def test_every_reminders_variable_in_the_code_is_registered() -> None:
     used = set()
     for path in PACKAGE.rglob("*.py"):
         used |= set(re.findall(r"\bREMINDERS_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
-    # REMINDERS_RUN_JOB is a constant of core/lock.py (the lock key's job number).
-    assert used - set(settings.REGISTRY) - {"REMINDERS_RUN_JOB"} == set()
+    assert used - set(settings.REGISTRY) == set()
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from reminders_pipeline.admin.auth import Corrector, Reader
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
+    TOKEN_CHECKED,
     AssignmentId,
     AssignmentView,
     CorrectedAssignment,
@@ -24,7 +25,7 @@ router = APIRouter(tags=["assignments"])
 @router.get(
     "/assignments/{assignment_id}",
     response_model=AssignmentView,
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(*TOKEN_CHECKED, 404),
 )
 def get_assignment(assignment_id: AssignmentId, token: Reader, services: Services) -> Any:
     """An assignment: last contact, next reminder due date, recent reminders."""
@@ -34,7 +35,7 @@ def get_assignment(assignment_id: AssignmentId, token: Reader, services: Service
 @router.put(
     "/assignments/{assignment_id}/last-contact-date",
     response_model=CorrectedAssignment,
-    responses=error_responses(401, 403, 404, 409, 413, 429, 503),
+    responses=error_responses(*TOKEN_CHECKED, 404),
 )
 def correct_last_contact_date(
     assignment_id: AssignmentId, body: LastContactCorrection, token: Corrector, services: Services

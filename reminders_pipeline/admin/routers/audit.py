@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from reminders_pipeline.admin.auth import Reader
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
+    TOKEN_CHECKED,
     AssignmentFilter,
     AuditPage,
     Limit,
@@ -20,7 +21,7 @@ from reminders_pipeline.admin.models import (
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/audit", response_model=AuditPage, responses=error_responses(401, 403))
+@router.get("/audit", response_model=AuditPage, responses=error_responses(*TOKEN_CHECKED))
 def list_audit(
     token: Reader,
     services: Services,

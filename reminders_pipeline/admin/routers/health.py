@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from reminders_pipeline.admin.deps import Services
-from reminders_pipeline.admin.models import Health, error_responses
+from reminders_pipeline.admin.models import GUARDED, Health, error_responses
 from reminders_pipeline.errors import DatabaseError
 
 router = APIRouter(tags=["health"])
@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 _limiter = anyio.CapacityLimiter(2)
 
 
-@router.get("/healthz", response_model=Health, responses=error_responses(503))
+@router.get("/healthz", response_model=Health, responses=error_responses(*GUARDED))
 async def healthz(services: Services) -> Any:
     """Liveness and database reachability; no authentication."""
     try:

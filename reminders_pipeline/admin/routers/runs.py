@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from reminders_pipeline.admin.auth import Reader
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
+    TOKEN_CHECKED,
     Limit,
     LockStatus,
     Offset,
@@ -16,13 +17,12 @@ from reminders_pipeline.admin.models import (
     error_responses,
     page,
 )
-from reminders_pipeline.core.lock import lock_state
-from reminders_pipeline.db.lock_holder import find_lock_holder
+from reminders_pipeline.db.lock_holder import find_lock_holder, lock_state
 
 router = APIRouter(tags=["runs"])
 
 
-@router.get("/runs", response_model=RunsPage, responses=error_responses(401, 403))
+@router.get("/runs", response_model=RunsPage, responses=error_responses(*TOKEN_CHECKED))
 def list_runs(
     token: Reader,
     services: Services,
@@ -37,7 +37,7 @@ def list_runs(
     return page(services.runlog.recent(limit=limit, offset=offset, status=status), limit, offset)
 
 
-@router.get("/lock", response_model=LockStatus, responses=error_responses(401, 403))
+@router.get("/lock", response_model=LockStatus, responses=error_responses(*TOKEN_CHECKED))
 def lock_status(token: Reader, services: Services) -> Any:
     """The run lock: free, or who holds it."""
     with services.db.connection() as conn:  # a pooled one, like every route's

@@ -10,7 +10,6 @@ annotations to inject resources.
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 from dagster import (
@@ -35,29 +34,16 @@ ZOMBIE_TAG = "reminders/failed_as_zombie"
 
 
 class Checked(NamedTuple):
-    """What one evaluation of a check found."""
+    """What one evaluation of a check found; the sensor's evaluate adds `quiet`."""
 
     fired: list[str]  # alerts sent now
     problems: list[str]  # what could not be checked
     cursor: str | None  # None: leave the cursor as it is
     still: list[str] = []  # conditions alerted before that still hold
+    quiet: str = ""  # what the tick says when nothing fired and nothing still holds
 
-
-@dataclass
-class Outcome:
-    """One evaluation: what was alerted, what could not be checked, the next cursor
-    (None: keep the current one), what the tick says when nothing fired, and the
-    conditions alerted before that still hold."""
-
-    fired: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    cursor: str | None = None
-    quiet: str = ""
-    still: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, checked: Checked, quiet: str) -> "Outcome":
-        return cls(checked.fired, checked.problems, checked.cursor, quiet, list(checked.still))
+    def saying(self, quiet: str) -> "Checked":
+        return self._replace(quiet=quiet)
 
 
 def sensor_status() -> DefaultSensorStatus:
@@ -115,7 +101,7 @@ def alert_destinations() -> str:
     return "Alerts go to " + ", ".join(where) + "."
 
 
-Evaluate = Callable[[SensorEvaluationContext, RemindersDatabaseResource, AlertResource], Outcome]
+Evaluate = Callable[[SensorEvaluationContext, RemindersDatabaseResource, AlertResource], Checked]
 
 
 def alerting_sensor(

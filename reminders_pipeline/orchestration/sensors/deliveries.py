@@ -17,7 +17,6 @@ from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
-    Outcome,
     alert_destinations,
     alerting_sensor,
     load_cursor,
@@ -76,9 +75,9 @@ def max_pending_age() -> timedelta:
 
 def _evaluate(
     context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
-) -> Outcome:
+) -> Checked:
     checked = check_deliveries(reminders_db, alerts, context.cursor, max_pending_age(), context.log)
-    return Outcome.of(checked, "no new dead delivery, no old pending one")
+    return checked.saying("no new dead delivery, no old pending one")
 
 
 delivery_health_sensor = alerting_sensor(

@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from reminders_pipeline import settings
-from reminders_pipeline.alerts.messages import run_failed_alert
+from reminders_pipeline.alerts.messages import next_step_after_failure, run_failed_alert
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.sensors.common import (
@@ -101,18 +101,7 @@ def reminders_run_failure_sensor(
 
 
 def next_step(job_name: str, partition: str | None) -> str:
-    """What the operator does after fixing the cause: the failed day is not done."""
-    if job_name == delivery_job.name:
-        return (
-            "fix the cause named above; the waiting deliveries go out on the next"
-            f" {delivery_job.name} run (delivery_retry_schedule, or `reminders deliver`)"
-        )
-    day = partition or "DAY"
-    return (
-        f"fix the cause named above, then run the day again: `reminders backfill --from {day}"
-        f" --to {day}` (or re-execute this run in the UI); reminders already created are"
-        " not created twice"
-    )
+    return next_step_after_failure(job_name == delivery_job.name, partition)
 
 
 def _explain_quiet_ticks(sensor_def: SensorDefinition, quiet: str) -> None:

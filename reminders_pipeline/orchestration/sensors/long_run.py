@@ -19,7 +19,6 @@ from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     RUNNING_STATUSES,
     Checked,
-    Outcome,
     alert_destinations,
     alerting_sensor,
     attempt,
@@ -135,12 +134,12 @@ def long_run_threshold() -> timedelta:
 
 def _evaluate(
     context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
-) -> Outcome:
+) -> Checked:
     threshold = long_run_threshold()
     checked = check_long_runs(
         context.instance, reminders_db, alerts, context.cursor, threshold, context.log
     )
-    return Outcome.of(checked, f"no run over {duration(threshold)}")
+    return checked.saying(f"no run over {duration(threshold)}")
 
 
 long_running_reminders_sensor = alerting_sensor(

@@ -10,7 +10,6 @@ from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
-    Outcome,
     alert_destinations,
     alerting_sensor,
     attempt,
@@ -74,10 +73,10 @@ def check_repeated_skips(
 
 def _evaluate(
     context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
-) -> Outcome:
+) -> Checked:
     threshold = settings.SKIP_ALERT_AFTER.get()
     checked = check_repeated_skips(reminders_db, alerts, context.cursor, threshold, context.log)
-    return Outcome.of(checked, f"no streak of {threshold} skipped runs")
+    return checked.saying(f"no streak of {threshold} skipped runs")
 
 
 repeated_skips_sensor = alerting_sensor(

@@ -10,12 +10,11 @@ from dagster import DagsterInstance, SensorEvaluationContext
 
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import now_utc, stale_lock_alert
-from reminders_pipeline.core.lock import APPLICATION_PREFIX, LockHolder
+from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX, LockHolder
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
-    Outcome,
     alert_destinations,
     alerting_sensor,
     attempt,
@@ -85,9 +84,9 @@ def check_stale_lock(
 
 def _evaluate(
     context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
-) -> Outcome:
+) -> Checked:
     checked = check_stale_lock(context.instance, reminders_db, alerts, context.cursor, context.log)
-    return Outcome.of(checked, "the run lock is free or held by a run in progress")
+    return checked.saying("the run lock is free or held by a run in progress")
 
 
 stale_lock_sensor = alerting_sensor(

@@ -33,7 +33,6 @@ from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     ZOMBIE_TAG,
     Checked,
-    Outcome,
     alert_destinations,
     alerting_sensor,
     attempt,
@@ -133,9 +132,9 @@ def _parse_time(value: Any) -> datetime | None:
 
 def _evaluate(
     context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
-) -> Outcome:
+) -> Checked:
     if not settings.ZOMBIE_SENSOR.get():
-        return Outcome(quiet="off: REMINDERS_ZOMBIE_SENSOR=off")
+        return Checked([], [], None, quiet="off: REMINDERS_ZOMBIE_SENSOR=off")
     checked = check_zombie_runs(
         context.instance,
         reminders_db,
@@ -144,7 +143,7 @@ def _evaluate(
         timedelta(seconds=settings.ZOMBIE_GRACE_S.get()),
         context.log,
     )
-    return Outcome.of(checked, "no zombie run")
+    return checked.saying("no zombie run")
 
 
 zombie_run_sensor = alerting_sensor(
