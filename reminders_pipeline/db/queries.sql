@@ -401,7 +401,7 @@ WHERE status = 'running'
 ORDER BY id;
 
 -- name: live_run_sessions
--- Dagster run ids of every session named reminders-run:<run id> (lock.py): a run
+-- Dagster run ids of every session named reminders-run:<run id> (db/lock_holder.py): a run
 -- opens it before taking the lock and keeps it until the lock is released, so it
 -- is the run worker's heartbeat, between steps too (not only while holding the
 -- lock). All databases of the server count: any sign of life keeps a run alive.
