@@ -52,7 +52,7 @@ from bench_common import (
 
 from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER, ReminderDispatchService
 from reminders_pipeline.core.due import ReminderSchedulerService
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.connector import Database, Session, connect
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.seed import seed
 from reminders_pipeline.settings import ReminderSettings
@@ -104,6 +104,30 @@ CREATE INDEX ON bench_schema_0004 (assignment_id, due_on DESC);
 """
 
 
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of a server process on this machine, else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_since(pid: int, before: float | None) -> float | None:
+    after = backend_cpu(pid)
+    return None if before is None or after is None else after - before
+
+
+class OneSession:
+    """What ReminderSchedulerService needs of a Database, on one open session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def fetch_one(self, name: str, **params: Any) -> dict[str, Any] | None:
+        return self.session.one(name, **params)
+
+
 class Bench:
     def __init__(self, url: str, settings: ReminderSettings, as_of: date) -> None:
         self.url = url
@@ -111,6 +135,8 @@ class Bench:
         self.settings = settings
         self.as_of = as_of
         self.run_id: int | None = None
+        self.last_cpu: float | None = None
+        self.cpu_rounds: list[dict[str, float | None]] = []
 
     def sql(self, statement: str, params: dict[str, Any] | None = None) -> int:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -135,20 +161,32 @@ class Bench:
         self.sql("CHECKPOINT")
 
     def statement(self, table: str) -> int:
-        return self.sql(
-            BASELINE_SQL.format(table=table),
-            {
-                "kind": FOLLOW_UP_REMINDER,
-                "as_of": self.as_of,
-                "cap": self.settings.max_reminders_per_silence,
-                "default_interval": self.settings.default_interval_days,
-                "run_id": self.run_id,
-            },
-        )
+        with connect(self.url, autocommit=True) as session:
+            before = backend_cpu(session.backend_pid)
+            rows = session.execute(
+                BASELINE_SQL.format(table=table),
+                {
+                    "kind": FOLLOW_UP_REMINDER,
+                    "as_of": self.as_of,
+                    "cap": self.settings.max_reminders_per_silence,
+                    "default_interval": self.settings.default_interval_days,
+                    "run_id": self.run_id,
+                },
+            ).rowcount
+            self.last_cpu = cpu_since(session.backend_pid, before)
+        return rows
 
     def services(self) -> tuple[int, int, int]:
-        selection = ReminderSchedulerService(self.db, self.settings).select_due(self.as_of)
-        counts = ReminderDispatchService(self.db, self.settings).dispatch(self.as_of, self.run_id)
+        # Both on one session, as in a run (its lock session), so that its server
+        # process's CPU time is the phase's.
+        with connect(self.url, autocommit=True) as session:
+            before = backend_cpu(session.backend_pid)
+            scheduler = ReminderSchedulerService(OneSession(session), self.settings)  # type: ignore[arg-type]
+            selection = scheduler.select_due(self.as_of)
+            counts = ReminderDispatchService(self.db, self.settings).dispatch(
+                self.as_of, self.run_id, transaction=session.transaction
+            )
+            self.last_cpu = cpu_since(session.backend_pid, before)
         return selection.due, counts.created, counts.already_existed
 
     def cli(self) -> dict[str, Any]:
@@ -194,9 +232,13 @@ RATIO_TO = {"1c": "1", "2": "1", "3": "1b", "4": "1"}
 
 def one_round(bench: Bench, skip_cli: bool, skip_0004: bool) -> tuple[dict[str, float], int, Any]:
     t: dict[str, float] = {}
+    cpu: dict[str, float | None] = {}
+    bench.cpu_rounds.append(cpu)
     bench.fresh("bench_minimal")
     due, t["1"] = timed(PHASES["1"], lambda: bench.statement("bench_minimal"))
+    cpu["1"] = bench.last_cpu
     again, t["1b"] = timed(PHASES["1b"], lambda: bench.statement("bench_minimal"))
+    cpu["1b"] = bench.last_cpu
     assert again == 0, again
     bench.sql("TRUNCATE bench_minimal")
     if not skip_0004:
@@ -206,9 +248,11 @@ def one_round(bench: Bench, skip_cli: bool, skip_0004: bool) -> tuple[dict[str, 
         bench.sql("TRUNCATE bench_schema_0004")
     bench.fresh("notifications")
     (selected, created, _), t["2"] = timed(PHASES["2"], bench.services)
+    cpu["2"] = bench.last_cpu
     assert selected == due == created == bench.count("notifications"), (selected, due, created)
     bench.sql("CHECKPOINT")
     (_, created2, existed2), t["3"] = timed(PHASES["3"], bench.services)
+    cpu["3"] = bench.last_cpu
     assert (created2, existed2) == (0, due), (created2, existed2)
     summary = None
     if not skip_cli:
@@ -278,6 +322,7 @@ def main() -> int:
         "server": facts,
         "load_averages": loads,
         "rounds": rounds,
+        "server_cpu_rounds": bench.cpu_rounds,
         "cli_peak_rss_mb": max((s or {}).get("peak_rss_mb", 0) for s in summaries) or None,
         "services_peak_rss_mb": rss_mb(),
         "cli_job_duration_s": [s and s.get("duration_s") for s in summaries],
@@ -314,6 +359,19 @@ def report(r: dict[str, Any]) -> None:
             + " ".join(f"{x:.3f}" for x in times)
             + (" | " + " ".join(f"{x:.2f}" for x in ratios) if ratios else "")
         )
+    cpu_rounds = [c for c in r["server_cpu_rounds"] if None not in c.values()]
+    if cpu_rounds:
+        # The server process's own CPU time: far less disturbed by other work than wall time.
+        print("\nserver process CPU s (the phase's session, /proc/<pid>/stat):")
+        for key, base in (("1", None), ("1b", None), ("2", "1"), ("3", "1b")):
+            times = [c[key] for c in cpu_rounds]
+            ratios = [c[key] / c[base] for c in cpu_rounds if c[base]] if base else []
+            ratio = f"{statistics.median(ratios):.2f}x" if ratios else ""
+            print(
+                f"{PHASES[key]:<46} {statistics.median(times):>9.3f} {ratio:>7}  "
+                + " ".join(f"{x:.3f}" for x in times)
+                + (" | " + " ".join(f"{x:.2f}" for x in ratios) if ratios else "")
+            )
     print()
     print("ratios: 1c, 2 and 4 against 1 of the same round; 3 against 1b of the same round")
     if r["cli_peak_rss_mb"]:
