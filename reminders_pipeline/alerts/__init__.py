@@ -1,2 +1,2 @@
-"""Operator alerts: what they say (messages.py), where they go (sinks.py), and the
-Dagster resource the sensors call (resource.py). messages and sinks are plain Python."""
+"""Operator alerts: what they say (messages.py) and where they go (sinks.py), plain
+Python; the Dagster resource the sensors call is orchestration/alert_resource.py."""

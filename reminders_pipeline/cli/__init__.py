@@ -87,11 +87,12 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
     check_day(day, settings)
     url = database_url()
     require_migrated(url)
+    scope = choose_lock_scope(url)  # before the signal check: it takes a moment too
     reason = early_stop_reason()
     if reason is not None:  # a signal during start-up (reminders_pipeline/entry.py)
         row_id = RunLog(Database(url)).failed_before_start(day, None, "cli", reason)
         return RunSummary("failed", day, None, row_id, error=reason)
-    if choose_lock_scope(url) == "transaction":
+    if scope == "transaction":
         # One call of reminders_run_day() under the transaction-level lock: the
         # batched run's session lock cannot live behind a transaction pooler.
         # No Dagster here (nor its start-up time).

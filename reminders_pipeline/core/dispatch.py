@@ -7,15 +7,15 @@ loaded into Python but one summary row per batch.
 
 A run hands in `transaction`: a transaction on its lock's own session, so each
 batch (and the batch's counts on the run's row) commits only while that session
-lives, and dies with it. Without one (benchmarks, tools that hold no lock) each
-batch gets a short connection of its own.
+lives, and dies with it. Without one (benchmarks, tools that hold no lock) the
+batches share one short session of their own, a transaction each.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import date
 
@@ -32,6 +32,16 @@ FOLLOW_UP_REMINDER = "follow_up_reminder"
 IN_APP_CHANNEL = "in_app"
 
 Transaction = Callable[[], AbstractContextManager[Session]]
+
+
+def without_probe(sql: str) -> str:
+    """The batch statement without its anti-join (the lines between its probe markers)."""
+    begin, end = sql.index("-- probe: begin"), sql.index("-- probe: end")
+    return sql[:begin] + sql[end + len("-- probe: end") :]
+
+
+DISPATCH_BATCH = query("dispatch_due_batch")
+DISPATCH_BATCH_UNPROBED = without_probe(DISPATCH_BATCH)
 
 
 @dataclass(frozen=True)
@@ -57,19 +67,41 @@ class ReminderDispatchService:
         on_progress: Callable[[BatchProgress], None] = lambda progress: None,
     ) -> RunCounts:
         """Create the reminders due on as_of. `before_batch` may raise to stop (lock lost)."""
+        with ExitStack() as stack:
+            if transaction is None:
+                # One session for every batch, a transaction each (no reconnect per batch).
+                session = stack.enter_context(self.db.connection(autocommit=True))
+                transaction = session.transaction
+            return self._batches(as_of, run_row_id, transaction, before_batch, on_progress)
+
+    def _batches(
+        self,
+        as_of: date,
+        run_row_id: int | None,
+        in_transaction: Transaction,
+        before_batch: Callable[[], None],
+        on_progress: Callable[[BatchProgress], None],
+    ) -> RunCounts:
         started = time.perf_counter()
         after_id = 0
         batches = scanned = selected = created = 0
-        sql = query("dispatch_due_batch")
-        in_transaction = transaction or self._own_connection
+        # Reminders exist beyond after_id, so the anti-join may find some. Once no
+        # reminder is beyond it, none ever is in this run: the run lock keeps other
+        # runs out, and this one inserts only up to each batch's last id.
+        probe = True
         while True:
             before_batch()
             with in_transaction() as conn:
                 conn.execute(query("dispatch_plan_guard"))
                 # Its own statement: the INSERT's snapshot is taken once it is granted.
                 conn.execute(query("dispatch_correction_guard"), DISPATCH_LOCK.params())
+                if probe:
+                    found = conn.execute(
+                        query("dispatch_reminders_beyond"), {"after_id": after_id}
+                    ).fetchone()
+                    probe = bool(found and found["found"])
                 row = conn.execute(
-                    sql,
+                    DISPATCH_BATCH if probe else DISPATCH_BATCH_UNPROBED,
                     {
                         "after_id": after_id,
                         "batch_size": self.settings.batch_size,
@@ -110,8 +142,3 @@ class ReminderDispatchService:
             if row["scanned"] < self.settings.batch_size:
                 break
         return RunCounts(selected=selected, created=created, already_existed=selected - created)
-
-    @contextmanager
-    def _own_connection(self) -> Iterator[Session]:
-        with self.db.connection() as conn:
-            yield conn

@@ -137,6 +137,8 @@ def _log_failure(url: str, as_of: date, trigger: str, error: str) -> int | None:
                 error=error[:MAX_ERROR_LENGTH],
             )
         return row["id"] if row else None
-    except DatabaseError:
-        log.exception("could not log the failed reminders run for %s", as_of)
+    except DatabaseError as exc:
+        # The database that failed the call may refuse this too (a statement-mode
+        # pooler refuses every transaction block): the summary still says why.
+        log.warning("could not log the failed reminders run for %s: %s", as_of, exc)
         return None

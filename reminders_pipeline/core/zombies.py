@@ -3,11 +3,11 @@
 With the default run launcher Dagster cannot ask whether a run worker is alive,
 so a run left STARTED by a host crash would hold the one-at-a-time queue until
 its max runtime. The reminders database has a better heartbeat: every live run
-keeps a session named `reminders-run:<run id>` (lock.py) from the moment it
+keeps a session named `reminders-run:<run id>` (db/lock_holder.py) from the moment it
 opens the lock connection until it has released the lock, and a dead process's
 session vanishes with it. This module decides, from run records and the set of
 run ids that have such a session, which runs are zombies. No Dagster here: the
-sensor in sensors.py is a thin wrapper around find_zombies.
+sensor in orchestration/sensors/zombie.py is a thin wrapper around find_zombies.
 
 When a live run has no session (why a grace period, and why two observations):
 

@@ -31,8 +31,6 @@ RUN_RECORD_RETRY_S = integer(
     3600,
 )
 
-ALL = (RUN_SILENCE_S, RUN_RECORD_RETRY_S)
-
 
 @dataclass(frozen=True)
 class LivenessSettings:

@@ -23,5 +23,3 @@ LOCK_SCOPE = Setting(
     parse_choice,
     choices=SCOPES,
 )
-
-ALL = (LOCK_SCOPE,)

@@ -6,10 +6,11 @@ Parsing happens in Setting.get(), at call time; every error names the variable.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -138,3 +139,13 @@ def integer(
 
 def string(name: str, default: str | None, doc: str, **kw: Any) -> Setting[Any]:
     return Setting(name, "text", default, doc, parse_text, **kw)
+
+
+def collect(modules: Iterable[ModuleType]) -> dict[str, Setting[Any]]:
+    """Every Setting the modules hold, by name, in the order first met."""
+    found: dict[str, Setting[Any]] = {}
+    for module in modules:
+        for value in list(vars(module).values()):
+            if isinstance(value, Setting):
+                found.setdefault(value.name, value)
+    return found

@@ -280,6 +280,14 @@ def test_runs_queue_backfill_serially_and_a_killed_worker_frees_the_queue(
             timeout=RUN_TIMEOUT_S,
             what="the doomed run to hold the run lock",
         )
+        # Running, not only locked: its row is written just after the lock is taken.
+        wait_for(
+            lambda: any(
+                r["dagster_run_id"] == doomed and r["status"] == "running" for r in runs(db)
+            ),
+            timeout=30,
+            what="the doomed run's 'running' row",
+        )
         assert dagster.status(survivor) == DagsterRunStatus.QUEUED
         os.kill(dagster.worker_pid(doomed), signal.SIGKILL)
         dagster.wait_status(doomed, DagsterRunStatus.FAILURE)

@@ -192,10 +192,17 @@ def test_prune_keeps_reminders_with_a_delivery_to_send_or_not_yet_expanded(db):
 def test_dispatch_probes_the_natural_key_even_on_a_table_analyzed_empty(db):
     """A new deployment: notifications analyzed while empty. The batch's anti-join must
     still use the index (a sequential scan per due row over the pages the statement
-    fills is quadratic): no sequential scan of notifications at all."""
+    fills is quadratic): no sequential scan of notifications at all. One reminder of
+    the last assignment, written after the analyze, makes every batch probe."""
     seed(db, assignments=3000, due_fraction=1.0, today=AS_OF, default_interval_days=10)
     with db.connection(autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE notifications")
+        conn.execute(
+            "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on,"
+            " silence_started_on, sequence) SELECT id, mentor_id, 'follow_up_reminder',"
+            " %s, %s, 99 FROM assignments ORDER BY id DESC LIMIT 1",
+            (AS_OF, AS_OF),
+        )
     stats = "SELECT seq_scan, idx_scan FROM pg_stat_user_tables WHERE relname = 'notifications'"
     [before] = db_rows(db, stats)
     counts = ReminderDispatchService(db, ReminderSettings(batch_size=1000)).dispatch(AS_OF, None)
