@@ -24,6 +24,7 @@ import pytest
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.url import start_embedded, with_database
+from tests.helpers.runs import RemindersCli
 
 TEST_URL_VAR = "REMINDERS_TEST_DATABASE_URL"
 
@@ -84,3 +85,10 @@ def reminders_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
+    """Run the `reminders` command as a child process against this test's database."""
+    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
+        yield cli

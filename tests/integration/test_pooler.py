@@ -17,9 +17,9 @@ import pytest
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from reminders_pipeline.errors import UnsupportedPooler
-from tests.acceptance.support import wait_for
 from tests.helpers.locks import lock_free
 from tests.helpers.pgbouncer import running_pgbouncer
+from tests.helpers.runs import wait_for
 
 SHARING_MODES = ["transaction", "statement"]
 # Rounds of concurrent lock attempts: small for CI, larger by hand.
