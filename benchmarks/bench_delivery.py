@@ -1,4 +1,5 @@
-"""Benchmark webhook delivery: the chosen concurrency against one-at-a-time, same run.
+"""Benchmark webhook (or email) delivery: the chosen concurrency against one-at-a-time
+and against a minimal sender, same run.
 
     REMINDERS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         .venv/bin/python benchmarks/bench_delivery.py --deliveries 10000
@@ -16,7 +17,10 @@ setting's default) and 1. A third mode is the limit to compare against: a minima
 sender, the same WebhookSender (same HTTP client, signing and per-send deadline) and
 concurrency posting the same N reminders to the same receiver from a thread pool, with
 no database at all; the deliverer's rate as a share of it is printed. Rounds rotate the
-modes' order; the median is shown with every round. Not part of the test suite.
+modes' order; the median is shown with every round. `--channel email` does the same
+for email against a local SMTP sink (aiosmtpd in the child process, accepting every
+message after the latency; one connection per message, as the sender works). Not
+part of the test suite.
 """
 
 from __future__ import annotations
@@ -35,6 +39,23 @@ import psycopg
 # A Standard Webhooks secret (whsec_ + base64 of 32 bytes); the receiver verifies with
 # the official library, as a real one would.
 SECRET = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC1iZW5jaA=="
+
+
+def serve_smtp(port: int, latency_ms: float) -> None:
+    """The SMTP sink (child process): accepts every message after the latency."""
+    import asyncio
+    import threading
+
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            await asyncio.sleep(latency_ms / 1000)
+            return "250 queued"
+
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    threading.Event().wait()  # until terminated
 
 
 def serve(port: int, latency_ms: float) -> None:
@@ -63,9 +84,13 @@ def serve(port: int, latency_ms: float) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
+    class Server(ThreadingHTTPServer):
+        # A class attribute: listen() runs in the constructor. The default backlog (5)
+        # overflows when 16 connections open at the same instant (reset: ReadError).
+        request_queue_size = 256
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", port), Handler)
     server.serve_forever()
 
 
@@ -101,10 +126,11 @@ def main() -> int:
     parser.add_argument(
         "--skip-one-at-a-time", action="store_true", help="only the deliverer and the limit"
     )
+    parser.add_argument("--channel", choices=("webhook", "email"), default="webhook")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.latency_ms)
+        (serve_smtp if args.channel == "email" else serve)(args.serve, args.latency_ms)
         return 0
     server_url = os.environ.get("REMINDERS_DATABASE_URL")
     if not server_url:
@@ -117,7 +143,16 @@ def main() -> int:
         conn.execute(f'CREATE DATABASE "{name}"')
     port = free_port()
     receiver = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port), "--latency-ms", str(args.latency_ms)]
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(port),
+            "--latency-ms",
+            str(args.latency_ms),
+            "--channel",
+            args.channel,
+        ]  # fmt: skip
     )
     try:
         return run(args, with_database(server_url, name), port)
@@ -136,6 +171,8 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
     from reminders_pipeline.db.migrate import upgrade
     from reminders_pipeline.delivery.config import DeliveryConfig
     from reminders_pipeline.delivery.deliverer import Deliverer
+    from reminders_pipeline.delivery.email import SmtpSender
+    from reminders_pipeline.delivery.reminder import Sender
     from reminders_pipeline.delivery.webhook import WebhookSender
     from reminders_pipeline.settings import ReminderSettings
 
@@ -147,19 +184,25 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
             """
             WITH m AS (
                 INSERT INTO mentors (name, email, channels)
-                SELECT 'Mentor ' || g, 'm' || g || '@example.org', '{webhook}'
+                SELECT 'Mentor ' || g, 'm' || g || '@example.org', ARRAY[%(channel)s]
                 FROM generate_series(1, %(n)s) AS g RETURNING id
             )
             INSERT INTO assignments (mentor_id, mentee_name, started_on, last_contact_date)
             SELECT id, 'Person ' || id, %(last)s::date - 30, %(last)s FROM m
             """,
-            {"n": args.deliveries, "last": as_of - timedelta(days=12)},
+            {"n": args.deliveries, "last": as_of - timedelta(days=12), "channel": args.channel},
         )
     created = ReminderDispatchService(db, ReminderSettings()).dispatch(as_of, None).created
     url_hook = f"http://127.0.0.1:{port}/reminders"
+
+    def make_sender(concurrency: int) -> Sender:
+        if args.channel == "email":
+            return SmtpSender("127.0.0.1", port, "reminders@example.org", security="none")
+        return WebhookSender(url_hook, SECRET, concurrency=concurrency)
+
     wait_for_port(port)
     print(
-        f"{created} reminders for webhook; receiver latency {args.latency_ms:g} ms;"
+        f"{created} reminders for {args.channel}; receiver latency {args.latency_ms:g} ms;"
         f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
         file=sys.stderr,
     )
@@ -170,13 +213,18 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
             conn.execute("UPDATE delivery_cursor SET last_notification_id = 0")
             conn.execute("CHECKPOINT")
         config = DeliveryConfig(concurrency=concurrency, batch_size=200, timeout_s=10.0)
-        sender = WebhookSender(url_hook, SECRET, concurrency=concurrency)
-        deliverer = Deliverer(db, config, {"webhook": sender}, lambda: as_of)
+        sender = make_sender(concurrency)
+        deliverer = Deliverer(db, config, {args.channel: sender}, lambda: as_of)
         started = time.perf_counter()
         report = deliverer.drain()
         elapsed = time.perf_counter() - started
         deliverer.close()
-        assert report.totals()["sent"] == created, report.totals()
+        if report.totals()["sent"] != created:
+            with db.connection() as conn:
+                errors = conn.execute(
+                    "SELECT last_error FROM deliveries WHERE state <> 'sent' LIMIT 3"
+                ).fetchall()
+            raise AssertionError(f"{report.totals()}: {errors}")
         return elapsed
 
     def minimal(concurrency: int) -> float:
@@ -187,17 +235,18 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
 
         last = as_of - timedelta(days=12)
         reminders = [
-            Reminder(n, n, "webhook", f"reminder-{n}-webhook", "follow_up_reminder", n, n,
-                     f"Mentor {n}", None, f"Person {n}", "nb", last, 12, as_of, last, 1)
+            Reminder(n, n, args.channel, f"reminder-{n}-{args.channel}", "follow_up_reminder",
+                     n, n, f"Mentor {n}", f"m{n}@example.org", f"Person {n}", "nb", last, 12,
+                     as_of, last, 1)
             for n in range(1, created + 1)
         ]  # fmt: skip
-        sender = WebhookSender(url_hook, SECRET, concurrency=concurrency)
+        sender = make_sender(concurrency)
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             answers = list(pool.map(lambda r: sender.send(r, 10.0), reminders))
         elapsed = time.perf_counter() - started
         sender.close()
-        assert all(a.startswith("HTTP 200") for a in answers)
+        assert all(a.startswith(("HTTP 200", "<reminder-")) for a in answers), answers[:3]
         return elapsed
 
     deliverer_mode = f"concurrency {args.concurrency}"
@@ -217,7 +266,7 @@ def run(args: argparse.Namespace, url: str, port: int) -> int:
             print(f"round {round_no + 1} {mode}: {times[mode][-1]:.2f}s", file=sys.stderr)
 
     base = statistics.median(times.get("one at a time") or times[deliverer_mode])
-    print(f"\n{created} webhook deliveries, receiver latency {args.latency_ms:g} ms, "
+    print(f"\n{created} {args.channel} deliveries, receiver latency {args.latency_ms:g} ms, "
           f"{args.repeat} rounds (median; every round in the last column)")  # fmt: skip
     print("| mode | median s | deliveries/s | vs one at a time | rounds s |")
     print("|---|---|---|---|---|")

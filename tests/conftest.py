@@ -24,6 +24,7 @@ import pytest
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.url import start_embedded, with_database
+from tests.helpers.runs import RemindersCli
 
 TEST_URL_VAR = "REMINDERS_TEST_DATABASE_URL"
 
@@ -66,6 +67,17 @@ def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_url(pg_server_url: str) -> Iterator[str]:
+    """An empty database (never migrated) for this test only."""
+    name = f"reminders_e_{uuid.uuid4().hex[:12]}"
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(pg_server_url, name)
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def db(db_url: str) -> Database:
     return Database(db_url)
 
@@ -84,3 +96,10 @@ def reminders_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
+    """Run the `reminders` command as a child process against this test's database."""
+    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
+        yield cli

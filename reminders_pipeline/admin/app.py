@@ -4,8 +4,10 @@ Every request first passes the guard (guard.py: sizes, failed-auth rate, token,
 scope), then a thin route that validates (models.py) and calls the services
 (AssignmentAdminService, TokenStore, RunLog, the lock holder) on a bounded pool
 (db/pool.py). Every error body says what was wrong (handlers.py): {"detail": "..."}
-for 401/403/404/409/413/429/431/503, and for 422 FastAPI's list of
-{loc, msg, type} whose loc names the field, plus a one-line "message".
+for 400/401/403/404/408/409/413/429/431/503, and for 422 FastAPI's list of
+{loc, msg, type} whose loc names the field, plus a one-line "message"; an
+unknown query parameter is a 422 too (query.py). The OpenAPI document lists
+each status on every route that can answer it (models.error_responses).
 /docs is Swagger UI served from an installed package (no CDN).
 """
 

@@ -1,11 +1,13 @@
 """RequestGuard: what every request passes before any route, any body parsing or any query.
 
 In order: HEAD is answered as GET without a body; the request line and headers are
-held to a size (431); a declared body to a size (413); the client's failed
-authentications to a rate (429); then the bearer token is checked (401) and the
-identity handed to the routes, which check its scope (403). Only then is the body
-read, at most the limit (413), and given to the route. So a request without a valid
-token costs one header scan and one indexed lookup, whatever it carries.
+held to a size (431); a declared body to a size (413); then the bearer token is
+checked (401; 429 instead once the client's or the key's failures pass the limit,
+and at once without a well-formed token: ratelimit.py; a valid token is never
+refused) and the identity handed to the routes, which check its scope (403). Only
+then is the body read, at most the limit (413) and within its deadline (408), and
+given to the route. So a request without a valid token costs one header scan and
+one indexed lookup at most, whatever it carries.
 """
 
 from __future__ import annotations

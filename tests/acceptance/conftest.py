@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.support import NotificationsGate, RemindersCli
+from tests.helpers.runs import NotificationsGate
 
 
 @pytest.fixture
@@ -18,13 +18,6 @@ def dagster_yaml(reminders_env: dict[str, str]) -> Path:
     path = Path(reminders_env["DAGSTER_HOME"]) / "dagster.yaml"
     shutil.copy(Path(__file__).resolve().parents[2] / "dagster.yaml", path)
     return path
-
-
-@pytest.fixture
-def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
-    """Run the `reminders` command as a child process against this test's database."""
-    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
-        yield cli
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.acceptance.support import Child, wait_for
 from tests.helpers.admin_api import LAST, TODAY, bearer, make_assignment
 from tests.helpers.data import db_rows
+from tests.helpers.runs import Child, wait_for
 
 pytestmark = pytest.mark.acceptance
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.support import wait_for
 from tests.acceptance.test_admin_server import Server, create_token, free_port
 from tests.helpers.admin_api import bearer
+from tests.helpers.runs import wait_for
 
 pytestmark = pytest.mark.acceptance
 

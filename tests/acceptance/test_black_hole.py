@@ -22,7 +22,8 @@ import time
 import psycopg
 import pytest
 
-from tests.acceptance.support import (
+from tests.helpers.blackhole_proxy import BlackHoleProxy
+from tests.helpers.runs import (
     assert_notifications_are_exactly,
     backends_waiting_on,
     expected_due_set,
@@ -33,7 +34,6 @@ from tests.acceptance.support import (
     wait_for,
     wait_for_run_holding_lock,
 )
-from tests.helpers.blackhole_proxy import BlackHoleProxy
 
 pytestmark = pytest.mark.acceptance
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from dagster import DagsterInstance
 
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     assert_no_overlapping_windows,
     assert_notifications_are_exactly,
     assert_settled,

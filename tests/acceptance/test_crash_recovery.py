@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     assert_notifications_are_exactly,
     backends_waiting_on,
     expected_due_set,

@@ -28,9 +28,9 @@ from dagster_graphql import DagsterGraphQLClient
 from reminders_pipeline.db.connector import Database, connect
 from reminders_pipeline.db.lock_holder import LockHolder, find_lock_holder
 from reminders_pipeline.orchestration.jobs import reminders_job
-from tests.acceptance.support import wait_for
 from tests.helpers.alert_servers import WebhookServer, free_port
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+from tests.helpers.runs import wait_for
 
 pytestmark = pytest.mark.acceptance
 

@@ -22,7 +22,6 @@ from psycopg.rows import dict_row
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import application_name_for
-from tests.acceptance.support import backends_waiting_on
 from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
     REPO,
     RUN_TIMEOUT_S,
@@ -34,6 +33,7 @@ from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
     wait_for,
 )
 from tests.helpers.data import add_assignment, add_mentor, runs
+from tests.helpers.runs import backends_waiting_on
 
 pytestmark = pytest.mark.acceptance
 

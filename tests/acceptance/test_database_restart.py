@@ -13,7 +13,8 @@ import pytest
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
-from tests.acceptance.support import (
+from tests.helpers.private_pg import private_postgres
+from tests.helpers.runs import (
     backends_waiting_on,
     lock_holder,
     run_rows,
@@ -22,7 +23,6 @@ from tests.acceptance.support import (
     wait_for,
     wait_for_run_holding_lock,
 )
-from tests.helpers.private_pg import private_postgres
 
 pytestmark = pytest.mark.acceptance
 

@@ -27,10 +27,10 @@ from reminders_pipeline.contacts.activities import ContactRegistrationService
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.settings import ReminderSettings
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
-from tests.acceptance.support import Child, RemindersCli
 from tests.helpers.data import db_rows
 from tests.helpers.delivery_servers import SECRET, ReminderReceiver
 from tests.helpers.outbox import AS_OF, due_reminders
+from tests.helpers.runs import Child, RemindersCli
 
 pytestmark = pytest.mark.acceptance
 

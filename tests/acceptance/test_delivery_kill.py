@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 
 from reminders_pipeline.db.connector import Database
-from tests.acceptance.support import RemindersCli, wait_for
 from tests.helpers.data import db_rows
 from tests.helpers.delivery_servers import SECRET, ReminderReceiver, settled
 from tests.helpers.outbox import due_reminders
+from tests.helpers.runs import RemindersCli, wait_for
 
 pytestmark = pytest.mark.acceptance
 

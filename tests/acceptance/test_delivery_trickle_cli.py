@@ -13,11 +13,11 @@ import pytest
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
-from tests.acceptance.support import RemindersCli
 from tests.helpers.data import db_rows
 from tests.helpers.delivery_servers import SECRET
 from tests.helpers.hostile_peers import HostilePeer, read_http_request
 from tests.helpers.outbox import due_reminders
+from tests.helpers.runs import RemindersCli
 
 pytestmark = pytest.mark.acceptance
 

@@ -23,7 +23,7 @@ import pytest
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import with_database
-from tests.acceptance.support import expected_due_set, seed_assignments, today
+from tests.helpers.runs import expected_due_set, seed_assignments, today
 
 pytestmark = pytest.mark.acceptance
 

@@ -31,7 +31,7 @@ import time
 import pytest
 
 from reminders_pipeline.db.connector import Database
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     Finished,
     NotificationsGate,
     assert_settled,

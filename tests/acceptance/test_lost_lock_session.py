@@ -12,7 +12,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     assert_notifications_are_exactly,
     backends_waiting_on,
     expected_due_set,

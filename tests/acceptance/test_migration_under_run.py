@@ -17,7 +17,8 @@ import psycopg
 import pytest
 
 from reminders_pipeline.db.migrate import APPLICATION_NAME, VERSION_TABLE, head_revision
-from tests.acceptance.support import (
+from tests.helpers.locks import migration_session
+from tests.helpers.runs import (
     assert_settled,
     backends_waiting_on,
     expected_due_set,
@@ -26,7 +27,6 @@ from tests.acceptance.support import (
     wait_for,
     wait_for_run_holding_lock,
 )
-from tests.helpers.locks import migration_session
 
 pytestmark = pytest.mark.acceptance
 

@@ -18,7 +18,8 @@ import pytest
 from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
-from tests.acceptance.support import (
+from tests.helpers.private_pg import private_postgres
+from tests.helpers.runs import (
     assert_notifications_are_exactly,
     backends_waiting_on,
     expected_due_set,
@@ -29,7 +30,6 @@ from tests.acceptance.support import (
     wait_for,
     wait_for_run_holding_lock,
 )
-from tests.helpers.private_pg import private_postgres
 
 pytestmark = pytest.mark.acceptance
 

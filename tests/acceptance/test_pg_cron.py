@@ -23,7 +23,8 @@ from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.settings import ReminderSettings
-from tests.acceptance.support import (
+from tests.helpers.cron_pg import private_cron_postgres
+from tests.helpers.runs import (
     NotificationsGate,
     assert_notifications_are_exactly,
     expected_due_set,
@@ -32,7 +33,6 @@ from tests.acceptance.support import (
     today,
     wait_for,
 )
-from tests.helpers.cron_pg import private_cron_postgres
 
 pytestmark = pytest.mark.acceptance
 

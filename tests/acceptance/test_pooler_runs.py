@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
-from tests.acceptance.support import (
+from tests.helpers.pgbouncer import running_pgbouncer
+from tests.helpers.runs import (
     assert_no_overlapping_windows,
     assert_notifications_are_exactly,
     assert_skipped_rows_name_a_holder,
@@ -25,7 +26,6 @@ from tests.acceptance.support import (
     wait_for,
     wait_for_run_holding_lock,
 )
-from tests.helpers.pgbouncer import running_pgbouncer
 
 pytestmark = pytest.mark.acceptance
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     assert_no_overlapping_windows,
     assert_notifications_are_exactly,
     expected_due_set,

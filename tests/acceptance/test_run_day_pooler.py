@@ -15,7 +15,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from reminders_pipeline.core.run_day import APPLICATION_NAME
-from tests.acceptance.support import (
+from tests.helpers.pgbouncer import running_pgbouncer
+from tests.helpers.runs import (
     advisory_locks,
     assert_notifications_are_exactly,
     expected_due_set,
@@ -24,7 +25,6 @@ from tests.acceptance.support import (
     today,
     wait_for,
 )
-from tests.helpers.pgbouncer import running_pgbouncer
 
 pytestmark = pytest.mark.acceptance
 

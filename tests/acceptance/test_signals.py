@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     backends_waiting_on,
     lock_holder,
     run_rows,

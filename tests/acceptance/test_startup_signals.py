@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     lock_holder,
     run_rows,
     seed_assignments,

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from reminders_pipeline.db.lock_keys import LOCK_KEY
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     Finished,
-    RemindersCli,
     expected_due_set,
     lock_holder,
     run_rows,
@@ -31,12 +29,6 @@ RUN_JSON_TYPES = {
     "already_existed": int,
     "duration_s": float,
 }
-
-
-@pytest.fixture
-def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
-    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
-        yield cli
 
 
 @pytest.fixture

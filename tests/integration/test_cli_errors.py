@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.support import Finished, RemindersCli
+from tests.helpers.runs import Finished
 
 pytestmark = pytest.mark.acceptance
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/reminders"
-
-
-@pytest.fixture
-def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
-    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
-        yield cli
 
 
 def assert_one_clear_error(result: Finished, *fragments: str) -> None:

@@ -9,7 +9,6 @@ workspace loaded as the webserver loads it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from reminders_pipeline.orchestration.launch import UI_LAUNCH_TAGS
-from tests.acceptance.support import RemindersCli, seed_assignments, today
+from tests.helpers.runs import seed_assignments, today
 
 pytestmark = pytest.mark.acceptance
 
@@ -39,12 +38,6 @@ query ($selector: RepositorySelector!, $name: String!) {
   }
 }
 """
-
-
-@pytest.fixture
-def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
-    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
-        yield cli
 
 
 def _statuses(dagster_home: str) -> dict[str, str | None]:

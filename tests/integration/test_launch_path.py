@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.acceptance.support import (
+from tests.helpers.runs import (
     Child,
     RemindersCli,
     assert_notifications_are_exactly,

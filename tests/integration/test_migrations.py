@@ -23,8 +23,8 @@ from reminders_pipeline.db.migrate import (
 from reminders_pipeline.db.seed import seed
 from reminders_pipeline.db.url import with_database
 from reminders_pipeline.errors import MigrationBlocked
-from tests.acceptance.support import wait_for
 from tests.helpers.locks import lock_free, migration_session
+from tests.helpers.runs import wait_for
 
 
 def _fresh_database(pg_server_url: str) -> tuple[str, str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -29,25 +27,18 @@ from reminders_pipeline.orchestration.ops import CREATED_TAG
 from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.orchestration.sensors.after_run import delivery_after_run_sensor
 from reminders_pipeline.orchestration.sensors.long_run import check_long_runs
-from tests.acceptance.support import (
-    RemindersCli,
+from tests.helpers.alert_servers import WebhookServer
+from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run
+from tests.helpers.data import add_assignment, add_mentor
+from tests.helpers.runs import (
     expected_due_set,
     seed_assignments,
     today,
     wait_for,
 )
-from tests.helpers.alert_servers import WebhookServer
-from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run
-from tests.helpers.data import add_assignment, add_mentor
 from tests.helpers.settings import override
 
 D1 = date(2025, 3, 1)
-
-
-@pytest.fixture
-def reminders_cli(reminders_env: dict[str, str], tmp_path: Path) -> Iterator[RemindersCli]:
-    with RemindersCli.for_test(reminders_env, tmp_path) as cli:
-        yield cli
 
 
 def alerts_of(webhook: WebhookServer, kind: str) -> list[dict]:

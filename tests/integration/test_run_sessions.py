@@ -18,7 +18,7 @@ from reminders_pipeline.db.lock_holder import lock_holder
 from reminders_pipeline.db.run_sessions import RunSessions, SessionBounds
 from reminders_pipeline.errors import ConnectionLost
 from reminders_pipeline.settings.liveness import LivenessSettings
-from tests.acceptance.support import wait_for
+from tests.helpers.runs import wait_for
 
 SILENCE_S = 3
 
