@@ -67,6 +67,17 @@ def db_url(pg_server_url: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_url(pg_server_url: str) -> Iterator[str]:
+    """An empty database (never migrated) for this test only."""
+    name = f"reminders_e_{uuid.uuid4().hex[:12]}"
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(pg_server_url, name)
+    with _admin(pg_server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def db(db_url: str) -> Database:
     return Database(db_url)
 

@@ -31,6 +31,10 @@ bound to it while it is idle:
    The probes then let go.
 3. On the lock connection, S2: the pid must be P again and the transaction id
    exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2.
+   On a direct connection (BackendKeyData's pid is P) only the pid is compared:
+   an idle backend also numbers the transactions it starts itself to process
+   other sessions' catalog invalidations (sinval catch-up), so L + 1 would refuse
+   a direct connection while other databases change their schemas.
 
 In session mode (or on a direct connection) all of it holds by construction. In
 transaction mode it cannot: while P is idle in the pool, a probe is given an
@@ -183,7 +187,11 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
         for each in probes:
             _let_go(each)
     pid, xid, _ = ask(conn, "pooler_probe_lock_session")
-    if int(pid) != server_pid or int(xid) != local_xid + 1:
+    # A direct connection's server process serves no one else, and it numbers some
+    # transactions of its own while idle (catching up on other sessions' catalog
+    # changes): there the pid alone is the proof, the transaction id is not.
+    direct = server_pid == conn.info.backend_pid
+    if int(pid) != server_pid or (int(xid) != local_xid + 1 and not direct):
         evidence = (
             f"two statements in a row ran on server connections {server_pid} and {pid}"
             if int(pid) != server_pid

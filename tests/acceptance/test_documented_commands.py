@@ -106,6 +106,13 @@ PLAN: dict[tuple[str, str], str] = {
         "pip install --require-hashes -r requirements-k8s.txt && pip install --no-deps .",
     ): "installs the k8s extra into the environment; "
     "tests/unit/test_lock.py checks requirements-k8s.txt is the lock's export",
+    (
+        "docs/operations.md",
+        'psql "$SUPERUSER_URL_OF_THE_REMINDERS_DATABASE" -v ON_ERROR_STOP=1 \\',
+    ): (
+        "a superuser changes who may execute pg_catalog functions; "
+        "tests/integration/test_advisory_lock_hardening.py applies the same file"
+    ),
     ("docs/operations.md", "curl -X POST https://api.example.org/rpc/reminders_run_day \\"): (
         "needs a PostgREST server (not packaged for Debian) and its JWT; "
         "tests/integration/test_run_day_rpc.py makes PostgREST's statements for this request"

@@ -23,8 +23,7 @@ import pytest
 from reminders_pipeline.contacts.activities import Contact, ContactRegistrationService
 from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from reminders_pipeline.errors import DatabaseError
-from tests.helpers.data import add_assignment, add_mentor, db_rows
-from tests.integration.test_correction_reminders import (
+from tests.helpers.corrections import (
     INTERVAL,
     SETTINGS,
     START,
@@ -33,6 +32,7 @@ from tests.integration.test_correction_reminders import (
     run,
     sent,
 )
+from tests.helpers.data import add_assignment, add_mentor, db_rows
 
 LAST = D - timedelta(days=2 * INTERVAL)  # #1 due D - 7, #2 due D
 

@@ -4,8 +4,6 @@ first landed ends with the same schema as one migrated today."""
 from __future__ import annotations
 
 import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,22 +11,11 @@ import pytest
 
 from reminders_pipeline.db import migrate
 from reminders_pipeline.db.migrate import head_revision, upgrade
-from reminders_pipeline.db.url import with_database
 from tests.helpers.catalog import catalog, differences
 
 # The texts as they first landed on main (git show 938678e, 75be170, 75be170, 75be170),
 # each later edited in place.
 AS_LANDED = Path(__file__).with_name("data") / "migrations_as_landed"
-
-
-@pytest.fixture
-def empty_url(pg_server_url: str) -> Iterator[str]:
-    name = f"reminders_r_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrations_as_landed(tmp_path: Path) -> Path:

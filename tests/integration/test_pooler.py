@@ -203,6 +203,31 @@ def test_a_direct_connection_passes_the_check_and_records_its_own_pid(db_url):
         assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
 
 
+def test_a_direct_connection_passes_while_other_sessions_change_catalogs(db_url, monkeypatch):
+    """An idle backend numbers transactions of its own when it catches up on other
+    sessions' catalog invalidations; on a direct connection that is no other client."""
+    from reminders_pipeline.db import pooler
+
+    real_let_go = pooler._let_go
+    caught_up: list[int] = []
+
+    def let_go_after_catalog_churn(probe) -> None:
+        if not caught_up:
+            # Between S1 and S2 of the check: enough invalidations that the idle lock
+            # session is signalled to catch up (the shared queue holds 4096).
+            with psycopg.connect(db_url, autocommit=True) as other:
+                for _ in range(3000):
+                    other.execute("CREATE TEMP TABLE churn (i int); DROP TABLE churn")
+            caught_up.append(1)
+        real_let_go(probe)
+
+    monkeypatch.setattr(pooler, "_let_go", let_go_after_catalog_churn)
+    with RunLock(db_url, "run-a") as lock:
+        assert lock.try_acquire()
+        assert caught_up == [1]
+        assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+
+
 # ------------------------------------------------------------------ helpers
 
 

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 
 import psycopg
 import pytest
 
 from reminders_pipeline.db import schema_version
 from reminders_pipeline.db.migrate import upgrade
-from reminders_pipeline.db.url import with_database
 from reminders_pipeline.errors import ConfigError
-
-
-@pytest.fixture
-def empty_url(pg_server_url: str):
-    name = f"reminders_s_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(pg_server_url, name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_database_never_migrated_is_refused(empty_url: str) -> None:

@@ -10,7 +10,7 @@ from reminders_pipeline.entry import _command
 from reminders_pipeline.errors import ConfigError, ConnectionLost, DatabaseUnavailable
 from reminders_pipeline.settings import liveness
 from reminders_pipeline.settings.liveness import LivenessSettings
-from tests.unit.test_run_steps import (
+from tests.helpers.run_fakes import (
     AS_OF,
     FakeLock,
     FakeRunLog,
