@@ -213,3 +213,29 @@ def test_an_smtp_4xx_then_2xx_is_one_retry_then_sent(db: Database) -> None:
     [row] = deliveries(db)
     assert (row["state"], row["attempts"]) == ("sent", 2)
     assert seen == 2
+
+
+@pytest.mark.parametrize("channel", ["webhook", "email"])
+def test_slow_name_resolution_ends_by_the_deadline(
+    db: Database, monkeypatch: pytest.MonkeyPatch, channel: str
+) -> None:
+    """A resolver that answers after 12 s (faked in-process: no DNS server is needed to
+    show that the send does not wait for it)."""
+    real = socket.getaddrinfo
+
+    def slow(host: object, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if host in ("slow-dns.invalid", b"slow-dns.invalid"):
+            time.sleep(12)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    due_reminders(db, 1, channels=[channel])
+    sender: Sender = (
+        WebhookSender("http://slow-dns.invalid:8080/reminders", SECRET)
+        if channel == "webhook"
+        else SmtpSender("slow-dns.invalid", 2525, "r@example.org", security="none")
+    )
+    took = _drain_once(db, {channel: sender})
+    assert took < BOUND_S, f"the drain took {took:.1f}s"
+    [row] = deliveries(db)
+    assert row["state"] == "retry" and "timed out" in row["last_error"]
