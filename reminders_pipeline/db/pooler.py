@@ -30,11 +30,9 @@ bound to it while it is idle:
      mode), or in use by another client.
    The probes then let go.
 3. On the lock connection, S2: the pid must be P again and the transaction id
-   exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2.
-   On a direct connection (BackendKeyData's pid is P) only the pid is compared:
-   an idle backend also numbers the transactions it starts itself to process
-   other sessions' catalog invalidations (sinval catch-up), so L + 1 would refuse
-   a direct connection while other databases change their schemas.
+   exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2
+   (on a direct connection, the pid alone: an idle backend numbers its own
+   catch-ups on other sessions' catalog changes).
 
 In session mode (or on a direct connection) all of it holds by construction. In
 transaction mode it cannot: while P is idle in the pool, a probe is given an
@@ -53,13 +51,13 @@ up to QUEUED_AFTER_MAX_S) to answer a trivial query would pass for a queued one:
 a transaction-mode pool on a server that overloaded could pass. The check says
 nothing about a pooler whose mode changes later (a reload).
 
-The cost is a few short-lived connections once per run (one on a direct
-connection; behind a session pooler, one per idle pooled server connection
-plus one). The check fails closed: when the lock connection's own statements
-wait longer than PROBE_TIMEOUT_S for a server connection, or the pool holds
-more idle server connections than MAX_PROBE_CONNECTIONS, the run is refused.
-PgBouncer answers with its own BackendKeyData, so `conn.info.backend_pid` is
-made up behind it; the lock records the server's pid (from S1), as pg_locks shows.
+The cost is a few short-lived connections once per run (one on a direct connection;
+one per idle pooled server connection, plus one, behind a session pooler). It fails
+closed: when the lock connection's own statements wait longer than PROBE_TIMEOUT_S for
+a server connection, or the pool holds more idle server connections than
+MAX_PROBE_CONNECTIONS, the run is refused.
+Behind PgBouncer `conn.info.backend_pid` is made up (its own BackendKeyData); the
+lock records the server's pid (from S1), as pg_locks shows.
 """
 
 from __future__ import annotations
@@ -81,14 +79,10 @@ from reminders_pipeline.errors import UnsupportedPooler
 
 log = logging.getLogger(__name__)
 
-# Long enough for a pooler to start a server connection on a busy day, short
-# enough that a run waiting on an exhausted pool fails with a clear message.
-PROBE_TIMEOUT_S = 15.0
-# A probe with no answer after this long is queued in the pool: the pooler had
-# no idle server connection to give it (it gives one the moment it reads the
-# request). At least a second and many times the server's slowest answer, so a
-# loaded server is not taken for a queue; at most a few seconds, so that other
-# runs' checks queued behind this one's probes do not run out of PROBE_TIMEOUT_S.
+PROBE_TIMEOUT_S = 15.0  # a busy day's server connection start; an exhausted pool fails
+# A probe with no answer after this long is queued (no idle server connection to
+# give): at least a second and many times the server's slowest answer, at most a
+# few seconds, so other runs' checks queued behind these probes keep their time.
 QUEUED_AFTER_S, QUEUED_FACTOR, QUEUED_AFTER_MAX_S = 1.0, 20, 4.0
 # Session-mode pools keep idle server connections (default_pool_size is 20 in
 # PgBouncer); draining more than this many means the check would cost too much.
@@ -187,10 +181,7 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
         for each in probes:
             _let_go(each)
     pid, xid, _ = ask(conn, "pooler_probe_lock_session")
-    # A direct connection's server process serves no one else, and it numbers some
-    # transactions of its own while idle (catching up on other sessions' catalog
-    # changes): there the pid alone is the proof, the transaction id is not.
-    direct = server_pid == conn.info.backend_pid
+    direct = server_pid == conn.info.backend_pid  # its server process serves no one else
     if int(pid) != server_pid or (int(xid) != local_xid + 1 and not direct):
         evidence = (
             f"two statements in a row ran on server connections {server_pid} and {pid}"
