@@ -9,6 +9,10 @@ factory), so everything the app needs comes from the environment, as for every
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,11 +29,23 @@ ACCESS_FORMAT = '%(addr)s - "%(method)s %(target)s %(protocol)s" %(status)d %(dt
 
 def served_app() -> FastAPI:
     """The app as the server's worker builds it (Granian's factory target)."""
+    _end_with_the_server()
     from reminders_pipeline.admin.app import create_app
     from reminders_pipeline.db.migrate import migrated_database_url
     from reminders_pipeline.settings import ReminderSettings
 
     return create_app(migrated_database_url(), ReminderSettings.from_env())
+
+
+def _end_with_the_server() -> None:
+    """Granian's worker outlives a server process that is killed (SIGKILL, OOM), and
+    would keep the port and its database pool: on Linux, have the kernel end it too."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the server died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def log_config() -> dict[str, Any]:

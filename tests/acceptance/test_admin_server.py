@@ -4,6 +4,7 @@ tokens made with `reminders admin create-token`, real HTTP, real PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -310,3 +311,25 @@ def test_a_client_cannot_choose_its_address_or_write_a_log_line(server):
     assert "10.9.9.9" not in log
     assert "127.0.0.1" in log
     assert not any(line.startswith("INFO: token 'ops'") for line in log.splitlines())
+
+
+def test_a_killed_server_takes_its_worker_with_it(server):
+    """SIGKILL (or the OOM killer) on the server process leaves no worker holding the
+    port and its database pool."""
+    from pathlib import Path
+
+    master = server.child.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    assert children, "the server runs its app in a worker process"
+    worker = int(children[0])
+    server.child.kill(signal.SIGKILL)
+
+    def ended() -> bool:  # gone, or a zombie waiting for whoever adopted it
+        try:
+            return Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(ended, timeout=15, what="the worker to end")
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", int(server.base_url.rsplit(":", 1)[1]))) != 0
