@@ -213,7 +213,7 @@ def test_an_operator_sees_the_truth_in_the_dagster_ui(
     with RunLock(db_url, "another-run") as lock:
         assert lock.try_acquire()
         skipped = run_reminders_job(db_url, skipped_day)
-    assert (done["status"], skipped["status"]) == ("success", "skipped")
+    assert (done.status, skipped.status) == ("success", "skipped")
 
     port = free_port()
     env = {**os.environ, **reminders_env, "PYTHONUNBUFFERED": "1"}
@@ -269,13 +269,16 @@ def test_an_operator_sees_the_truth_in_the_dagster_ui(
 
         # The Runs list tells the skipped run from the successful one by its tag.
         page = ui.open(
-            "/runs", "reminders/outcome: skipped", "reminders/outcome: success", done["run_id"][:8]
+            "/runs",
+            "reminders/outcome: skipped",
+            "reminders/outcome: success",
+            done.dagster_run_id[:8],
         )
         ui.shot("runs")
 
         # The run's log, filtered to its last step (the log is a virtualised list).
         page = ui.open(
-            f"/runs/{done['run_id']}?logs=step%3Arelease_run_lock",
+            f"/runs/{done.dagster_run_id}?logs=step%3Arelease_run_lock",
             "ASSET_MATERIALIZATION",
             "reminder_runs_id",
             "already_existed",
@@ -300,7 +303,7 @@ def test_an_operator_sees_the_truth_in_the_dagster_ui(
         ui.click_text(done_day.isoformat())
         page = ui.wait(
             "the done day's materialization",
-            lambda text: done["run_id"][:8] in text and "created" in text,
+            lambda text: done.dagster_run_id[:8] in text and "created" in text,
         )
         ui.shot("asset-partitions-done-day")
         print(

@@ -66,7 +66,7 @@ def test_only_a_run_that_created_the_days_reminders_materializes_the_day(
     with monkeypatch.context() as env:  # the database is unreachable: D3 fails
         env.setenv("REMINDERS_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
         failed = run_reminders_job(db_url, D3)
-    assert [done["status"], skipped["status"], failed["status"]] == [
+    assert [done.status, skipped.status, failed.status] == [
         "success",
         "skipped",
         "failed",
@@ -76,7 +76,7 @@ def test_only_a_run_that_created_the_days_reminders_materializes_the_day(
         assert instance.get_materialized_partitions(DAILY_REMINDERS) == {D1.isoformat()}
         meta = materializations(instance)[D1.isoformat()]
         assert meta["created"] == 1 and meta["selected"] == 1 and meta["already_existed"] == 0
-        assert meta["reminder_runs_id"] == done["reminder_runs_id"]
+        assert meta["reminder_runs_id"] == done.run_row_id
 
         outcome = {
             run.tags["dagster/partition"]: (run.status, run.tags.get(OUTCOME_TAG))
@@ -97,7 +97,7 @@ def test_only_a_run_that_created_the_days_reminders_materializes_the_day(
 
     # Backfilling exactly the missing days makes them done, with their own counts.
     for day in (D2, D3):
-        assert run_reminders_job(db_url, day)["status"] == "success"
+        assert run_reminders_job(db_url, day).status == "success"
     with dagster_instance() as instance:
         assert instance.get_materialized_partitions(DAILY_REMINDERS) == {
             d.isoformat() for d in (D1, D2, D3)
