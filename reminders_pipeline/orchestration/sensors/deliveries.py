@@ -12,9 +12,8 @@ from reminders_pipeline.alerts.messages import (
     elapsed_for,
     pending_deliveries_alert,
 )
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.orchestration.alert_resource import AlertResource
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
     alert_destinations,
@@ -25,7 +24,7 @@ from reminders_pipeline.settings import delivery_settings
 
 
 def check_deliveries(
-    reminders_db: RemindersDatabaseResource,
+    reads: SensorReads,
     alerts: AlertResource,
     cursor: str | None,
     max_age: timedelta,
@@ -35,9 +34,7 @@ def check_deliveries(
     # The place is (finished_at, id) of the latest dead delivery: ids die in any order.
     first = "last_dead_at" not in state
     after_at, after_id = state.get("last_dead_at"), state.get("last_dead_id") or 0
-    db = Database(reminders_db.resolved_database_url())
-    row = db.fetch_one("delivery_health", after_finished_at=after_at, after_dead_id=after_id)
-    assert row is not None
+    row = reads.delivery_health(after_at, after_id)
     fired: list[str] = []
     still: list[str] = []
     last_at = row["last_dead_at"].isoformat() if row["last_dead_at"] else None
@@ -74,9 +71,9 @@ def max_pending_age() -> timedelta:
 
 
 def _evaluate(
-    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
-    checked = check_deliveries(reminders_db, alerts, context.cursor, max_pending_age(), context.log)
+    checked = check_deliveries(reads, alerts, context.cursor, max_pending_age(), context.log)
     return checked.saying("no new dead delivery, no old pending one")
 
 
