@@ -18,6 +18,7 @@ from reminders_pipeline.orchestration.sensors.common import (
     Checked,
     alert_destinations,
     alerting_sensor,
+    attempt,
     load_cursor,
 )
 from reminders_pipeline.settings import delivery_settings
@@ -34,7 +35,12 @@ def check_deliveries(
     # The place is (finished_at, id) of the latest dead delivery: ids die in any order.
     first = "last_dead_at" not in state
     after_at, after_id = state.get("last_dead_at"), state.get("last_dead_id") or 0
-    row = reads.delivery_health(after_at, after_id)
+    problems: list[str] = []
+    row = attempt(
+        "reading the delivery outbox", lambda: reads.delivery_health(after_at, after_id), problems
+    )
+    if row is None:
+        return Checked([], problems, cursor)
     fired: list[str] = []
     still: list[str] = []
     last_at = row["last_dead_at"].isoformat() if row["last_dead_at"] else None
@@ -60,7 +66,7 @@ def check_deliveries(
         fired.append(f"oldest pending delivery {elapsed_for(oldest, max_age)}")
     return Checked(
         fired,
-        [],
+        problems,
         json.dumps({"last_dead_at": after_at, "last_dead_id": after_id, "backlog": backlog}),
         still,
     )

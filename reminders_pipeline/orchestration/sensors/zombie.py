@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from reminders_pipeline import settings
-from reminders_pipeline.alerts.messages import now_utc, zombie_alert
+from reminders_pipeline.alerts.messages import elapsed_for, now_utc, zombie_alert
 from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.core.zombies import (
     RunSeen,
@@ -112,7 +112,8 @@ def check_zombie_runs(
             verdict.missing_since[run_id] = zombie.missing_since  # try again next time
             continue
         alerts.send(zombie_alert(zombie, now, grace, alerts.run_url(run_id)), logger=logger)
-        fired.append(f"run {run_id} had no session for {zombie.missing_for(now)}: marked failed")
+        missing_for = elapsed_for(zombie.missing_for(now), grace)
+        fired.append(f"run {run_id} had no session for {missing_for}: marked failed")
     new_cursor = {run_id: ts.isoformat() for run_id, ts in verdict.missing_since.items()}
     return Checked(fired, problems, json.dumps({"missing": new_cursor}))
 
