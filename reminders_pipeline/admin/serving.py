@@ -31,10 +31,10 @@ def served_app() -> FastAPI:
     """The app as the server's worker builds it (Granian's factory target)."""
     _end_with_the_server()
     from reminders_pipeline.admin.app import create_app
-    from reminders_pipeline.db.migrate import migrated_database_url
+    from reminders_pipeline.db.schema_version import ensure_migrated_database_url
     from reminders_pipeline.settings import ReminderSettings
 
-    return create_app(migrated_database_url(), ReminderSettings.from_env())
+    return create_app(ensure_migrated_database_url(), ReminderSettings.from_env())
 
 
 def _end_with_the_server() -> None:
