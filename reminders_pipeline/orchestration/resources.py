@@ -21,8 +21,9 @@ from reminders_pipeline.core.sensor_reads import Row
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.core.zombies import live_run_ids
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
-from reminders_pipeline.db.url import database_url, validate_url
+from reminders_pipeline.db.url import validate_url
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 
@@ -124,7 +125,7 @@ class ReminderRunResource(ConfigurableResource):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return validate_url(self.database_url, "the resource's database_url")
-        return database_url()
+        return ensure_database_url()
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         tags = dict(context.dagster_run.tags) if context.dagster_run else {}
@@ -171,7 +172,7 @@ class RemindersDatabaseResource(ConfigurableResource):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return validate_url(self.database_url, "the resource's database_url")
-        return database_url()
+        return ensure_database_url()
 
     def runlog(self) -> RunLog:
         return RunLog(Database(self.resolved_database_url()))
