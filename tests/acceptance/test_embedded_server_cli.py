@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from reminders_pipeline.db.embedded import embedded_status
-from tests.helpers.alert_servers import free_port
+from tests.helpers.ports import free_port
 from tests.helpers.runs import Child, RemindersCli, wait_for
 
 pytestmark = pytest.mark.acceptance
