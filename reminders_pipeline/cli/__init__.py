@@ -28,7 +28,7 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import lock_holder, lock_state
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.delivery.config import no_channel_note
-from reminders_pipeline.errors import ConfigError, RemindersError
+from reminders_pipeline.errors import ConfigError, RemindersError, first_line
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 
@@ -237,10 +237,6 @@ def lock_status(as_json: bool) -> None:
 cli.add_command(admin)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 cli.add_command(db)
 cli.add_command(backfill)
 cli.add_command(ui)
@@ -272,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         if "-v" in args or "--verbose" in args:
             traceback.print_exc()
         click.echo(
-            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            f"error: unexpected {type(exc).__name__}: {first_line(exc)} "
             "(run with -v for the traceback)",
             err=True,
         )

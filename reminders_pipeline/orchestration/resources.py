@@ -83,6 +83,14 @@ def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str]
     return describe
 
 
+def _database_url(configured: str | None) -> str:
+    """A resource's database_url when configured; otherwise the environment's
+    (ensure_database_url: the embedded server is started when none is set)."""
+    if configured:
+        return validate_url(configured, "the resource's database_url")
+    return ensure_database_url()
+
+
 class ReminderRunResource(ConfigurableResource):
     """The run's ReminderRun, with its lock connection open exactly as long as the run.
 
@@ -123,9 +131,7 @@ class ReminderRunResource(ConfigurableResource):
         )
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return validate_url(self.database_url, "the resource's database_url")
-        return ensure_database_url()
+        return _database_url(self.database_url)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         tags = dict(context.dagster_run.tags) if context.dagster_run else {}
@@ -170,9 +176,7 @@ class RemindersDatabaseResource(ConfigurableResource):
     database_url: str | None = None
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return validate_url(self.database_url, "the resource's database_url")
-        return ensure_database_url()
+        return _database_url(self.database_url)
 
     def runlog(self) -> RunLog:
         return RunLog(Database(self.resolved_database_url()))
