@@ -9,17 +9,12 @@ from typing import Any
 import click
 
 from reminders_pipeline import settings as registry
-from reminders_pipeline.db.url import database_url
+from reminders_pipeline.db.embedded import ensure_database_url
+from reminders_pipeline.db.schema_version import require_migrated
 
 # Imported inside the commands that need them, so that every other command starts
 # quickly: db.migrate (Alembic, SQLAlchemy) and orchestration.launch (Dagster).
-
-
-def require_migrated(url: str) -> None:
-    # One query; Alembic stays out of every command but `db upgrade`.
-    from reminders_pipeline.db import schema_version
-
-    schema_version.require_migrated(url)
+# The schema check is one query (schema_version), no Alembic.
 
 
 def json_default(value: Any) -> Any:
@@ -37,7 +32,7 @@ def embedded_in_use() -> bool:
 
 
 __all__ = [
-    "database_url",
+    "ensure_database_url",
     "embedded_in_use",
     "json_default",
     "print_json",

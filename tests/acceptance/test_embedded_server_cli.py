@@ -17,16 +17,16 @@ import psutil
 import psycopg
 import pytest
 
-from reminders_pipeline.db.url import embedded_status
-from tests.helpers.alert_servers import free_port
+from reminders_pipeline.db.embedded import embedded_status
+from tests.helpers.ports import free_port
 from tests.helpers.runs import Child, RemindersCli, wait_for
 
 pytestmark = pytest.mark.acceptance
 
 HOLD = """
 import sys, time
-from reminders_pipeline.db.url import database_url
-database_url()  # start or join the embedded server, holding a handle until exit
+from reminders_pipeline.db.embedded import ensure_database_url
+ensure_database_url()  # start or join the embedded server, holding a handle until exit
 print("ready", flush=True)
 time.sleep(600)
 """
