@@ -17,7 +17,9 @@ from pydantic import PrivateAttr
 from reminders_pipeline import settings
 from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunLog, RunSummary
+from reminders_pipeline.core.sensor_reads import Row
 from reminders_pipeline.core.services import build_reminder_run
+from reminders_pipeline.core.zombies import live_run_ids
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
@@ -165,9 +167,10 @@ class ReminderRunResource(ConfigurableResource):
 
 
 class RemindersDatabaseResource(ConfigurableResource):
-    """The reminders database for schedules and sensors: the execution log and the lock holder.
+    """The reminders database for schedules and sensors; what sensors read (core/sensor_reads.py).
 
-    Short connections per evaluation; never takes the run lock.
+    Short connections per call, the URL resolved at each, so a sensor that cannot
+    resolve it reports it like any other failed read; never takes the run lock.
     """
 
     database_url: str | None = None
@@ -180,3 +183,23 @@ class RemindersDatabaseResource(ConfigurableResource):
 
     def lock_holder(self) -> LockHolder | None:
         return lock_holder(self.resolved_database_url())
+
+    def latest_runs(self, limit: int) -> list[Row]:
+        return self.runlog().recent(limit=limit)
+
+    def runs_of(self, dagster_run_id: str) -> list[Row]:
+        return self.runlog().for_dagster_run(dagster_run_id)
+
+    def running_started_before(self, older_than_s: float) -> list[Row]:
+        return self.runlog().running_started_before(older_than_s)
+
+    def delivery_health(self, after_finished_at: str | None, after_dead_id: int) -> Row:
+        db = Database(self.resolved_database_url())
+        row = db.fetch_one(
+            "delivery_health", after_finished_at=after_finished_at, after_dead_id=after_dead_id
+        )
+        assert row is not None  # one row always: the query selects from (SELECT 1)
+        return row
+
+    def live_run_ids(self) -> set[str]:
+        return live_run_ids(self.resolved_database_url())
