@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from reminders_pipeline.cli.common import ensure_database_url, print_json, require_migrated
+from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.core.prune import prune_cutoff, prune_reminders
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.embedded import ensure_database_url
+from reminders_pipeline.db.schema_version import require_migrated
 from reminders_pipeline.settings import ReminderSettings
 
 

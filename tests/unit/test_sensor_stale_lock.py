@@ -171,6 +171,28 @@ def test_a_holder_that_lets_go_while_being_judged_does_not_alert(instance, reads
     assert alerts.sent == []
 
 
+def test_a_lock_taken_over_while_being_judged_does_not_alert_on_the_new_session(
+    instance, reads, alerts
+):
+    stale = job_run(instance, DagsterRunStatus.FAILURE)
+    reads.hold_lock(stale, idle_minutes=5)
+    first = reads.holder
+    newcomer = FakeReads()
+    newcomer.next_pid = reads.next_pid
+    newcomer.hold_lock("r-next", idle_minutes=5)
+
+    class TakenOver(FakeReads):
+        looks = 0
+
+        def lock_holder(self):
+            self.looks += 1
+            return first if self.looks == 1 else newcomer.holder
+
+    message, cursor = evaluate(instance, TakenOver(), alerts)
+    assert (message, cursor) == (QUIET, None)
+    assert alerts.sent == []
+
+
 def test_a_lock_that_cannot_be_read_is_reported_and_the_cursor_kept(instance, reads, alerts):
     reads.down = OSError("connection refused")
     message, cursor = evaluate(instance, reads, alerts, "4242@2025-03-30T00:00:00")
