@@ -10,7 +10,6 @@ import pytest
 from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from tests.helpers.runs import (
     assert_notifications_are_exactly,
-    backends_waiting_on,
     expected_due_set,
     lock_holder,
     notification_keys,
@@ -18,7 +17,7 @@ from tests.helpers.runs import (
     seed_assignments,
     today,
     wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -46,12 +45,7 @@ def test_killed_run_leaves_no_lock_and_next_run_marks_it_abandoned(reminders_cli
         victim = reminders_cli.start(
             "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_BATCH_SIZE": "2000"}
         )
-        holder = wait_for_run_holding_lock(db_url, victim)
-        wait_for(
-            lambda: backends_waiting_on(db_url, "notifications"),
-            timeout=90,
-            what="the run to reach the held reminder",
-        )
+        holder, _ = wait_for_run_at_the_gate(db_url, victim)
         committed = len(notification_keys(db))
         [running] = run_rows(db)
         assert running["status"] == "running"
