@@ -11,7 +11,7 @@ from datetime import date
 import click
 
 from reminders_pipeline import settings as registry
-from reminders_pipeline.cli.common import ensure_database_url
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 

@@ -6,11 +6,9 @@ from typing import Any
 
 import click
 
-from reminders_pipeline.cli.common import (
-    embedded_in_use,
-    ensure_database_url,
-    print_json,
-)
+from reminders_pipeline import settings
+from reminders_pipeline.cli.common import print_json
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError
 
 # ------------------------------------------------------------------ db
@@ -91,7 +89,7 @@ def db_stop(force: bool) -> None:
     """Stop the embedded PostgreSQL (it also stops when the last process using it exits)."""
     from reminders_pipeline.db.embedded import embedded_pgdata, stop_embedded
 
-    if not embedded_in_use():
+    if settings.DATABASE_URL.is_set():
         raise ConfigError(
             "REMINDERS_DATABASE_URL is set: that server is not embedded, stop it where it runs"
         )

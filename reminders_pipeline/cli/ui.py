@@ -10,9 +10,7 @@ import sys
 import click
 
 from reminders_pipeline import settings as registry
-from reminders_pipeline.cli.common import (
-    ensure_database_url,
-)
+from reminders_pipeline.db.embedded import ensure_database_url
 
 # ------------------------------------------------------------------ ui
 
