@@ -1,7 +1,7 @@
 """What the alerting sensors read from the reminders database: the port they are checked through.
 
 orchestration/resources.RemindersDatabaseResource answers it with the named queries
-of db/queries.sql; tests/helpers/fake_reads.py answers it in memory for the unit
+of db/queries.sql; tests/helpers/sensor_fakes.py answers it in memory for the unit
 tests, and tests/integration/test_sensor_reads.py holds the two to the same answers.
 Rows are the named queries' dict rows; each method names the columns sensors use.
 """

@@ -19,10 +19,9 @@ from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.sensor_reads import Row
 from reminders_pipeline.core.services import build_reminder_run
-from reminders_pipeline.core.zombies import live_run_ids
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.embedded import ensure_database_url
-from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
+from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX, LockHolder, lock_holder
 from reminders_pipeline.db.url import validate_url
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
@@ -202,4 +201,5 @@ class RemindersDatabaseResource(ConfigurableResource):
         return row
 
     def live_run_ids(self) -> set[str]:
-        return live_run_ids(self.resolved_database_url())
+        db = Database(self.resolved_database_url())
+        return {r["run_id"] for r in db.fetch_all("live_run_sessions", prefix=APPLICATION_PREFIX)}

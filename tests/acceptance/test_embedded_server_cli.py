@@ -146,3 +146,15 @@ def _check_ui(cli: RemindersCli, ui: Child, port: int) -> None:
     ui.popen.send_signal(signal.SIGTERM)  # passed on to dagster dev as Ctrl-C
     assert ui.popen.wait(timeout=60) == 0
     assert status(cli)["embedded"]["running"] is False, "the last user stopped the server"
+
+
+def test_reminders_run_ends_without_teardown_yet_stops_the_server_it_started(
+    cli: RemindersCli,
+) -> None:
+    """`reminders run` skips the interpreter's teardown (entry.py), not the exit handlers:
+    the embedded server's stop is one, and the run's summary and exit status stay."""
+    assert cli("db", "upgrade").returncode == 0
+    done = cli("run", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "success"
+    assert status(cli)["embedded"]["running"] is False

@@ -179,3 +179,14 @@ def test_a_streak_longer_than_the_rows_read_says_or_more(instance, reads, alerts
     _, cursor = evaluate(instance, reads, alerts)
     message, _ = evaluate(instance, reads, alerts, cursor)
     assert message.startswith("already alerted: 50 or more skipped runs in a row"), message
+
+
+def test_a_streak_longer_than_the_rows_read_alerts_once_while_it_grows(instance, reads, alerts):
+    for minutes in range(60, 0, -1):
+        skip(reads, minutes)
+    _, cursor = evaluate(instance, reads, alerts)
+    skip(reads, 0)
+    message, again = evaluate(instance, reads, alerts, cursor)
+    assert message.startswith("already alerted: 50 or more skipped runs in a row"), message
+    assert again == cursor, "the streak is still known by the row alerted on"
+    assert len(alerts.sent) == 1

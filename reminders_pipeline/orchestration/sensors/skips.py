@@ -38,7 +38,10 @@ def check_repeated_skips(
         return Checked([], problems, "")  # the streak is broken: a new one alerts again
     first = streak[-1]
     streak_id = str(first["id"])
-    if cursor == streak_id:
+    # A streak longer than the rows read began before them: its first row, the one
+    # alerted on, is older than any row read, and every new skip moves the window.
+    longer = len(streak) == limit and (cursor or "").isdigit() and int(cursor) < first["id"]
+    if cursor == streak_id or longer:
         seen = f"{limit} or more" if len(streak) == limit else str(len(streak))
         return Checked(
             [],
