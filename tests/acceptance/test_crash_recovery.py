@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import signal
 
-import psycopg
 import pytest
 
-from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from tests.helpers.runs import (
     assert_notifications_are_exactly,
     expected_due_set,
+    hold_one_reminder,
     lock_holder,
     notification_keys,
     run_rows,
@@ -30,18 +29,9 @@ def test_killed_run_leaves_no_lock_and_next_run_marks_it_abandoned(reminders_cli
     as_of = today()
     seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
     expected = expected_due_set(db, as_of)
-    # Hold one reminder about two thirds of the way through: a second session
-    # inserts its natural key and does not commit, so the run commits the batches
-    # before it and then waits on that row, in the middle of dispatch.
-    blocker_key = sorted(expected)[len(expected) * 2 // 3]
-    blocker = psycopg.connect(db_url)
+    # The run commits the batches before the held reminder, then waits in dispatch.
+    blocker = hold_one_reminder(db_url, expected)
     try:
-        blocker.execute(
-            "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on, "
-            "silence_started_on, sequence) "
-            "SELECT id, mentor_id, %s, %s, last_contact_date, %s FROM assignments WHERE id = %s",
-            (FOLLOW_UP_REMINDER, blocker_key[2], blocker_key[3], blocker_key[0]),
-        )
         victim = reminders_cli.start(
             "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_BATCH_SIZE": "2000"}
         )

@@ -303,6 +303,21 @@ class NotificationsGate:
             self.conn.close()
 
 
+def hold_one_reminder(url: str, expected: set[Key]) -> psycopg.Connection:
+    """A session that inserts, and does not commit, the reminder two thirds of the way
+    through `expected`: a run commits the batches before it, then its dispatch waits on
+    that row until the session rolls back or ends."""
+    assignment, kind, due_on, sequence = sorted(expected)[len(expected) * 2 // 3]
+    conn = psycopg.connect(url)
+    conn.execute(
+        "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on, "
+        "silence_started_on, sequence) "
+        "SELECT id, mentor_id, %s, %s, last_contact_date, %s FROM assignments WHERE id = %s",
+        (kind, due_on, sequence, assignment),
+    )
+    return conn
+
+
 # ------------------------------------------------------------------ data and invariants
 
 
