@@ -23,6 +23,8 @@ RUN_COMMANDS = frozenset({"run"})
 # keeps rescanning them, about 0.45 s of CPU in a 3 s `reminders run`
 # (docs/benchmarks.md). At 10,000 the young generation holds at most a few MB.
 YOUNG_GENERATION_THRESHOLD = 10_000
+# The exit status Python gives a process whose stdout cannot be flushed at exit.
+FLUSH_FAILED = 120
 
 
 def _command(argv: list[str]) -> str | None:
@@ -67,6 +69,9 @@ def _exit_without_teardown(status: int) -> None:
     ):
         raise SystemExit(status)
     atexit._run_exitfuncs()  # what Py_Finalize would run first (no public name)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed pipe or stream: the interpreter's status
+            status = FLUSH_FAILED
     os._exit(status)
