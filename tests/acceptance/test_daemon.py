@@ -32,7 +32,9 @@ from tests.helpers.alert_servers import WebhookServer, free_port
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
 from tests.helpers.runs import wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER_BIN = Path(sys.executable).with_name("dagster")

@@ -35,7 +35,9 @@ from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
 from tests.helpers.data import add_assignment, add_mentor, runs
 from tests.helpers.runs import backends_waiting_on
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
 # Long enough for a run to start and reach the gate; short enough for a test.

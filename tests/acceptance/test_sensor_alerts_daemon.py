@@ -36,7 +36,9 @@ from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.data import add_assignment, add_mentor, runs
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 AS_OF = date(2025, 3, 1)
 SENSOR_INTERVAL_S = 5  # set by dagster_dev
