@@ -4,11 +4,15 @@
         .venv/bin/python benchmarks/bench_start.py --rounds 7
 
 Seeds 10 assignments in a fresh database (`reminders_bench_<pid>`, dropped at the
-end) and a fresh Dagster home, then times three commands as whole processes, in
+end) and a fresh Dagster home, then times four commands as whole processes, in
 turn within each round (the order rotates from round to round), each after one
 untimed warm-up:
 
   A  python -c 'import dagster'                          the baseline
+  E  a one-op job's execute_in_process()                 the cheapest Dagster run there
+                                                         is: an op that does nothing,
+                                                         on an ephemeral in-memory
+                                                         instance, nothing persisted
   B  python -c 'import dagster; DagsterInstance.get()'   the floor: Dagster and the
                                                          persistent instance a run
                                                          must be recorded in
@@ -43,8 +47,17 @@ from reminders_pipeline.settings import ReminderSettings
 
 PYTHON = sys.executable
 REMINDERS_BIN = str(Path(sys.executable).with_name("reminders"))
+# Any Dagster run, even of nothing and recorded nowhere, imports Dagster's storage
+# (SQLAlchemy, Alembic, the daemon modules): what no run of the job can go below.
+EMPTIEST_RUN = (
+    "import dagster\n"
+    "@dagster.op\ndef noop() -> None: pass\n"
+    "@dagster.job\ndef empty() -> None: noop()\n"
+    "assert empty.execute_in_process().success\n"
+)
 COMMANDS = {
     "A": ("import dagster", [PYTHON, "-c", "import dagster"]),
+    "E": ("a one-op job, in process, ephemeral", [PYTHON, "-c", EMPTIEST_RUN]),
     "B": (
         "import dagster; DagsterInstance.get()",
         [PYTHON, "-c", "import dagster; dagster.DagsterInstance.get().get_runs_count()"],
@@ -87,14 +100,14 @@ def main() -> int:
         cli_env = os.environ | {"REMINDERS_DATABASE_URL": url, "REMINDERS_HOME": home}
         cli_env.pop("DAGSTER_HOME", None)
         env = {"A": cli_env, "B": cli_env | {"DAGSTER_HOME": str(Path(home) / "dagster")}}
-        env["C"] = cli_env
-        for key in ("C", "A", "B"):
+        env["C"] = env["E"] = cli_env
+        for key in ("C", "A", "E", "B"):
             timed(COMMANDS[key][1], env[key])  # warm-up: page cache, the Dagster home
         rows: Rows = []
         loads = [load_average()]
         for round_no in range(args.rounds):
             keys = list(COMMANDS)
-            keys = keys[round_no % 3 :] + keys[: round_no % 3]
+            keys = keys[round_no % len(keys) :] + keys[: round_no % len(keys)]
             rows.append({key: timed(COMMANDS[key][1], env[key]) for key in keys})
             loads.append(load_average())
             print(f" round {round_no + 1} of {args.rounds}", file=sys.stderr)
@@ -121,6 +134,8 @@ def report(rows: Rows, loads: list[list[float]], where: str) -> None:
         summary[key]["cpu_ratio"] = cpu_ratio
         print(f"{key} {name:<40} {wall:>7.3f} {cpu:>7.3f} {wall_ratio:>10.2f}x {cpu_ratio:>9.2f}x")
     print("\nratios: median of the per-round ratios against A of the same round")
+    print("per round (cpu E/A):  " + " ".join(f"{r['E'][1] / r['A'][1]:.2f}" for r in rows))
+    print("per round (cpu B/A):  " + " ".join(f"{r['B'][1] / r['A'][1]:.2f}" for r in rows))
     print("per round (wall C/A): " + " ".join(f"{r['C'][0] / r['A'][0]:.2f}" for r in rows))
     print("per round (cpu C/A):  " + " ".join(f"{r['C'][1] / r['A'][1]:.2f}" for r in rows))
     print(json.dumps(summary))

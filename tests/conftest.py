@@ -22,8 +22,9 @@ import psycopg
 import pytest
 
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.embedded import start_embedded
 from reminders_pipeline.db.migrate import upgrade
-from reminders_pipeline.db.url import start_embedded, with_database
+from reminders_pipeline.db.url import with_database
 from tests.helpers.runs import RemindersCli
 
 TEST_URL_VAR = "REMINDERS_TEST_DATABASE_URL"

@@ -1,7 +1,7 @@
 """The admin API: a small FastAPI app over the reminders database.
 
-Every request first passes the guard (guard.py: sizes, failed-auth rate, token,
-scope), then a thin route that validates (models.py) and calls the services
+Every request first passes the guard (guard.py: sizes.py, then auth.py's token,
+failed-auth rate and scope), then a thin route that validates (models.py) and calls the services
 (AssignmentAdminService, TokenStore, RunLog, the lock holder) on a bounded pool
 (db/pool.py). Every error body says what was wrong (handlers.py): {"detail": "..."}
 for 400/401/403/404/408/409/413/429/431/503, and for 422 FastAPI's list of
@@ -20,10 +20,11 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from reminders_pipeline.admin.deps import AdminServices
-from reminders_pipeline.admin.guard import RequestGuard, install_access_log_scrubber
+from reminders_pipeline.admin.guard import RequestGuard
 from reminders_pipeline.admin.handlers import install_error_handlers
 from reminders_pipeline.admin.query import reject_unknown_query
 from reminders_pipeline.admin.routers import assignments, audit, health, runs
+from reminders_pipeline.admin.scrub import install_access_log_scrubber
 from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
 

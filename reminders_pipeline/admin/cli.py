@@ -15,10 +15,9 @@ from reminders_pipeline.db.connector import Database
 
 
 def _database_url() -> str:
-    # Alembic comes with the migrations: imported only by the commands that need it.
-    from reminders_pipeline.db.migrate import migrated_database_url
+    from reminders_pipeline.db.schema_version import ensure_migrated_database_url
 
-    return migrated_database_url()
+    return ensure_migrated_database_url()
 
 
 def _token_store() -> TokenStore:

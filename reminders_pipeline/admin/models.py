@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -185,18 +185,18 @@ class RunEntry(BaseModel):
     error: str | None
 
 
-class RunsPage(BaseModel):
-    items: list[RunEntry]
+Item = TypeVar("Item")
+
+
+class Page(BaseModel, Generic[Item]):
+    items: list[Item]
     limit: int
     offset: int
     next_offset: int | None = Field(description="Offset of the next page; null on the last.")
 
 
-class AuditPage(BaseModel):
-    items: list[AuditEntry]
-    limit: int
-    offset: int
-    next_offset: int | None
+RunsPage = Page[RunEntry]
+AuditPage = Page[AuditEntry]
 
 
 class LockStatus(BaseModel):

@@ -23,7 +23,7 @@ from reminders_pipeline.settings import AdminApiSettings
 # closed), so a huge header costs neither time nor memory. Heads between the
 # configured limit and this bound get the guard's clear 431.
 HEAD_BUFFER_FACTOR = 8
-# The access line: the request target is the scrubbed one (guard.AccessLogScrubber).
+# The access line: the request target is the scrubbed one (scrub.AccessLogScrubber).
 ACCESS_FORMAT = '%(addr)s - "%(method)s %(target)s %(protocol)s" %(status)d %(dt_ms).1fms'
 
 
@@ -31,10 +31,10 @@ def served_app() -> FastAPI:
     """The app as the server's worker builds it (Granian's factory target)."""
     _end_with_the_server()
     from reminders_pipeline.admin.app import create_app
-    from reminders_pipeline.db.migrate import migrated_database_url
+    from reminders_pipeline.db.schema_version import ensure_migrated_database_url
     from reminders_pipeline.settings import ReminderSettings
 
-    return create_app(migrated_database_url(), ReminderSettings.from_env())
+    return create_app(ensure_migrated_database_url(), ReminderSettings.from_env())
 
 
 def _end_with_the_server() -> None:
@@ -54,7 +54,7 @@ def log_config() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(levelname)s: %(message)s"}},
-        "filters": {"scrub": {"()": "reminders_pipeline.admin.guard.AccessLogScrubber"}},
+        "filters": {"scrub": {"()": "reminders_pipeline.admin.scrub.AccessLogScrubber"}},
         "handlers": {
             "default": {**stream, "stream": "ext://sys.stderr"},
             "access": {**stream, "stream": "ext://sys.stdout", "filters": ["scrub"]},

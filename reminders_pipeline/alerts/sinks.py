@@ -12,6 +12,7 @@ import logging
 import smtplib
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,35 +41,25 @@ class LogSink:
         self.logger.warning(f"ALERT [{alert.kind}] {alert.as_text()}")
 
 
-def post_json(url: str, payload: dict[str, Any], timeout_s: float) -> None:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "reminders-pipeline-alerts"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        response.read()
-
-
 @dataclass
-class SlackWebhookSink:
+class WebhookSink:
+    """A POST of the alert as JSON: `render` is Alert.as_slack (a Slack-compatible
+    incoming webhook) or Alert.as_json (the generic shape)."""
+
     url: str
+    render: Callable[[Alert], dict[str, Any]]
+    name: str
     timeout_s: float = DEFAULT_TIMEOUT_S
-    name: str = "slack"
 
     def send(self, alert: Alert) -> None:
-        post_json(self.url, alert.as_slack(), self.timeout_s)
-
-
-@dataclass
-class JsonWebhookSink:
-    url: str
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    name: str = "webhook"
-
-    def send(self, alert: Alert) -> None:
-        post_json(self.url, alert.as_json(), self.timeout_s)
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(self.render(alert)).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "reminders-pipeline-alerts"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            response.read()
 
 
 @dataclass

@@ -11,11 +11,7 @@ import click
 
 from reminders_pipeline.admin.cli import admin
 from reminders_pipeline.cli.backfill import backfill
-from reminders_pipeline.cli.common import (
-    database_url,
-    print_json,
-    require_migrated,
-)
+from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.cli.db_commands import db, db_upgrade
 from reminders_pipeline.cli.delivery_commands import deliver, mentor
 from reminders_pipeline.cli.prune import prune
@@ -25,10 +21,12 @@ from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason, ignore_stop_signals
 from reminders_pipeline.db import seed as seeding
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.db.lock_holder import lock_holder, lock_state
 from reminders_pipeline.db.lock_keys import LOCK_KEY
+from reminders_pipeline.db.schema_version import ensure_migrated_database_url, require_migrated
 from reminders_pipeline.delivery.config import no_channel_note
-from reminders_pipeline.errors import ConfigError, RemindersError
+from reminders_pipeline.errors import ConfigError, RemindersError, first_line
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 
@@ -57,8 +55,7 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
         raise ConfigError(f"--assignments must be zero or more, got {count}")
     if not 0.0 <= due_fraction <= 1.0:
         raise ConfigError(f"--due-fraction must be between 0 and 1, got {due_fraction}")
-    url = database_url()
-    require_migrated(url)
+    url = ensure_migrated_database_url()
     settings = ReminderSettings.from_env()
     started = time.perf_counter()
     show = sys.stderr.isatty()
@@ -85,7 +82,7 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of, "--as-of") if as_of is not None else settings.today()
     check_day(day, settings)
-    url = database_url()
+    url = ensure_database_url()
     require_migrated(url)
     scope = choose_lock_scope(url)  # before the signal check: it takes a moment too
     reason = early_stop_reason()
@@ -191,7 +188,7 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def runs(limit: int, as_json: bool) -> None:
     """The execution log, newest first."""
-    rows = RunLog(Database(database_url())).recent(limit=limit)
+    rows = RunLog(Database(ensure_database_url())).recent(limit=limit)
     if as_json:
         print_json(rows)
         return
@@ -220,7 +217,7 @@ def lock() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def lock_status(as_json: bool) -> None:
     """Free, or held by whom."""
-    holder = lock_holder(database_url())
+    holder = lock_holder(ensure_database_url())
     if as_json:
         print_json(lock_state(holder))
     elif holder is None:
@@ -235,10 +232,6 @@ def lock_status(as_json: bool) -> None:
 
 
 cli.add_command(admin)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 cli.add_command(db)
@@ -272,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         if "-v" in args or "--verbose" in args:
             traceback.print_exc()
         click.echo(
-            f"error: unexpected {type(exc).__name__}: {_first_line(exc)} "
+            f"error: unexpected {type(exc).__name__}: {first_line(exc)} "
             "(run with -v for the traceback)",
             err=True,
         )

@@ -11,7 +11,7 @@ from datetime import date
 import click
 
 from reminders_pipeline import settings as registry
-from reminders_pipeline.cli.common import database_url
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
@@ -68,7 +68,9 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
     home = default_dagster_home()
     workspace = home / "workspace.yaml"
     workspace.write_text(WORKSPACE_YAML)
-    env = registry.child_environment(DAGSTER_HOME=str(home), REMINDERS_DATABASE_URL=database_url())
+    env = registry.child_environment(
+        DAGSTER_HOME=str(home), REMINDERS_DATABASE_URL=ensure_database_url()
+    )
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     argv = [dagster, "job", "backfill", "-w", str(workspace), "-j", reminders_job.name]
     argv += ["--noprompt", "--partitions", ",".join(days)]

@@ -6,11 +6,9 @@ from typing import Any
 
 import click
 
-from reminders_pipeline.cli.common import (
-    database_url,
-    embedded_in_use,
-    print_json,
-)
+from reminders_pipeline import settings
+from reminders_pipeline.cli.common import print_json
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError
 
 # ------------------------------------------------------------------ db
@@ -33,7 +31,7 @@ def db_upgrade() -> None:
     def waiting(holder: Any) -> None:
         click.echo(f"waiting for the reminders run lock, held by {holder.describe()} ...", err=True)
 
-    before, after = upgrade(database_url(), on_wait=waiting)
+    before, after = upgrade(ensure_database_url(), on_wait=waiting)
     if before == after:
         click.echo(f"schema already at {after}")
     else:
@@ -47,11 +45,13 @@ def db_status(as_json: bool) -> None:
 
     Never starts the embedded server: when it is not running, says so.
     """
+    from reminders_pipeline.db.embedded import embedded_pgdata, embedded_status
     from reminders_pipeline.db.migrate import current_revision, head_revision
-    from reminders_pipeline.db.url import describe, embedded_pgdata, embedded_status
+    from reminders_pipeline.db.url import configured_database_url, describe
 
     data: dict[str, Any] = {"code": head_revision(), "database": None, "embedded": None}
-    if embedded_in_use():
+    url = configured_database_url()
+    if url is None:
         status = embedded_status(embedded_pgdata())
         data["embedded"] = {
             "running": status.running,
@@ -62,7 +62,8 @@ def db_status(as_json: bool) -> None:
             "used_by_pids": status.users,
         }
         if status.running:
-            data["database"] = current_revision(database_url()) or "nothing"
+            # Joins the running server: this process holds a handle until it exits.
+            data["database"] = current_revision(ensure_database_url()) or "nothing"
         server = (
             f"embedded PostgreSQL: running, pid {status.pid}, port {status.port}, "
             f"socket {status.socket_dir}, data {status.pgdata}; used by pids "
@@ -72,7 +73,6 @@ def db_status(as_json: bool) -> None:
             "any reminders command starts it"
         )
     else:
-        url = database_url()
         data["database"] = current_revision(url) or "nothing"
         server = f"server: {describe(url)} (REMINDERS_DATABASE_URL; not embedded)"
     if as_json:
@@ -87,9 +87,9 @@ def db_status(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Stop it even while other processes use it.")
 def db_stop(force: bool) -> None:
     """Stop the embedded PostgreSQL (it also stops when the last process using it exits)."""
-    from reminders_pipeline.db.url import embedded_pgdata, stop_embedded
+    from reminders_pipeline.db.embedded import embedded_pgdata, stop_embedded
 
-    if not embedded_in_use():
+    if settings.DATABASE_URL.is_set():
         raise ConfigError(
             "REMINDERS_DATABASE_URL is set: that server is not embedded, stop it where it runs"
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from reminders_pipeline.cli.common import database_url, print_json, require_migrated
+from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.embedded import ensure_database_url
+from reminders_pipeline.db.schema_version import ensure_migrated_database_url
 from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.delivery.mentors import configure_mentor
 
@@ -21,8 +23,7 @@ def deliver(ctx: click.Context, as_json: bool) -> None:
     because the lease was lost meanwhile (a freeze; logged). Exit 1 when a channel
     could not be served (not configured, or its lane failed).
     """
-    url = database_url()
-    require_migrated(url)
+    url = ensure_migrated_database_url()
     # Imported here: the senders' HTTP client (httpx) would slow every other command's start.
     from reminders_pipeline.delivery.deliverer import deliverer_from_env
 
@@ -58,7 +59,11 @@ def mentor(
 ) -> None:
     """Set a mentor's own reminder channels, language or email address."""
     row = configure_mentor(
-        Database(database_url()), mentor_id, channels=channels, language=language, email=email
+        Database(ensure_database_url()),
+        mentor_id,
+        channels=channels,
+        language=language,
+        email=email,
     )
     if as_json:
         print_json(row)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from reminders_pipeline.cli.common import database_url, print_json, require_migrated
+from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.core.prune import prune_cutoff, prune_reminders
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.schema_version import ensure_migrated_database_url
 from reminders_pipeline.settings import ReminderSettings
 
 
@@ -23,8 +24,7 @@ def prune(older_than: int, as_json: bool) -> None:
     """Delete old reminders of finished silences (never pending ones, never a running silence's)."""
     settings = ReminderSettings.from_env()
     before = prune_cutoff(settings.today(), older_than, settings.timezone)
-    url = database_url()
-    require_migrated(url)
+    url = ensure_migrated_database_url()
     deleted = prune_reminders(Database(url), before)
     if as_json:
         print_json({"deleted": deleted, "created_before": before.isoformat()})

@@ -10,9 +10,7 @@ import sys
 import click
 
 from reminders_pipeline import settings as registry
-from reminders_pipeline.cli.common import (
-    database_url,
-)
+from reminders_pipeline.db.embedded import ensure_database_url
 
 # ------------------------------------------------------------------ ui
 
@@ -55,7 +53,7 @@ def ui(host: str, port: int, no_upgrade: bool) -> None:
     click.echo(f"Dagster home {prepare_dagster_home(home)}", err=True)
     workspace = home / "workspace.yaml"
     workspace.write_text(WORKSPACE_YAML)
-    url = database_url()  # this process holds the embedded server while dagster dev runs
+    url = ensure_database_url()  # this process holds the embedded server while dagster dev runs
     if not no_upgrade:
         before, after = upgrade(url)
         if before != after:

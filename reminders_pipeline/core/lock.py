@@ -24,7 +24,7 @@ from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.pooler import require_session_binding
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.run_sessions import RunSessions
-from reminders_pipeline.errors import ConnectionLost, DatabaseError, LockLost
+from reminders_pipeline.errors import ConnectionLost, DatabaseError, LockLost, first_line
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class RunLock:
             if isinstance(exc, ConnectionLost) or conn.closed or conn.broken:
                 raise LockLost(
                     f"the run lock session was lost (database connection lost: "
-                    f"{_first_line(exc.__cause__ or exc)})"
+                    f"{first_line(exc.__cause__ or exc)})"
                 ) from exc
             raise
 
@@ -177,7 +177,3 @@ class RunLock:
         finally:
             self._conn.close()
             self._conn = None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

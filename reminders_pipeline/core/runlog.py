@@ -134,22 +134,11 @@ class RunLog:
     def skipped(
         self, as_of: date, dagster_run_id: str | None, trigger: str, holder: LockHolder | None
     ) -> int:
+        """A run that found the run lock held: a 'skipped' row naming the holder."""
         reason = "another run holds the run lock"
         if holder is not None:
             reason += f" ({holder.describe()})"
-        row = self.db.fetch_one(
-            "insert_skipped_run",
-            as_of=as_of,
-            dagster_run_id=dagster_run_id,
-            trigger=trigger,
-            reason=reason,
-            blocked_by_pid=holder.pid if holder else None,
-            blocked_by_application_name=holder.application_name if holder else None,
-            blocked_by_run_id=holder.run_id if holder else None,
-            blocked_since=holder.since if holder else None,
-        )
-        assert row is not None
-        return row["id"]
+        return self._skipped_row(as_of, dagster_run_id, trigger, reason, holder, None)
 
     def succeeded(self, run_row_id: int, counts: RunCounts, conn: Session) -> None:
         """Record success on `conn`, the lock's own session, only while it holds the lock.
@@ -241,10 +230,21 @@ class RunLog:
         holder: LockHolder | None = None,
     ) -> int:
         """A schedule tick that launched no run: a 'skipped' row with the reason as error."""
+        return self._skipped_row(as_of, None, trigger, reason, holder, blocking_run_id)
+
+    def _skipped_row(
+        self,
+        as_of: date,
+        dagster_run_id: str | None,
+        trigger: str,
+        reason: str,
+        holder: LockHolder | None,
+        blocking_run_id: str | None,
+    ) -> int:
         row = self.db.fetch_one(
             "insert_skipped_run",
             as_of=as_of,
-            dagster_run_id=None,
+            dagster_run_id=dagster_run_id,
             trigger=trigger,
             reason=reason[:MAX_ERROR_LENGTH],
             blocked_by_pid=holder.pid if holder else None,

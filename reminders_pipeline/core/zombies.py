@@ -40,9 +40,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX
-from reminders_pipeline.db.queries import query
 
 DEFAULT_GRACE = timedelta(minutes=5)
 
@@ -101,13 +99,6 @@ def find_zombies(
         else:
             still_missing[run.run_id] = first
     return ZombieVerdict(zombies, still_missing)
-
-
-def live_run_ids(url: str) -> set[str]:
-    """Run ids of every `reminders-run:<id>` session on the reminders database's server."""
-    with connect(url, autocommit=True) as conn:
-        rows = conn.execute(query("live_run_sessions"), {"prefix": APPLICATION_PREFIX}).fetchall()
-    return {row["run_id"] for row in rows}
 
 
 def _minutes(elapsed: timedelta) -> str:

@@ -1,6 +1,1 @@
-"""Database access: connection helpers, named SQL queries and migrations."""
-
-from reminders_pipeline.db.connector import Database, connect
-from reminders_pipeline.db.queries import query
-
-__all__ = ["Database", "connect", "query"]
+"""Database access: the connector, named SQL queries, migrations; the only door to psycopg."""

@@ -20,15 +20,16 @@ from psycopg.rows import dict_row
 
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import ConnectionLost, DatabaseError, DatabaseUnavailable
+from reminders_pipeline.errors import (
+    ConnectionLost,
+    DatabaseError,
+    DatabaseUnavailable,
+    first_line,
+)
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def database_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -> DatabaseError:
@@ -37,8 +38,8 @@ def database_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -
     ConnectionLost when the session died with it (the caller may retry on a new one).
     """
     if isinstance(exc, psycopg.OperationalError) and (conn is None or conn.closed or conn.broken):
-        return ConnectionLost(f"database error: {_first_line(exc)}", getattr(exc, "sqlstate", None))
-    return DatabaseError(f"database error: {_first_line(exc)}", getattr(exc, "sqlstate", None))
+        return ConnectionLost(f"database error: {first_line(exc)}", getattr(exc, "sqlstate", None))
+    return DatabaseError(f"database error: {first_line(exc)}", getattr(exc, "sqlstate", None))
 
 
 def raw_connection(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
@@ -53,7 +54,7 @@ def raw_connection(url: str, *, autocommit: bool = False, **kwargs: Any) -> psyc
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to the reminders database at {describe(url)}: {_first_line(exc)}"
+            f"cannot connect to the reminders database at {describe(url)}: {first_line(exc)}"
         ) from None
 
 

@@ -33,7 +33,6 @@ from reminders_pipeline.db.connector import raw_connection
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
 from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
 from reminders_pipeline.db.queries import query
-from reminders_pipeline.db.url import database_url
 from reminders_pipeline.errors import MigrationBlocked
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -163,15 +162,3 @@ def upgrade(
         return before, after
     finally:
         engine.dispose()
-
-
-def require_migrated(url: str) -> None:
-    """Refuse to work on a database whose schema is not the code's (one query, no Alembic)."""
-    schema_version.require_migrated(url)
-
-
-def migrated_database_url() -> str:
-    """The reminders database's URL, once its schema is known to be current."""
-    url = database_url()
-    require_migrated(url)
-    return url

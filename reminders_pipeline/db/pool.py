@@ -22,11 +22,10 @@ from reminders_pipeline.db.connector import (
     CONNECT_TIMEOUT_S,
     Database,
     Session,
-    _first_line,
     committed,
 )
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import DatabaseUnavailable
+from reminders_pipeline.errors import DatabaseUnavailable, first_line
 
 LOCK_NOT_AVAILABLE = "55P03"
 QUERY_CANCELED = "57014"
@@ -93,7 +92,7 @@ class PooledDatabase(Database):
                 f"(all {self.pool.max_size} busy)"
             ) from None
         except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"cannot use the pool: {_first_line(exc)}") from None
+            raise DatabaseUnavailable(f"cannot use the pool: {first_line(exc)}") from None
         with self._count:
             self._in_use += 1
         session = Session(conn)

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError, DatabaseError
 
 VERSIONS_DIR = Path(__file__).with_name("migrations") / "versions"
@@ -70,3 +71,11 @@ def require_migrated(url: str) -> None:
             f"the reminders database schema is at {shown}, the code needs {head}: "
             "run `reminders db upgrade`"
         )
+
+
+def ensure_migrated_database_url() -> str:
+    """The reminders database's URL (ensure_database_url: the embedded server is
+    started when none is configured), once its schema is known to be current."""
+    url = ensure_database_url()
+    require_migrated(url)
+    return url

@@ -11,10 +11,9 @@ from reminders_pipeline.alerts.messages import Alert, run_url
 from reminders_pipeline.alerts.sinks import (
     DEFAULT_TIMEOUT_S,
     AlertSink,
-    JsonWebhookSink,
     LogSink,
-    SlackWebhookSink,
     SmtpSink,
+    WebhookSink,
     deliver,
 )
 
@@ -42,9 +41,11 @@ class AlertResource(ConfigurableResource):
     def sinks(self, logger: Any = None) -> list[AlertSink]:
         sinks: list[AlertSink] = [LogSink(logger)]
         if self.slack_webhook_url:
-            sinks.append(SlackWebhookSink(self.slack_webhook_url, self.timeout_s))
+            sinks.append(
+                WebhookSink(self.slack_webhook_url, Alert.as_slack, "slack", self.timeout_s)
+            )
         if self.webhook_url:
-            sinks.append(JsonWebhookSink(self.webhook_url, self.timeout_s))
+            sinks.append(WebhookSink(self.webhook_url, Alert.as_json, "webhook", self.timeout_s))
         if self.smtp_host and self.smtp_recipients:
             sinks.append(
                 SmtpSink(

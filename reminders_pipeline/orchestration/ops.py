@@ -39,6 +39,8 @@ CREATED_TAG = "reminders/created"
 # One partition per as-of date, materialized only by a run that created that day's
 # reminders (reminders_pipeline/orchestration/assets.py): skipped and failed runs leave it missing.
 DAILY_REMINDERS = AssetKey(["reminders", "daily_reminders"])
+# Seconds between two progress lines of the dispatch (the last batch is always logged).
+PROGRESS_EVERY_S = 5.0
 
 
 def as_of_for(context: OpExecutionContext) -> date:
@@ -143,8 +145,11 @@ def dispatch_reminders(context: OpExecutionContext, reminders: ReminderRunResour
     # The selection's snapshot when this run made it; a re-execution that starts
     # here has none and reports batches without the total.
     active = reminders.run.selection.active if reminders.run.selection else None
+    # The last batch's progress, and the last one logged.
+    seen: dict[str, BatchProgress | None] = {"last": None, "logged": None}
 
-    def report(progress: BatchProgress) -> None:
+    def log(progress: BatchProgress) -> None:
+        seen["logged"] = progress
         done = min(progress.scanned, active) if active else progress.scanned
         context.log.info(
             f"batch {progress.batches}: {done}/{active if active is not None else '?'} "
@@ -153,7 +158,21 @@ def dispatch_reminders(context: OpExecutionContext, reminders: ReminderRunResour
             f"{progress.counts.already_existed} already existed ({progress.elapsed_s:.1f}s)"
         )
 
-    counts = reminders.run.dispatch(on_progress=report)
+    def report(progress: BatchProgress) -> None:
+        # Each log line is an event written to the instance's storage before the next
+        # batch starts: tens of ms on a busy machine. So a line every PROGRESS_EVERY_S
+        # while the batches run, and the last batch's once they are done.
+        seen["last"] = progress
+        logged = seen["logged"]
+        since = progress.elapsed_s - (logged.elapsed_s if logged else 0.0)
+        if since >= PROGRESS_EVERY_S:
+            log(progress)
+
+    try:
+        counts = reminders.run.dispatch(on_progress=report)
+    finally:  # a failed dispatch too: where it got to
+        if seen["last"] is not None and seen["last"] is not seen["logged"]:
+            log(seen["last"])
     yield Output(
         None,
         metadata={

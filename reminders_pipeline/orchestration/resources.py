@@ -17,10 +17,12 @@ from pydantic import PrivateAttr
 from reminders_pipeline import settings
 from reminders_pipeline.core.run import ReminderRun
 from reminders_pipeline.core.runlog import RunLog, RunSummary
+from reminders_pipeline.core.sensor_reads import Row
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
-from reminders_pipeline.db.url import database_url, validate_url
+from reminders_pipeline.db.embedded import ensure_database_url
+from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX, LockHolder, lock_holder
+from reminders_pipeline.db.url import validate_url
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 
@@ -80,6 +82,14 @@ def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str]
     return describe
 
 
+def _database_url(configured: str | None) -> str:
+    """A resource's database_url when configured; otherwise the environment's
+    (ensure_database_url: the embedded server is started when none is set)."""
+    if configured:
+        return validate_url(configured, "the resource's database_url")
+    return ensure_database_url()
+
+
 class ReminderRunResource(ConfigurableResource):
     """The run's ReminderRun, with its lock connection open exactly as long as the run.
 
@@ -120,9 +130,7 @@ class ReminderRunResource(ConfigurableResource):
         )
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return validate_url(self.database_url, "the resource's database_url")
-        return database_url()
+        return _database_url(self.database_url)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         tags = dict(context.dagster_run.tags) if context.dagster_run else {}
@@ -158,20 +166,40 @@ class ReminderRunResource(ConfigurableResource):
 
 
 class RemindersDatabaseResource(ConfigurableResource):
-    """The reminders database for schedules and sensors: the execution log and the lock holder.
+    """The reminders database for schedules and sensors; what sensors read (core/sensor_reads.py).
 
-    Short connections per evaluation; never takes the run lock.
+    Short connections per call, the URL resolved at each, so a sensor that cannot
+    resolve it reports it like any other failed read; never takes the run lock.
     """
 
     database_url: str | None = None
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return validate_url(self.database_url, "the resource's database_url")
-        return database_url()
+        return _database_url(self.database_url)
 
     def runlog(self) -> RunLog:
         return RunLog(Database(self.resolved_database_url()))
 
     def lock_holder(self) -> LockHolder | None:
         return lock_holder(self.resolved_database_url())
+
+    def latest_runs(self, limit: int) -> list[Row]:
+        return self.runlog().recent(limit=limit)
+
+    def runs_of(self, dagster_run_id: str) -> list[Row]:
+        return self.runlog().for_dagster_run(dagster_run_id)
+
+    def running_started_before(self, older_than_s: float) -> list[Row]:
+        return self.runlog().running_started_before(older_than_s)
+
+    def delivery_health(self, after_finished_at: str | None, after_dead_id: int) -> Row:
+        db = Database(self.resolved_database_url())
+        row = db.fetch_one(
+            "delivery_health", after_finished_at=after_finished_at, after_dead_id=after_dead_id
+        )
+        assert row is not None  # one row always: the query selects from (SELECT 1)
+        return row
+
+    def live_run_ids(self) -> set[str]:
+        db = Database(self.resolved_database_url())
+        return {r["run_id"] for r in db.fetch_all("live_run_sessions", prefix=APPLICATION_PREFIX)}

@@ -9,29 +9,25 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 import psycopg
 import pytest
 
-from tests.helpers.admin_api import LAST, TODAY, bearer, make_assignment
+from tests.helpers.admin_api import (
+    LAST,
+    TODAY,
+    Server,
+    bearer,
+    create_token,
+    make_assignment,
+    serving,
+)
 from tests.helpers.data import db_rows
-from tests.helpers.runs import Child, wait_for
+from tests.helpers.runs import wait_for
 
 pytestmark = pytest.mark.acceptance
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    token: str
-    child: Child
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
 
 
 # A small pool with a short wait, so the bounds show within seconds.
@@ -41,41 +37,10 @@ SERVER_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def create_token(reminders_cli, name: str, *scopes: str) -> str:
-    args = ["admin", "create-token", name]
-    for scope in scopes:
-        args += ["--scope", scope]
-    done = reminders_cli(*args, timeout=60)
-    assert done.returncode == 0, done.describe()
-    return done.stdout.strip()
-
-
 @pytest.fixture
 def server(reminders_cli) -> Iterator[Server]:
-    token = create_token(reminders_cli, "ops", "read", "correct")
-    port = free_port()
-    child = reminders_cli.start(
-        "admin", "serve", "--host", "127.0.0.1", "--port", str(port), env=SERVER_ENV
-    )
-    base_url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if not child.alive():
-            pytest.fail(f"the admin server exited:\n{child.finished().describe()}")
-        try:
-            return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, timeout=60, what="the admin server to answer /healthz")
-    yield Server(base_url, token, child)
-    child.close()
+    with serving(reminders_cli, SERVER_ENV) as server:
+        yield server
 
 
 def test_create_token_prints_it_once_and_keeps_only_its_hash(reminders_cli, db):
@@ -332,4 +297,4 @@ def test_a_killed_server_takes_its_worker_with_it(server):
 
     wait_for(ended, timeout=15, what="the worker to end")
     with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", int(server.base_url.rsplit(":", 1)[1]))) != 0
+        assert probe.connect_ex(("127.0.0.1", server.port)) != 0

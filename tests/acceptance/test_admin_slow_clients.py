@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.test_admin_server import Server, create_token, free_port
-from tests.helpers.admin_api import bearer
+from tests.helpers.admin_api import Server, bearer, serving
 from tests.helpers.runs import wait_for
 
 pytestmark = pytest.mark.acceptance
@@ -37,24 +36,8 @@ SLOW_ENV = {
 
 @pytest.fixture
 def server(reminders_cli) -> Iterator[Server]:
-    token = create_token(reminders_cli, "ops", "read", "correct")
-    port = free_port()
-    child = reminders_cli.start(
-        "admin", "serve", "--host", "127.0.0.1", "--port", str(port), env=SLOW_ENV
-    )
-    base_url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if not child.alive():
-            pytest.fail(f"the admin server exited:\n{child.finished().describe()}")
-        try:
-            return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(healthy, timeout=60, what="the admin server to answer /healthz")
-    yield Server(base_url, token, child)
-    child.close()
+    with serving(reminders_cli, SLOW_ENV) as server:
+        yield server
 
 
 def _connect(server: Server) -> socket.socket:

@@ -11,6 +11,7 @@ left, no lock, a 'failed' row naming the cause, and the next queued run starts.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,10 @@ from psycopg.rows import dict_row
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import application_name_for
-from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
-    REPO,
-    RUN_TIMEOUT_S,
-    Dagster,
-    Gate,
-    alert_webhook,
-    dagster_dev,
-    holder,
-    wait_for,
-)
+from tests.helpers.dagster_dev import REPO, RUN_TIMEOUT_S, Dagster
 from tests.helpers.data import add_assignment, add_mentor, runs
-from tests.helpers.runs import backends_waiting_on
+from tests.helpers.locks import run_lock_holder
+from tests.helpers.runs import NotificationsGate, backends_waiting_on, wait_for
 
 # Dagster processes start CPU-bound and these tests bound their waits: under xdist
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
@@ -76,7 +69,7 @@ def statements_of(url: str, run_id: str) -> list[dict[str, Any]]:
 
 def waiting_at_gate(url: str, run_id: str) -> bool:
     """The run holds the lock and a dispatch INSERT waits at the gate."""
-    h = holder(url)
+    h = run_lock_holder(url)
     return bool(h and h.run_id == run_id and backends_waiting_on(url, "notifications"))
 
 
@@ -97,7 +90,7 @@ def assert_stopped_cleanly(
     )
     cancelled_after = time.monotonic() - since
     wait_for(
-        lambda: (h := holder(db_url)) is None or h.run_id != run_id,
+        lambda: (h := run_lock_holder(db_url)) is None or h.run_id != run_id,
         timeout=STOPPED_WITHIN_S,
         what=f"run {run_id} to release the run lock",
     )
@@ -120,16 +113,16 @@ def assert_stopped_cleanly(
 
 
 def test_terminate_and_max_runtime_end_the_run_cleanly_and_the_queue_moves(
-    dagster_dev: Dagster,  # noqa: F811
+    dagster_dev: Dagster,
     db: Database,
     db_url: str,
+    notifications_gate: Callable[[], NotificationsGate],
 ) -> None:
     dagster = dagster_dev
     mentor = add_mentor(db)
     for day in (D1, D2, D3):
         add_assignment(db, mentor, day - timedelta(days=10))
-    gate = Gate(db_url)
-    gate.close()
+    gate = notifications_gate()
     try:
         terminated, timed_out = dagster.submit(D1), dagster.submit(D2)
         wait_for(
@@ -176,4 +169,4 @@ def test_terminate_and_max_runtime_end_the_run_cleanly_and_the_queue_moves(
 
     statuses = {r["dagster_run_id"]: r["status"] for r in runs(db)}
     assert statuses == {terminated: "failed", timed_out: "failed", last: "success"}
-    assert holder(db_url) is None
+    assert run_lock_holder(db_url) is None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +24,7 @@ from dagster._core.instance.ref import InstanceRef
 from reminders_pipeline.orchestration.definitions import defs
 from reminders_pipeline.orchestration.sensors import all_sensors
 from reminders_pipeline.settings import ReminderSettings
+from tests.helpers.ports import free_port
 
 pytestmark = pytest.mark.acceptance
 
@@ -153,12 +153,6 @@ def _params() -> list:
 # ------------------------------------------------------------------ running
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _user_env(db_url: str | None, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "VIRTUAL_ENV")}
     env.pop("REMINDERS_DATABASE_URL", None)
@@ -252,7 +246,7 @@ def test_documented_block_runs_as_written(block: Block, db_url: str, tmp_path: P
         out = _ok(_bash(first.split("#")[0], env), block)
         assert re.search(r"^success: run .* reminders created", out, re.M), out
     elif block.lang == "console":
-        port = str(_free_port())
+        port = str(free_port())
         script, expected = _transcript(block)
         out = _ok(_bash(script.replace("8025", port), env), block)
         segments = re.split(r"^@@ \d+$", out, flags=re.M)[1:]

@@ -17,8 +17,8 @@ import psutil
 import psycopg
 import pytest
 
-from reminders_pipeline.db.url import embedded_status
-from tests.helpers.alert_servers import free_port
+from reminders_pipeline.db.embedded import embedded_status
+from tests.helpers.ports import free_port
 from tests.helpers.runs import Child, RemindersCli, wait_for
 
 # Dagster processes start CPU-bound and these tests bound their waits: under xdist
@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 HOLD = """
 import sys, time
-from reminders_pipeline.db.url import database_url
-database_url()  # start or join the embedded server, holding a handle until exit
+from reminders_pipeline.db.embedded import ensure_database_url
+ensure_database_url()  # start or join the embedded server, holding a handle until exit
 print("ready", flush=True)
 time.sleep(600)
 """
@@ -148,3 +148,15 @@ def _check_ui(cli: RemindersCli, ui: Child, port: int) -> None:
     ui.popen.send_signal(signal.SIGTERM)  # passed on to dagster dev as Ctrl-C
     assert ui.popen.wait(timeout=60) == 0
     assert status(cli)["embedded"]["running"] is False, "the last user stopped the server"
+
+
+def test_reminders_run_ends_without_teardown_yet_stops_the_server_it_started(
+    cli: RemindersCli,
+) -> None:
+    """`reminders run` skips the interpreter's teardown (entry.py), not the exit handlers:
+    the embedded server's stop is one, and the run's summary and exit status stay."""
+    assert cli("db", "upgrade").returncode == 0
+    done = cli("run", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "success"
+    assert status(cli)["embedded"]["running"] is False

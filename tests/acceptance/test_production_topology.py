@@ -39,8 +39,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.orchestration.jobs import reminders_job
-from tests.helpers.alert_servers import free_port
 from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+from tests.helpers.ports import free_port
 from tests.helpers.runs import NotificationsGate, lock_holder, wait_for
 
 # Dagster processes start CPU-bound and these tests bound their waits: under xdist

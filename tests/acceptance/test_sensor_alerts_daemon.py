@@ -1,6 +1,6 @@
 """The alerting sensors in a real `dagster dev` daemon, on real conditions, one alert each.
 
-One `dagster dev` (see test_daemon.py), sensors every 5 s, alerts to a local webhook:
+One `dagster dev` (the `dagster_dev` fixture), sensors every 5 s, alerts to a local webhook:
 
 1. a foreign session (a plain connection, as from psql) takes the run lock with
    pg_advisory_lock -> one stale-lock alert naming its pid;
@@ -17,6 +17,7 @@ each alert the condition is left in place for more sensor ticks, to see it alert
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import psycopg
@@ -25,23 +26,17 @@ from dagster import DagsterRunStatus
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_keys import LOCK_KEY
-from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
-    Dagster,
-    Gate,
-    alert_webhook,
-    dagster_dev,
-    holder,
-    wait_for,
-)
 from tests.helpers.alert_servers import WebhookServer
+from tests.helpers.dagster_dev import SENSOR_INTERVAL_S, Dagster
 from tests.helpers.data import add_assignment, add_mentor, runs
+from tests.helpers.locks import run_lock_holder
+from tests.helpers.runs import NotificationsGate, wait_for
 
 # Dagster processes start CPU-bound and these tests bound their waits: under xdist
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
 pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 AS_OF = date(2025, 3, 1)
-SENSOR_INTERVAL_S = 5  # set by dagster_dev
 SKIPS = 2
 LONG_RUN_S = 20
 # Long enough for two more ticks of every sensor.
@@ -61,10 +56,11 @@ def _alerts(webhook: WebhookServer, kind: str) -> list[dict]:
 
 
 def test_sensors_alert_once_each_on_a_stale_lock_a_skip_streak_and_a_long_run(
-    dagster_dev: Dagster,  # noqa: F811
+    dagster_dev: Dagster,
     db: Database,
     db_url: str,
-    alert_webhook: WebhookServer,  # noqa: F811
+    alert_webhook: WebhookServer,
+    notifications_gate: Callable[[], NotificationsGate],
 ) -> None:
     dagster = dagster_dev
     add_assignment(db, add_mentor(db), AS_OF - timedelta(days=10))
@@ -110,13 +106,12 @@ def test_sensors_alert_once_each_on_a_stale_lock_a_skip_streak_and_a_long_run(
         foreign.close()
 
     # 3: a real run held in its lock window past the threshold.
-    gate = Gate(db_url)
-    gate.close()
+    gate = notifications_gate()
     try:
         long_run = dagster.submit(AS_OF)
         dagster.wait_status(long_run, DagsterRunStatus.STARTED)
         wait_for(
-            lambda: (h := holder(db_url)) and h.run_id == long_run,
+            lambda: (h := run_lock_holder(db_url)) and h.run_id == long_run,
             timeout=90,
             what="the long run to hold the run lock",
         )

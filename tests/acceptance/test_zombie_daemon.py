@@ -18,15 +18,11 @@ from dagster import DagsterEventType, DagsterRunStatus
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.orchestration.jobs import SINGLETON_TAG, reminders_job
-from tests.acceptance.test_daemon import (  # noqa: F401 (fixtures)
-    Dagster,
-    alert_webhook,
-    dagster_dev,
-    wait_for,
-)
 from tests.helpers.alert_servers import WebhookServer
+from tests.helpers.dagster_dev import Dagster
 from tests.helpers.dagster_runs import job_run
 from tests.helpers.data import add_assignment, add_mentor, runs
+from tests.helpers.runs import wait_for
 
 # Dagster processes start CPU-bound and these tests bound their waits: under xdist
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
@@ -45,9 +41,9 @@ def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_zombie_run_is_failed_by_the_sensor_and_the_queued_run_then_succeeds(
-    dagster_dev: Dagster,  # noqa: F811
+    dagster_dev: Dagster,
     db: Database,
-    alert_webhook: WebhookServer,  # noqa: F811
+    alert_webhook: WebhookServer,
 ) -> None:
     dagster = dagster_dev
     mentor = add_mentor(db)

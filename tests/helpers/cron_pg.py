@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -25,16 +24,12 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from tests.helpers.ports import free_port
+
 PACKAGE = "postgresql-15-cron"
 BINDIR = Path("/usr/lib/postgresql/15/bin")
 CONTROL = Path("/usr/share/postgresql/15/extension/pg_cron.control")
 DATABASE = "reminders"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _require_pg_cron() -> None:
@@ -59,7 +54,7 @@ def private_cron_postgres() -> Iterator[str]:
             pytest.skip("running as root and there is no `postgres` OS user to run PostgreSQL")
         os.chown(base, account.pw_uid, account.pw_gid)
         as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    port = _free_port()
+    port = free_port()
 
     def run(*argv: str, timeout: float = 60) -> None:
         subprocess.run(argv, check=True, capture_output=True, timeout=timeout, cwd=base, **as_user)  # type: ignore[call-overload]

@@ -20,7 +20,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.helpers.alert_servers import _Collector, free_port
+from tests.helpers.alert_servers import _Collector
+from tests.helpers.ports import free_port
 
 # A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

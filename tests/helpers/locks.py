@@ -7,8 +7,16 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.lock_holder import LockHolder, find_lock_holder
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.migrate import APPLICATION_NAME, MIGRATION_LOCK
+
+
+def run_lock_holder(url: str) -> LockHolder | None:
+    """Who holds the run lock, as the package itself reads it."""
+    with connect(url, autocommit=True) as conn:
+        return find_lock_holder(conn)
 
 
 def lock_free(url: str) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.helpers.ports import free_port
 
 PACKAGE = "pgbouncer"
 START_TIMEOUT_S = 15
@@ -41,12 +42,6 @@ def pgbouncer_binary() -> str:
             "(apt-get install -y pgbouncer); .ci/run does"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _target(server_url: str) -> str:
@@ -117,7 +112,7 @@ def running_pgbouncer(
     """
     binary = pgbouncer_binary()
     workdir = Path(tempfile.mkdtemp(prefix="reminders-pgbouncer-"))
-    port = _free_port()
+    port = free_port()
     log = workdir / "pgbouncer.log"
     config = workdir / "pgbouncer.ini"
     config.write_text(

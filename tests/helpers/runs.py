@@ -34,11 +34,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from reminders_pipeline.core.due import reminder_due_on
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.seed import seed
 from reminders_pipeline.settings import ReminderSettings
+from tests.helpers.due_rule import reminder_due_on
 
 REMINDERS_BIN = Path(sys.executable).with_name("reminders")
 FOLLOW_UP = "follow_up_reminder"

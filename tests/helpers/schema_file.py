@@ -18,8 +18,9 @@ from pathlib import Path
 
 import psycopg
 
+from reminders_pipeline.db.embedded import start_embedded
 from reminders_pipeline.db.migrate import current_revision, upgrade
-from reminders_pipeline.db.url import start_embedded, with_database
+from reminders_pipeline.db.url import with_database
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "reminders_pipeline/db/schema.sql"
 HEADER = """\

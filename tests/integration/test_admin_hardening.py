@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.admin.app import create_app
-from reminders_pipeline.admin.guard import AccessLogScrubber, scrub_target
+from reminders_pipeline.admin.scrub import AccessLogScrubber, scrub_target
 from reminders_pipeline.admin.tokens import key_id_of
 from reminders_pipeline.db.pool import PooledDatabase
 from tests.helpers.admin_api import FAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens

@@ -11,7 +11,7 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.webhook import WebhookSender
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import db_rows
-from tests.helpers.delivery_servers import SECRET, ReminderReceiver, free_port
+from tests.helpers.delivery_servers import SECRET, ReminderReceiver
 from tests.helpers.outbox import (
     AS_OF,
     deliveries,
@@ -19,6 +19,7 @@ from tests.helpers.outbox import (
     make_all_due,
     make_deliverer,
 )
+from tests.helpers.ports import free_port
 
 
 def _webhook(url: str) -> dict[str, WebhookSender]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.queries import query
+from tests.helpers.due_rule import next_reminder_due_on, reminder_due_on
 
 AS_OF = date(2026, 3, 1)
 SILENT_DAYS = range(-5, 130)  # a contact after as_of, too, as corrections allow

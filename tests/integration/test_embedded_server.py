@@ -7,8 +7,9 @@ from pathlib import Path
 
 import psycopg
 
-from reminders_pipeline.db import url as db_url_module
-from reminders_pipeline.db.url import start_embedded, with_database
+from reminders_pipeline.db import embedded as embedded_module
+from reminders_pipeline.db.embedded import start_embedded
+from reminders_pipeline.db.url import with_database
 
 
 def test_threads_starting_the_embedded_server_together_share_one_server(tmp_path: Path):
@@ -35,6 +36,6 @@ def test_threads_starting_the_embedded_server_together_share_one_server(tmp_path
         with psycopg.connect(with_database(urls[0], "postgres")) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
-        server = db_url_module._embedded_servers.pop(pgdata.resolve(), None)
+        server = embedded_module._embedded_servers.pop(pgdata.resolve(), None)
         if server is not None:
             server.cleanup()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -20,70 +19,48 @@ from reminders_pipeline.db.migrate import (
     revisions,
     upgrade,
 )
-from reminders_pipeline.db.seed import seed
-from reminders_pipeline.db.url import with_database
 from reminders_pipeline.errors import MigrationBlocked
 from tests.helpers.locks import lock_free, migration_session
-from tests.helpers.runs import wait_for
+from tests.helpers.migration_data import AS_OF, add_runs_and_reminders
+from tests.helpers.runs import seed_assignments, wait_for
 
 
-def _fresh_database(pg_server_url: str) -> tuple[str, str]:
-    name = f"reminders_m_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, with_database(pg_server_url, name)
+def test_upgrade_applies_everything_once_and_then_is_a_no_op(empty_url):
+    assert current_revision(empty_url) is None
+    assert upgrade(empty_url) == (None, head_revision())
+    assert upgrade(empty_url) == (head_revision(), head_revision())
+    with psycopg.connect(empty_url) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        }
+    assert {"assignments", "activities", "notifications", "reminder_runs"} <= tables
 
 
-def _drop(pg_server_url: str, name: str) -> None:
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def test_upgrade_applies_everything_once_and_then_is_a_no_op(pg_server_url):
-    name, url = _fresh_database(pg_server_url)
-    try:
-        assert current_revision(url) is None
-        assert upgrade(url) == (None, head_revision())
-        assert upgrade(url) == (head_revision(), head_revision())
-        with psycopg.connect(url) as conn:
-            tables = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                ).fetchall()
-            }
-        assert {"assignments", "activities", "notifications", "reminder_runs"} <= tables
-    finally:
-        _drop(pg_server_url, name)
-
-
-def test_concurrent_upgrades_wait_for_each_other(pg_server_url):
-    name, url = _fresh_database(pg_server_url)
+def test_concurrent_upgrades_wait_for_each_other(empty_url):
     results, errors = [], []
 
     def migrate() -> None:
         try:
-            results.append(upgrade(url))
+            results.append(upgrade(empty_url))
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
 
-    try:
-        threads = [threading.Thread(target=migrate) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert errors == []
-        assert sorted(results, key=str) == sorted(
-            [(None, head_revision()), (head_revision(), head_revision())], key=str
-        )
-    finally:
-        _drop(pg_server_url, name)
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(results, key=str) == sorted(
+        [(None, head_revision()), (head_revision(), head_revision())], key=str
+    )
 
 
 # ------------------------------------------------------------------ live data, step by step
 
-AS_OF = date(2025, 3, 1)
 # What each table must still hold, row for row, after every later migration.
 SNAPSHOTS = {
     "mentors": "SELECT id, name, email FROM mentors ORDER BY id",
@@ -111,96 +88,41 @@ def _snapshot(url: str) -> dict[str, list[tuple]]:
         return {table: conn.execute(sql).fetchall() for table, sql in SNAPSHOTS.items()}
 
 
-def _add_runs_and_reminders(url: str, as_of: date, label: str) -> int:
-    """A success run that created the reminders due on as_of (the due rule in SQL, as
-    a run would have), and a skipped, a failed and an abandoned run; how many reminders."""
-    with psycopg.connect(url) as conn:
-        run_id = conn.execute(
-            "INSERT INTO reminder_runs (status, as_of, dagster_run_id, started_at, finished_at,"
-            " selected, created, already_existed, lock_backend_pid)"
-            " VALUES ('success', %s, %s, now() - interval '2 minutes', now() - interval '1 minute',"
-            " 0, 0, 0, 4242) RETURNING id",
-            (as_of, f"{label}-success"),
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO reminder_runs (status, as_of, dagster_run_id, started_at, finished_at,"
-            " error, blocked_by_pid, blocked_by_application_name, blocked_by_run_id)"
-            " VALUES ('skipped', %(d)s, %(l)s || '-skipped', now(), now(), 'lock held', 4242,"
-            "         'reminders-run:' || %(l)s || '-success', %(l)s || '-success'),"
-            "        ('failed', %(d)s, %(l)s || '-failed', now(), now(), 'boom', NULL, NULL, NULL),"
-            "        ('abandoned', %(d)s, %(l)s || '-abandoned', now(), now(), 'died', NULL,"
-            "         NULL, NULL)",
-            {"d": as_of, "l": label},
-        )
-        created = conn.execute(
-            """
-            INSERT INTO notifications (assignment_id, mentor_id, kind, due_on,
-                                       silence_started_on, sequence, run_id)
-            SELECT id, mentor_id, 'follow_up_reminder', last_contact_date + n * iv,
-                   last_contact_date, n, %(run)s
-            FROM (SELECT id, mentor_id, last_contact_date,
-                         coalesce(reminder_interval_days, 10) AS iv,
-                         least((%(d)s::date - last_contact_date)
-                               / coalesce(reminder_interval_days, 10), 3) AS n
-                  FROM assignments WHERE status = 'active') a
-            WHERE n >= 1
-            ON CONFLICT DO NOTHING
-            """,
-            {"d": as_of, "run": run_id},
-        ).rowcount
-        conn.execute("UPDATE reminder_runs SET created = %s WHERE id = %s", (created, run_id))
-    return created
-
-
-def _seed_assignments(url: str, count: int) -> None:
-    seed(
-        Database(url),
-        assignments=count,
-        due_fraction=0.4,
-        today=AS_OF,
-        default_interval_days=10,
-    )
-
-
-def test_each_migration_keeps_live_data(pg_server_url):
+def test_each_migration_keeps_live_data(empty_url):
     """Upgrade one revision at a time on a database in use: every row written before
     a migration is still there, unchanged, after it and after every later one."""
-    name, url = _fresh_database(pg_server_url)
     steps = revisions()
     assert steps[0] == "0001" and steps[-1] == head_revision()
-    try:
-        kept: dict[str, list[tuple]] = {}
-        for step, revision in enumerate(steps, start=1):
-            assert upgrade(url, revision)[1] == revision
-            now = _snapshot(url)
-            for table, rows in kept.items():
-                # Earlier rows unchanged (ids, keys, states, links), none lost.
-                assert now[table][: len(rows)] == rows, f"{table} changed by {revision}"
-                assert len(now[table]) == len(rows), f"{table} count changed by {revision}"
-            # More live data at this revision, with what it makes possible.
-            _seed_assignments(url, 400)
-            created = _add_runs_and_reminders(url, AS_OF + timedelta(days=step), revision)
-            assert created > 50, created
-            kept = _snapshot(url)
-        # At head the rows written under older revisions take part in the natural key:
-        # a second copy of any of them is refused.
-        with psycopg.connect(url) as conn:
-            copied = conn.execute(
-                "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on,"
-                " silence_started_on, sequence)"
-                " SELECT assignment_id, mentor_id, kind, due_on, silence_started_on, sequence"
-                " FROM notifications ON CONFLICT DO NOTHING"
-            ).rowcount
-        assert copied == 0
-        with psycopg.connect(url) as conn:
-            dupes = conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM notifications GROUP BY assignment_id, kind,"
-                " silence_started_on, sequence HAVING count(*) > 1) d"
-            ).fetchone()[0]
-        assert dupes == 0
-        assert _snapshot(url)["notifications"] == kept["notifications"]
-    finally:
-        _drop(pg_server_url, name)
+    kept: dict[str, list[tuple]] = {}
+    for step, revision in enumerate(steps, start=1):
+        assert upgrade(empty_url, revision)[1] == revision
+        now = _snapshot(empty_url)
+        for table, rows in kept.items():
+            # Earlier rows unchanged (ids, keys, states, links), none lost.
+            assert now[table][: len(rows)] == rows, f"{table} changed by {revision}"
+            assert len(now[table]) == len(rows), f"{table} count changed by {revision}"
+        # More live data at this revision, with what it makes possible.
+        seed_assignments(Database(empty_url), 400, 0.4, AS_OF)
+        created = add_runs_and_reminders(empty_url, AS_OF + timedelta(days=step), revision)
+        assert created > 50, created
+        kept = _snapshot(empty_url)
+    # At head the rows written under older revisions take part in the natural key:
+    # a second copy of any of them is refused.
+    with psycopg.connect(empty_url) as conn:
+        copied = conn.execute(
+            "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on,"
+            " silence_started_on, sequence)"
+            " SELECT assignment_id, mentor_id, kind, due_on, silence_started_on, sequence"
+            " FROM notifications ON CONFLICT DO NOTHING"
+        ).rowcount
+    assert copied == 0
+    with psycopg.connect(empty_url) as conn:
+        dupes = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM notifications GROUP BY assignment_id, kind,"
+            " silence_started_on, sequence HAVING count(*) > 1) d"
+        ).fetchone()[0]
+    assert dupes == 0
+    assert _snapshot(empty_url)["notifications"] == kept["notifications"]
 
 
 # ------------------------------------------------------------------ migrations and the run lock
@@ -213,77 +135,63 @@ def _hold_run_lock(url: str) -> psycopg.Connection:
     return conn
 
 
-def test_upgrade_waits_for_a_run_holding_the_lock_then_applies(pg_server_url):
-    name, url = _fresh_database(pg_server_url)
+def test_upgrade_waits_for_a_run_holding_the_lock_then_applies(empty_url):
+    upgrade(empty_url, "0002")
+    run = _hold_run_lock(empty_url)
+    told: list = []
+    outcome: list = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(upgrade(empty_url, lock_wait_s=60, on_wait=told.append))
+    )
+    worker.start()
     try:
-        upgrade(url, "0002")
-        run = _hold_run_lock(url)
-        told: list = []
-        outcome: list = []
-        worker = threading.Thread(
-            target=lambda: outcome.append(upgrade(url, lock_wait_s=60, on_wait=told.append))
+        # While the run holds the lock, the migration waits: it holds the migration
+        # lock, not the run lock, and has applied nothing.
+        session = wait_for(
+            lambda: (s := migration_session(empty_url)) and s["migration_lock"] and told and s,
+            timeout=30,
+            what="the migration to wait for the run lock",
         )
-        worker.start()
-        try:
-            # While the run holds the lock, the migration waits: it holds the migration
-            # lock, not the run lock, and has applied nothing.
-            session = wait_for(
-                lambda: (s := migration_session(url)) and s["migration_lock"] and told and s,
-                timeout=30,
-                what="the migration to wait for the run lock",
-            )
-            time.sleep(1)
-            assert worker.is_alive()
-            assert not session["run_lock"]
-            assert current_revision(url) == "0002"
-            assert told[0].pid == run.info.backend_pid
-        finally:
-            run.close()  # the run ends: PostgreSQL drops its lock
-        worker.join(30)
-        assert not worker.is_alive()
-        assert outcome == [("0002", head_revision())]
-        assert lock_free(url)
+        time.sleep(1)
+        assert worker.is_alive()
+        assert not session["run_lock"]
+        assert current_revision(empty_url) == "0002"
+        assert told[0].pid == run.info.backend_pid
     finally:
-        _drop(pg_server_url, name)
+        run.close()  # the run ends: PostgreSQL drops its lock
+    worker.join(30)
+    assert not worker.is_alive()
+    assert outcome == [("0002", head_revision())]
+    assert lock_free(empty_url)
 
 
-def test_upgrade_refuses_when_the_run_lock_stays_held_and_names_the_holder(pg_server_url):
-    name, url = _fresh_database(pg_server_url)
+def test_upgrade_refuses_when_the_run_lock_stays_held_and_names_the_holder(empty_url):
+    upgrade(empty_url, "0002")
+    run = _hold_run_lock(empty_url)
     try:
-        upgrade(url, "0002")
-        run = _hold_run_lock(url)
-        try:
-            with pytest.raises(MigrationBlocked) as refused:
-                upgrade(url, lock_wait_s=1)
-            message = str(refused.value)
-            assert f"pid {run.info.backend_pid}" in message, message
-            assert "0002 to " + head_revision() in message, message
-            assert current_revision(url) == "0002"
-            # The holder keeps its lock; the migration let go of everything it took.
-            with psycopg.connect(url, autocommit=True) as other:
-                assert not other.execute(
-                    "SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY
-                ).fetchone()[0]
-                assert other.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s, %s)", MIGRATION_LOCK
-                ).fetchone()[0]
-            assert migration_session(url) is None
-        finally:
-            run.close()
+        with pytest.raises(MigrationBlocked) as refused:
+            upgrade(empty_url, lock_wait_s=1)
+        message = str(refused.value)
+        assert f"pid {run.info.backend_pid}" in message, message
+        assert "0002 to " + head_revision() in message, message
+        assert current_revision(empty_url) == "0002"
+        # The holder keeps its lock; the migration let go of everything it took.
+        with psycopg.connect(empty_url, autocommit=True) as other:
+            assert not other.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEY).fetchone()[0]
+            assert other.execute(
+                "SELECT pg_try_advisory_xact_lock(%s, %s)", MIGRATION_LOCK
+            ).fetchone()[0]
+        assert migration_session(empty_url) is None
     finally:
-        _drop(pg_server_url, name)
+        run.close()
 
 
-def test_upgrade_with_nothing_to_apply_does_not_wait_for_a_run(pg_server_url):
-    name, url = _fresh_database(pg_server_url)
+def test_upgrade_with_nothing_to_apply_does_not_wait_for_a_run(empty_url):
+    upgrade(empty_url)
+    run = _hold_run_lock(empty_url)
     try:
-        upgrade(url)
-        run = _hold_run_lock(url)
-        try:
-            started = time.monotonic()
-            assert upgrade(url, lock_wait_s=30) == (head_revision(), head_revision())
-            assert time.monotonic() - started < 10
-        finally:
-            run.close()
+        started = time.monotonic()
+        assert upgrade(empty_url, lock_wait_s=30) == (head_revision(), head_revision())
+        assert time.monotonic() - started < 10
     finally:
-        _drop(pg_server_url, name)
+        run.close()

@@ -17,13 +17,8 @@ from reminders_pipeline.db.seed import seed
 from reminders_pipeline.errors import ConfigError, DatabaseError
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor, db_rows
-from tests.integration.test_migrations import (
-    AS_OF,
-    _add_runs_and_reminders,
-    _drop,
-    _fresh_database,
-    _seed_assignments,
-)
+from tests.helpers.migration_data import AS_OF, add_runs_and_reminders
+from tests.helpers.runs import seed_assignments
 
 ALL_COLUMNS = "SELECT * FROM notifications ORDER BY id"
 
@@ -46,36 +41,32 @@ def _schema(url: str) -> tuple[set[str], set[str]]:
     return constraints, indexes
 
 
-def test_0005_keeps_every_reminder_and_only_the_read_costs(pg_server_url):
-    name, url = _fresh_database(pg_server_url)
-    try:
-        upgrade(url, "0004")
-        _seed_assignments(url, 3000)
-        created = _add_runs_and_reminders(url, AS_OF + timedelta(days=5), "m")
-        assert created > 500
-        with psycopg.connect(url) as conn:
-            before = conn.execute(ALL_COLUMNS).fetchall()
-        upgrade(url)
-        with psycopg.connect(url) as conn:
-            after = conn.execute(ALL_COLUMNS).fetchall()
-            assert (
-                conn.execute(
-                    "SELECT count(*) FROM assignments WHERE carried_for IS NOT NULL"
-                ).fetchone()[0]
-                == 0
-            )
-        assert head_revision() >= "0005"
-        assert after == before  # every column of every row
-        constraints, indexes = _schema(url)
-        assert indexes == {
-            "notifications_pkey",
-            "notifications_natural_key",
-            "notifications_created_brin",
-        }
-        foreign = {c for c in constraints if c.startswith("FOREIGN KEY")}
-        assert foreign == {"FOREIGN KEY (assignment_id) REFERENCES assignments(id)"}
-    finally:
-        _drop(pg_server_url, name)
+def test_0005_keeps_every_reminder_and_only_the_read_costs(empty_url):
+    upgrade(empty_url, "0004")
+    seed_assignments(Database(empty_url), 3000, 0.4, AS_OF)
+    created = add_runs_and_reminders(empty_url, AS_OF + timedelta(days=5), "m")
+    assert created > 500
+    with psycopg.connect(empty_url) as conn:
+        before = conn.execute(ALL_COLUMNS).fetchall()
+    upgrade(empty_url)
+    with psycopg.connect(empty_url) as conn:
+        after = conn.execute(ALL_COLUMNS).fetchall()
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM assignments WHERE carried_for IS NOT NULL"
+            ).fetchone()[0]
+            == 0
+        )
+    assert head_revision() >= "0005"
+    assert after == before  # every column of every row
+    constraints, indexes = _schema(empty_url)
+    assert indexes == {
+        "notifications_pkey",
+        "notifications_natural_key",
+        "notifications_created_brin",
+    }
+    foreign = {c for c in constraints if c.startswith("FOREIGN KEY")}
+    assert foreign == {"FOREIGN KEY (assignment_id) REFERENCES assignments(id)"}
 
 
 def _insert(db: Database, **values) -> None:

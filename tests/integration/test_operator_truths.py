@@ -3,7 +3,6 @@ CLI-launched runs (each of these said something untrue before)."""
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -30,6 +29,7 @@ from reminders_pipeline.orchestration.sensors.long_run import check_long_runs
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run
 from tests.helpers.data import add_assignment, add_mentor
+from tests.helpers.ports import free_port
 from tests.helpers.runs import (
     expected_due_set,
     seed_assignments,
@@ -244,9 +244,7 @@ def test_missing_prints_its_summary_and_list_on_lines_of_their_own(reminders_cli
 
 
 def test_admin_serve_without_an_active_token_says_so(reminders_cli):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     child = reminders_cli.start("admin", "serve", "--host", "127.0.0.1", "--port", str(port))
     try:
         warned = wait_for(

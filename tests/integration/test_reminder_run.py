@@ -8,13 +8,13 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from reminders_pipeline.core.due import reminder_due_on
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.lock_holder import application_name_for
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.errors import DatabaseUnavailable, LockLost
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import add_assignment, add_mentor, db_rows, notifications, runs
+from tests.helpers.due_rule import reminder_due_on
 from tests.helpers.locks import lock_free
 
 AS_OF = date(2026, 11, 29)

@@ -38,7 +38,7 @@ def test_a_schema_newer_than_the_code_is_refused(db_url: str) -> None:
 def test_the_check_imports_neither_alembic_nor_sqlalchemy(db_url: str) -> None:
     script = (
         "import sys\n"
-        "from reminders_pipeline.cli.common import require_migrated\n"
+        "from reminders_pipeline.db.schema_version import require_migrated\n"
         f"require_migrated({db_url!r})\n"
         "print(sorted(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))\n"
     )

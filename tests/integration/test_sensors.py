@@ -24,6 +24,7 @@ from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
     RemindersDatabaseResource,
 )
+from reminders_pipeline.orchestration.sensors.failure import alert_failed_run
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
 from tests.helpers.settings import override
@@ -164,7 +165,7 @@ def test_crashed_run_alert_explains_the_crash(
         dagster_run=instance.get_run_by_id(run_id),
         resources=resources,
     ).for_run_failure()
-    sensors.reminders_run_failure_sensor(context)
+    alert_failed_run(context, resources["alerts"])
     [alert] = alerts_of(webhook, "run_failed")
     assert "terminated by signal 9 (SIGKILL)" in alert["text"]
 

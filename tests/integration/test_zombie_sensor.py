@@ -16,7 +16,6 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from reminders_pipeline.core.lock import RunLock
-from reminders_pipeline.core.zombies import live_run_ids
 from reminders_pipeline.db.lock_holder import application_name_for
 from reminders_pipeline.orchestration import sensors
 from reminders_pipeline.orchestration.alert_resource import AlertResource
@@ -60,8 +59,9 @@ def test_a_started_run_without_a_session_is_failed_and_alerted_once_a_live_one_i
         RunLock(other_db, holding_lock) as lock,  # another database of the server counts too
     ):
         assert lock.try_acquire()
-        assert live_run_ids(db_url) >= {between_steps, holding_lock}
-        assert dead not in live_run_ids(db_url)
+        live = RemindersDatabaseResource(database_url=db_url).live_run_ids()
+        assert live >= {between_steps, holding_lock}
+        assert dead not in live
 
         message, cursor = evaluate(instance, resources, None)
         assert message == "no zombie run", "one look is never enough"

@@ -12,7 +12,8 @@ from reminders_pipeline.alerts.messages import Alert, long_run_alert, stale_lock
 from reminders_pipeline.alerts.sinks import SmtpSink, deliver
 from reminders_pipeline.db.lock_holder import LockHolder
 from reminders_pipeline.orchestration.alert_resource import AlertResource, alert_resource_from_env
-from tests.helpers.alert_servers import SmtpServer, WebhookServer, free_port
+from tests.helpers.alert_servers import SmtpServer, WebhookServer
+from tests.helpers.ports import free_port
 
 ALERT = Alert(
     kind="run_failed",

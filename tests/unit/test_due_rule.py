@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from reminders_pipeline.core.due import reminder_due_on
+from tests.helpers.due_rule import reminder_due_on
 
 LAST = date(2026, 3, 1)
 

@@ -1,12 +1,19 @@
-"""deploy/helm/values.yaml parses and names only settings the Dagster Helm chart has.
+"""deploy/helm/values.yaml parses, names only settings the Dagster Helm chart has, and
+wires the Secrets as the chart's templates pass them on.
 
-No helm binary or cluster here, and the chart's schema is not vendored: CHART_KEYS
-below is the part of the chart's values.schema.json these values use, transcribed
-from helm/dagster/values.schema.json in the dagster repository at commit
-bdb8547fab497826eeec292bc160b549a0a329ef (a recent one; not confirmed to be the
-1.13.27 release tag). A key not on it fails the test; add one only after checking
-the chart. "*" marks a free-form mapping (environment, Kubernetes objects); a list holds
-the schema of its items.
+The chart is not vendored and no rendering runs here: a Helm engine does install from
+PyPI (helm-python-sdk bundles Helm's Go SDK), but the chart itself is published only
+in the Dagster chart repository, which the test machines cannot reach. The 1.13.27
+tag of the dagster repository could not be read either, so CHART_KEYS below is
+transcribed from helm/dagster/values.schema.json at dagster commit
+bdb8547fab497826eeec292bc160b549a0a329ef (checked key by key for what these values
+use; that schema has no `replicaCount` for a user deployment, which an earlier copy of
+this list had), and the wiring tests follow the templates at the commits named at
+them. The run-pod side is pinned exactly: dagster-k8s 0.29.27 (released with 1.13.27)
+turns a container context's env_secrets into `secretRef: {name}` with no `optional`,
+and keeps each `env` entry whole. A key not on CHART_KEYS fails the test; add one only
+after checking the chart. "*" marks a free-form mapping (Kubernetes objects); a list
+holds the schema of its items.
 """
 
 from __future__ import annotations
@@ -20,6 +27,21 @@ VALUES = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "values.yaml"
 
 IMAGE = {"repository": None, "tag": None, "pullPolicy": None}
 SECRET_REFS = [{"name": None}]
+# Kubernetes' SecretEnvSource (envSecrets items) and EnvVar (items of a list `env`).
+SECRET_ENV_SOURCES = [{"name": None, "optional": None}]
+KEY_REF = {"name": None, "key": None, "optional": None}
+ENV_VARS = [
+    {
+        "name": None,
+        "value": None,
+        "valueFrom": {
+            "secretKeyRef": KEY_REF,
+            "configMapKeyRef": KEY_REF,
+            "fieldRef": "*",
+            "resourceFieldRef": "*",
+        },
+    }
+]
 USER_DEPLOYMENT = {
     "name": None,
     "image": IMAGE,
@@ -28,9 +50,10 @@ USER_DEPLOYMENT = {
     "includeConfigInLaunchedRuns": {"enabled": None},
     "deploymentNamespace": None,
     "port": None,
-    "env": "*",
+    # The schema also takes a mapping; these values use the list (the test wants one).
+    "env": ENV_VARS,
     "envConfigMaps": SECRET_REFS,
-    "envSecrets": SECRET_REFS,
+    "envSecrets": SECRET_ENV_SOURCES,
     "annotations": "*",
     "nodeSelector": "*",
     "affinity": "*",
@@ -47,7 +70,6 @@ USER_DEPLOYMENT = {
     "schedulerName": None,
     "initContainers": "*",
     "sidecarContainers": "*",
-    "replicaCount": None,
 }
 K8S_RUN_LAUNCHER = {
     "image": IMAGE,
@@ -56,7 +78,7 @@ K8S_RUN_LAUNCHER = {
     "loadInclusterConfig": None,
     "kubeconfigFile": None,
     "envConfigMaps": SECRET_REFS,
-    "envSecrets": SECRET_REFS,
+    "envSecrets": SECRET_ENV_SOURCES,
     "envVars": None,
     "volumeMounts": "*",
     "volumes": "*",
@@ -119,7 +141,15 @@ CHART_KEYS: dict[str, Any] = {
         "runMonitoring": "*",
         "runRetries": "*",
     },
-    "computeLogManager": "*",
+    "computeLogManager": {
+        "type": None,
+        "config": {
+            "azureBlobComputeLogManager": "*",
+            "gcsComputeLogManager": "*",
+            "s3ComputeLogManager": "*",
+            "customComputeLogManager": "*",
+        },
+    },
     "telemetry": {"enabled": None},
     "additionalInstanceConfig": "*",
 }
@@ -163,21 +193,13 @@ def test_the_helm_values_keep_the_production_settings() -> None:
     assert {"name": "reminders-database"} in launcher["envSecrets"]
 
 
-# Keys the schema accepts but the chart's templates never read: setting one does
-# nothing, silently. deployment-user.yaml (same commit) writes `replicas: 1` whatever
-# replicaCount says.
-IGNORED_BY_TEMPLATES = {("dagster-user-deployments", "deployments", "replicaCount")}
-
-
-def test_the_helm_values_set_nothing_the_chart_ignores() -> None:
-    values = yaml.safe_load(VALUES.read_text())
-    set_but_ignored = [
-        key
-        for section, listing, key in IGNORED_BY_TEMPLATES
-        for item in values[section][listing]
-        if key in item
-    ]
-    assert set_but_ignored == []
+def test_a_user_deployment_replica_count_is_not_a_chart_setting() -> None:
+    # deployment-user.yaml (dagster commit 36f72b1733aedb192152974dd0f8d48aa70b6844)
+    # writes `replicas: 1` whatever the values say.
+    found = unknown_keys(
+        {"dagster-user-deployments": {"deployments": [{"replicaCount": 2}]}}, CHART_KEYS
+    )
+    assert found == ["dagster-user-deployments.deployments.replicaCount"]
 
 
 def test_an_unknown_key_is_found() -> None:

@@ -26,3 +26,19 @@ def test_the_cli_and_the_code_location_load_no_http_client_and_no_alembic() -> N
         ("httpx", "alembic", "fastapi", "uvicorn"),
     )
     assert loaded == []
+
+
+def test_the_entry_point_collects_the_young_generation_less_often() -> None:
+    """Start-up's long-lived objects are not rescanned every 700 allocations (entry.py)."""
+    script = (
+        "import gc, sys\n"
+        "sys.argv = ['reminders', '--help']\n"
+        "from reminders_pipeline import entry\n"
+        "try:\n    entry.main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.get_threshold(), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    young, *older = ast.literal_eval(done.stderr.strip().splitlines()[-1])
+    assert young == 10_000 and older == [10, 10]

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from reminders_pipeline.core.due import next_reminder_due_on, reminder_due_on
+from tests.helpers.due_rule import next_reminder_due_on, reminder_due_on
 
 LAST = date(2025, 3, 1)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from reminders_pipeline.admin.auth import Corrector, Reader
+from reminders_pipeline.admin.auth import Caller
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
@@ -27,7 +27,7 @@ router = APIRouter(tags=["assignments"])
     response_model=AssignmentView,
     responses=error_responses(*TOKEN_CHECKED, 404),
 )
-def get_assignment(assignment_id: AssignmentId, token: Reader, services: Services) -> Any:
+def get_assignment(assignment_id: AssignmentId, token: Caller, services: Services) -> Any:
     """An assignment: last contact, next reminder due date, recent reminders."""
     return services.assignments.assignment(assignment_id)
 
@@ -38,7 +38,7 @@ def get_assignment(assignment_id: AssignmentId, token: Reader, services: Service
     responses=error_responses(*TOKEN_CHECKED, 404),
 )
 def correct_last_contact_date(
-    assignment_id: AssignmentId, body: LastContactCorrection, token: Corrector, services: Services
+    assignment_id: AssignmentId, body: LastContactCorrection, token: Caller, services: Services
 ) -> Any:
     """Correct last_contact_date by hand; audited with the token's name and the reason."""
     result = services.assignments.correct_last_contact_date(

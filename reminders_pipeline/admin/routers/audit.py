@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from reminders_pipeline.admin.auth import Reader
+from reminders_pipeline.admin.auth import Caller
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
@@ -23,7 +23,7 @@ router = APIRouter(tags=["audit"])
 
 @router.get("/audit", response_model=AuditPage, responses=error_responses(*TOKEN_CHECKED))
 def list_audit(
-    token: Reader,
+    token: Caller,
     services: Services,
     assignment_id: AssignmentFilter = None,
     limit: Limit = 50,

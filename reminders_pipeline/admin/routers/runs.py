@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from reminders_pipeline.admin.auth import Reader
+from reminders_pipeline.admin.auth import Caller
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
@@ -24,7 +24,7 @@ router = APIRouter(tags=["runs"])
 
 @router.get("/runs", response_model=RunsPage, responses=error_responses(*TOKEN_CHECKED))
 def list_runs(
-    token: Reader,
+    token: Caller,
     services: Services,
     status: Annotated[
         Literal["running", "success", "skipped", "failed", "abandoned"] | None,
@@ -38,7 +38,7 @@ def list_runs(
 
 
 @router.get("/lock", response_model=LockStatus, responses=error_responses(*TOKEN_CHECKED))
-def lock_status(token: Reader, services: Services) -> Any:
+def lock_status(token: Caller, services: Services) -> Any:
     """The run lock: free, or who holds it."""
     with services.db.connection() as conn:  # a pooled one, like every route's
         return lock_state(find_lock_holder(conn))

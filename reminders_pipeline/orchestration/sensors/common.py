@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from reminders_pipeline import settings
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 
@@ -101,7 +102,7 @@ def alert_destinations() -> str:
     return "Alerts go to " + ", ".join(where) + "."
 
 
-Evaluate = Callable[[SensorEvaluationContext, RemindersDatabaseResource, AlertResource], Checked]
+Evaluate = Callable[[SensorEvaluationContext, SensorReads, AlertResource], Checked]
 
 
 def alerting_sensor(
@@ -112,7 +113,11 @@ def alerting_sensor(
     interval_s: int | None = None,
     default_status: DefaultSensorStatus | None = None,
 ) -> SensorDefinition:
-    """A sensor that runs `evaluate`, keeps its cursor and summarises the tick."""
+    """A sensor that runs `evaluate`, keeps its cursor and summarises the tick.
+
+    `evaluate` reads the reminders database through the SensorReads port only: the
+    resource bound as `reminders_db`, or an in-memory fake in the unit tests.
+    """
 
     @sensor(
         name=name,

@@ -12,20 +12,20 @@ from reminders_pipeline.alerts.messages import (
     elapsed_for,
     pending_deliveries_alert,
 )
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.orchestration.alert_resource import AlertResource
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
     alert_destinations,
     alerting_sensor,
+    attempt,
     load_cursor,
 )
 from reminders_pipeline.settings import delivery_settings
 
 
 def check_deliveries(
-    reminders_db: RemindersDatabaseResource,
+    reads: SensorReads,
     alerts: AlertResource,
     cursor: str | None,
     max_age: timedelta,
@@ -35,9 +35,12 @@ def check_deliveries(
     # The place is (finished_at, id) of the latest dead delivery: ids die in any order.
     first = "last_dead_at" not in state
     after_at, after_id = state.get("last_dead_at"), state.get("last_dead_id") or 0
-    db = Database(reminders_db.resolved_database_url())
-    row = db.fetch_one("delivery_health", after_finished_at=after_at, after_dead_id=after_id)
-    assert row is not None
+    problems: list[str] = []
+    row = attempt(
+        "reading the delivery outbox", lambda: reads.delivery_health(after_at, after_id), problems
+    )
+    if row is None:
+        return Checked([], problems, cursor)
     fired: list[str] = []
     still: list[str] = []
     last_at = row["last_dead_at"].isoformat() if row["last_dead_at"] else None
@@ -63,7 +66,7 @@ def check_deliveries(
         fired.append(f"oldest pending delivery {elapsed_for(oldest, max_age)}")
     return Checked(
         fired,
-        [],
+        problems,
         json.dumps({"last_dead_at": after_at, "last_dead_id": after_id, "backlog": backlog}),
         still,
     )
@@ -74,9 +77,9 @@ def max_pending_age() -> timedelta:
 
 
 def _evaluate(
-    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
-    checked = check_deliveries(reminders_db, alerts, context.cursor, max_pending_age(), context.log)
+    checked = check_deliveries(reads, alerts, context.cursor, max_pending_age(), context.log)
     return checked.saying("no new dead delivery, no old pending one")
 
 

@@ -1,19 +1,23 @@
 """reminders_run_failure_sensor: every failed run, with its error and a link to the run.
 
-A run failure sensor (Dagster's own kind): it has no cursor of ours, so it does
-not use alerting_sensor; its tick names the run it alerted on, and a tick with no
-new failure says so.
+A plain sensor over Dagster's public record of run failures, one failed run per tick,
+so each tick names the run it alerted on and a tick with no new failure says so (a
+run_failure_sensor's quiet tick only reads "Sensor function returned an empty
+result"). The cursor is the last failure event handled, `record_id` as in the
+cursor of Dagster's run status sensors, so a deployment that had one carries on.
 """
 
+import json
 from typing import Any
 
 from dagster import (
     DagsterEventType,
     RunFailureSensorContext,
-    SensorDefinition,
+    RunStatusChangeRecordsFilter,
     SensorEvaluationContext,
     SkipReason,
-    run_failure_sensor,
+    build_run_status_sensor_context,
+    sensor,
 )
 
 from reminders_pipeline import settings
@@ -23,8 +27,12 @@ from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.sensors.common import (
     ZOMBIE_TAG,
     alert_destinations,
+    load_cursor,
     sensor_status,
 )
+
+MONITORED_JOBS = (reminders_job.name, delivery_job.name)
+SENSOR_NAME = "reminders_run_failure_sensor"
 
 
 def _root_cause(error: Any) -> str:
@@ -59,23 +67,8 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-@run_failure_sensor(
-    name="reminders_run_failure_sensor",
-    monitored_jobs=[reminders_job, delivery_job],
-    minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
-    default_status=sensor_status(),
-    description=(
-        f"Watches runs of {reminders_job.name} and {delivery_job.name} that end FAILURE:"
-        " alerts once per run with its error (the failed step's innermost exception, or why"
-        " the worker died) and a link to"
-        f" the run; runs failed by zombie_run_sensor are already alerted. {alert_destinations()}"
-    ),
-)
-def reminders_run_failure_sensor(
-    context: RunFailureSensorContext, alerts: AlertResource
-) -> SkipReason:
-    # Returning the reason names the run on the tick (the UI's only account of it);
-    # Dagster then handles one failed run per tick, the next ones on the next ticks.
+def alert_failed_run(context: RunFailureSensorContext, alerts: AlertResource) -> SkipReason:
+    """Alert on one failed run; the reason names the run on the tick (the UI's only account)."""
     run = context.dagster_run
     partition = run.tags.get("dagster/partition") or "no partition"
     if run.tags.get(ZOMBIE_TAG):
@@ -100,27 +93,47 @@ def reminders_run_failure_sensor(
     return SkipReason(f"alerted: run {run.run_id} ({partition}) failed: {_one_line(error)}")
 
 
+@sensor(
+    name=SENSOR_NAME,
+    minimum_interval_seconds=settings.SENSOR_INTERVAL_S.get(),
+    default_status=sensor_status(),
+    description=(
+        f"Watches runs of {reminders_job.name} and {delivery_job.name} that end FAILURE:"
+        " alerts once per run with its error (the failed step's innermost exception, or why"
+        " the worker died) and a link to"
+        f" the run; runs failed by zombie_run_sensor are already alerted. {alert_destinations()}"
+    ),
+)
+def reminders_run_failure_sensor(
+    context: SensorEvaluationContext, alerts: AlertResource
+) -> SkipReason:
+    instance = context.instance
+    after = load_cursor(context.cursor).get("record_id")
+    if not isinstance(after, int):  # the first tick: failures from before the sensor are old news
+        latest = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=1).records
+        context.update_cursor(json.dumps({"record_id": latest[0].storage_id if latest else -1}))
+        return SkipReason("started: failed runs from now on are alerted")
+    failures = instance.fetch_run_status_changes(
+        RunStatusChangeRecordsFilter(DagsterEventType.RUN_FAILURE, after_storage_id=after),
+        limit=100,
+        ascending=True,
+    ).records
+    for record in failures:
+        context.update_cursor(json.dumps({"record_id": record.storage_id}))
+        run = instance.get_run_by_id(record.run_id)
+        event = record.event_log_entry.dagster_event
+        if run is None or event is None or run.job_name not in MONITORED_JOBS:
+            continue
+        failed = build_run_status_sensor_context(
+            sensor_name=SENSOR_NAME,
+            dagster_event=event,
+            dagster_instance=instance,
+            dagster_run=run,
+            context=context,
+        ).for_run_failure()
+        return alert_failed_run(failed, alerts)
+    return SkipReason(f"no failed run of {' or '.join(MONITORED_JOBS)} since the last tick")
+
+
 def next_step(job_name: str, partition: str | None) -> str:
     return next_step_after_failure(job_name == delivery_job.name, partition)
-
-
-def _explain_quiet_ticks(sensor_def: SensorDefinition, quiet: str) -> None:
-    """A run-status sensor's tick without a new failure reads "Sensor function returned an
-    empty result" in the UI; say what that means instead.
-
-    Wraps the private evaluation function of the pinned Dagster version;
-    tests/integration/test_sensors.py fails if a Dagster upgrade changes it.
-    """
-    inner = sensor_def._evaluation_fn
-
-    def evaluate(context: SensorEvaluationContext) -> Any:
-        result = inner(context)
-        return result if result else [SkipReason(quiet)]
-
-    sensor_def._evaluation_fn = evaluate  # type: ignore[assignment]
-
-
-_explain_quiet_ticks(
-    reminders_run_failure_sensor,
-    f"no failed run of {reminders_job.name} or {delivery_job.name} since the last tick",
-)

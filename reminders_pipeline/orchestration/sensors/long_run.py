@@ -13,9 +13,9 @@ from dagster import DagsterInstance, RunsFilter, SensorEvaluationContext
 
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_alert, now_utc
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     RUNNING_STATUSES,
     Checked,
@@ -28,7 +28,7 @@ from reminders_pipeline.orchestration.sensors.common import (
 
 def check_long_runs(
     instance: DagsterInstance,
-    reminders_db: RemindersDatabaseResource,
+    reads: SensorReads,
     alerts: AlertResource,
     cursor: str | None,
     threshold: timedelta,
@@ -49,7 +49,7 @@ def check_long_runs(
         )
     ]
     in_progress = {record.dagster_run.run_id for record in records}
-    holder = attempt("reading the lock holder", reminders_db.lock_holder, problems)
+    holder = attempt("reading the lock holder", reads.lock_holder, problems)
     lock_known = not problems
     for record in records:
         run_id = record.dagster_run.run_id
@@ -81,7 +81,7 @@ def check_long_runs(
 
     rows = attempt(
         "reading running rows of reminder_runs",
-        lambda: reminders_db.runlog().running_started_before(threshold.total_seconds()),
+        lambda: reads.running_started_before(threshold.total_seconds()),
         problems,
     )
     old_rows = {row["id"] for row in rows or []}
@@ -133,11 +133,11 @@ def long_run_threshold() -> timedelta:
 
 
 def _evaluate(
-    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
     threshold = long_run_threshold()
     checked = check_long_runs(
-        context.instance, reminders_db, alerts, context.cursor, threshold, context.log
+        context.instance, reads, alerts, context.cursor, threshold, context.log
     )
     return checked.saying(f"no run over {duration(threshold)}")
 

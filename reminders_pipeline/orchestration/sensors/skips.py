@@ -6,8 +6,8 @@ from dagster import SensorEvaluationContext
 
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import repeated_skips_alert
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.orchestration.alert_resource import AlertResource
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
     alert_destinations,
@@ -17,7 +17,7 @@ from reminders_pipeline.orchestration.sensors.common import (
 
 
 def check_repeated_skips(
-    reminders_db: RemindersDatabaseResource,
+    reads: SensorReads,
     alerts: AlertResource,
     cursor: str | None,
     threshold: int,
@@ -26,9 +26,7 @@ def check_repeated_skips(
     """Alert once per streak of `threshold` or more skipped runs, newest rows first."""
     problems: list[str] = []
     limit = max(threshold, 50)
-    rows = attempt(
-        "reading reminder_runs", lambda: reminders_db.runlog().recent(limit=limit), problems
-    )
+    rows = attempt("reading reminder_runs", lambda: reads.latest_runs(limit), problems)
     if rows is None:
         return Checked([], problems, cursor)
     streak = []
@@ -40,7 +38,10 @@ def check_repeated_skips(
         return Checked([], problems, "")  # the streak is broken: a new one alerts again
     first = streak[-1]
     streak_id = str(first["id"])
-    if cursor == streak_id:
+    # A streak longer than the rows read began before them: its first row, the one
+    # alerted on, is older than any row read, and every new skip moves the window.
+    longer = len(streak) == limit and (cursor or "").isdigit() and int(cursor) < first["id"]
+    if cursor == streak_id or longer:
         seen = f"{limit} or more" if len(streak) == limit else str(len(streak))
         return Checked(
             [],
@@ -51,7 +52,7 @@ def check_repeated_skips(
                 f" (latest: reminder_runs {streak[0]['id']})"
             ],
         )
-    holder = attempt("reading the lock holder", reminders_db.lock_holder, problems)
+    holder = attempt("reading the lock holder", reads.lock_holder, problems)
     latest = streak[0]
     recorded = None
     if latest["blocked_by_pid"] is not None:
@@ -72,10 +73,10 @@ def check_repeated_skips(
 
 
 def _evaluate(
-    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
     threshold = settings.SKIP_ALERT_AFTER.get()
-    checked = check_repeated_skips(reminders_db, alerts, context.cursor, threshold, context.log)
+    checked = check_repeated_skips(reads, alerts, context.cursor, threshold, context.log)
     return checked.saying(f"no streak of {threshold} skipped runs")
 
 

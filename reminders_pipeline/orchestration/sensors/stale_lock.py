@@ -10,9 +10,9 @@ from dagster import DagsterInstance, SensorEvaluationContext
 
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import now_utc, stale_lock_alert
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX, LockHolder
 from reminders_pipeline.orchestration.alert_resource import AlertResource
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
     alert_destinations,
@@ -21,9 +21,7 @@ from reminders_pipeline.orchestration.sensors.common import (
 )
 
 
-def stale_reason(
-    instance: DagsterInstance, reminders_db: RemindersDatabaseResource, holder: LockHolder
-) -> str | None:
+def stale_reason(instance: DagsterInstance, reads: SensorReads, holder: LockHolder) -> str | None:
     """Why the holder's run is not in progress, or None when it is (or may be)."""
     # The grace counts from the holder's last state change, not its session start: a
     # long-open session that has just taken the lock is as young as a starting run.
@@ -39,15 +37,14 @@ def stale_reason(
             return f"its Dagster run is {run.status.value}" if run.is_finished else None
     # Unknown to this Dagster instance: a live run elsewhere (the CLI with another
     # DAGSTER_HOME) still has its 'running' row written by this very session.
-    rows = reminders_db.runlog().for_dagster_run(holder.run_id) if holder.run_id else []
+    rows = reads.runs_of(holder.run_id) if holder.run_id else []
     if any(r["status"] == "running" for r in rows):
         return None
     if holder.run_id is not None:
         state = f"its run is {rows[0]['status']} in reminder_runs" if rows else "no run record"
         return f"run {holder.run_id} is unknown to Dagster ({state})"
     if (holder.application_name or "").startswith(APPLICATION_PREFIX):
-        running = reminders_db.runlog().recent(limit=20, status="running")
-        if any(r["lock_backend_pid"] == holder.pid for r in running):
+        if any(r["lock_backend_pid"] == holder.pid for r in reads.running_started_before(0)):
             return None
         return "a reminders session without a run id and without a 'running' row"
     return f"not a reminders run at all (application_name {holder.application_name!r})"
@@ -55,26 +52,24 @@ def stale_reason(
 
 def check_stale_lock(
     instance: DagsterInstance,
-    reminders_db: RemindersDatabaseResource,
+    reads: SensorReads,
     alerts: AlertResource,
     cursor: str | None,
     logger: Any = None,
 ) -> Checked:
     problems: list[str] = []
-    holder = attempt("reading the lock holder", reminders_db.lock_holder, problems)
+    holder = attempt("reading the lock holder", reads.lock_holder, problems)
     if holder is None:
         return Checked([], problems, ("" if not problems else cursor))
     key = f"{holder.pid}@{holder.since.isoformat() if holder.since else '?'}"
     if key == cursor:
         # The very session alerted on still holds the lock: it is still stale.
         return Checked([], problems, cursor, [f"stale lock held by {holder.describe()}"])
-    why = attempt(
-        "judging the lock holder", lambda: stale_reason(instance, reminders_db, holder), []
-    )
+    why = attempt("judging the lock holder", lambda: stale_reason(instance, reads, holder), [])
     if why is None:
         return Checked([], problems, cursor)
     # The run may have just let go; alert only if the very same session still holds it.
-    again = attempt("reading the lock holder", reminders_db.lock_holder, problems)
+    again = attempt("reading the lock holder", reads.lock_holder, problems)
     if again is None or (again.pid, again.since) != (holder.pid, holder.since):
         return Checked([], problems, cursor)
     link = alerts.run_url(holder.run_id) if holder.run_id else None
@@ -83,9 +78,9 @@ def check_stale_lock(
 
 
 def _evaluate(
-    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
-    checked = check_stale_lock(context.instance, reminders_db, alerts, context.cursor, context.log)
+    checked = check_stale_lock(context.instance, reads, alerts, context.cursor, context.log)
     return checked.saying("the run lock is free or held by a run in progress")
 
 

@@ -20,16 +20,15 @@ from dagster import (
 )
 
 from reminders_pipeline import settings
-from reminders_pipeline.alerts.messages import now_utc, zombie_alert
+from reminders_pipeline.alerts.messages import elapsed_for, now_utc, zombie_alert
+from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.core.zombies import (
     RunSeen,
     find_zombies,
-    live_run_ids,
     zombie_failure_message,
 )
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.jobs import reminders_job
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.orchestration.sensors.common import (
     ZOMBIE_TAG,
     Checked,
@@ -69,7 +68,7 @@ def _run_seen(instance: DagsterInstance, record: Any) -> RunSeen:
 
 def check_zombie_runs(
     instance: DagsterInstance,
-    reminders_db: RemindersDatabaseResource,
+    reads: SensorReads,
     alerts: AlertResource,
     cursor: str | None,
     grace: timedelta,
@@ -89,11 +88,7 @@ def check_zombie_runs(
     if not records:
         return Checked([], problems, json.dumps({"missing": {}}))
     # Without the heartbeat there is no verdict: keep the cursor as it was.
-    live = attempt(
-        "reading the reminders sessions",
-        lambda: live_run_ids(reminders_db.resolved_database_url()),
-        problems,
-    )
+    live = attempt("reading the reminders sessions", reads.live_run_ids, problems)
     if live is None:
         return Checked([], problems, cursor)
     now = now_utc()
@@ -117,7 +112,8 @@ def check_zombie_runs(
             verdict.missing_since[run_id] = zombie.missing_since  # try again next time
             continue
         alerts.send(zombie_alert(zombie, now, grace, alerts.run_url(run_id)), logger=logger)
-        fired.append(f"run {run_id} had no session for {zombie.missing_for(now)}: marked failed")
+        missing_for = elapsed_for(zombie.missing_for(now), grace)
+        fired.append(f"run {run_id} had no session for {missing_for}: marked failed")
     new_cursor = {run_id: ts.isoformat() for run_id, ts in verdict.missing_since.items()}
     return Checked(fired, problems, json.dumps({"missing": new_cursor}))
 
@@ -131,13 +127,13 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _evaluate(
-    context: SensorEvaluationContext, reminders_db: RemindersDatabaseResource, alerts: AlertResource
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
     if not settings.ZOMBIE_SENSOR.get():
         return Checked([], [], None, quiet="off: REMINDERS_ZOMBIE_SENSOR=off")
     checked = check_zombie_runs(
         context.instance,
-        reminders_db,
+        reads,
         alerts,
         context.cursor,
         timedelta(seconds=settings.ZOMBIE_GRACE_S.get()),
