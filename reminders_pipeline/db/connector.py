@@ -204,9 +204,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def _open(self, autocommit: bool) -> Session:
+        return connect(self.url, autocommit=autocommit)
+
     @contextmanager
     def connection(self, *, autocommit: bool = False) -> Iterator[Session]:
-        session = connect(self.url, autocommit=autocommit)
+        session = self._open(autocommit)
         try:
             with committed(session, autocommit=autocommit):
                 yield session

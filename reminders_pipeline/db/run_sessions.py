@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from reminders_pipeline.db.connector import Database, Session, committed, connect
+from reminders_pipeline.db.connector import Database, Session, connect
 from reminders_pipeline.settings.liveness import LivenessSettings
 
 log = logging.getLogger(__name__)
@@ -261,14 +261,8 @@ class RunDatabase(Database):
         super().__init__(sessions.url)
         self.sessions = sessions
 
-    @contextmanager
-    def connection(self, *, autocommit: bool = False) -> Iterator[Session]:
-        session = self.sessions.connect(autocommit=autocommit)
-        try:
-            with committed(session, autocommit=autocommit):
-                yield session
-        finally:
-            session.close()
+    def _open(self, autocommit: bool) -> Session:
+        return self.sessions.connect(autocommit=autocommit)
 
 
 @contextmanager

@@ -25,14 +25,13 @@ import pytest
 from tests.helpers.blackhole_proxy import BlackHoleProxy
 from tests.helpers.runs import (
     assert_notifications_are_exactly,
-    backends_waiting_on,
     expected_due_set,
     lock_holder,
     run_rows,
     seed_assignments,
     today,
     wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -69,12 +68,7 @@ def test_a_black_holed_run_frees_the_lock_and_stops_by_itself(
                 "REMINDERS_RUN_RECORD_RETRY_S": str(RECORD_RETRY_S),
             },
         )
-        wait_for_run_holding_lock(db_url, run)
-        wait_for(
-            lambda: backends_waiting_on(db_url, "notifications"),
-            timeout=60,
-            what="the run's INSERT to wait behind the gate",
-        )
+        wait_for_run_at_the_gate(db_url, run)
         [first_row] = run_rows(db)
 
         px.black_hole(direction)
@@ -136,12 +130,7 @@ def test_a_signal_stops_a_black_holed_run_without_the_hung_path(
                 "REMINDERS_RUN_RECORD_RETRY_S": "5",
             },
         )
-        wait_for_run_holding_lock(db_url, run)
-        wait_for(
-            lambda: backends_waiting_on(db_url, "notifications"),
-            timeout=60,
-            what="the run's INSERT to wait behind the gate",
-        )
+        wait_for_run_at_the_gate(db_url, run)
         [first_row] = run_rows(db)
         px.black_hole("both")
         sent = time.monotonic()

@@ -19,7 +19,6 @@ from tests.helpers.runs import (
     assert_notifications_are_exactly,
     assert_settled,
     assert_skipped_rows_name_a_holder,
-    backends_waiting_on,
     expected_due_set,
     expected_due_set_in_python,
     lock_holder,
@@ -28,8 +27,7 @@ from tests.helpers.runs import (
     seed_assignments,
     today,
     trials_from_env,
-    wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -39,12 +37,7 @@ def _start_first_run_and_hold_it(reminders_cli, notifications_gate, db_url, as_o
     """Start a run, let it take the lock, and keep it waiting in dispatch."""
     gate = notifications_gate()
     first = reminders_cli.start("run", "--json", "--as-of", as_of.isoformat())
-    holder = wait_for_run_holding_lock(db_url, first)
-    wait_for(
-        lambda: backends_waiting_on(db_url, "notifications"),
-        timeout=60,
-        what="the first run to reach dispatch",
-    )
+    holder, _ = wait_for_run_at_the_gate(db_url, first)
     return gate, first, holder
 
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import signal
 
-import psycopg
 import pytest
 
-from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from tests.helpers.runs import (
     assert_notifications_are_exactly,
-    backends_waiting_on,
     expected_due_set,
+    hold_one_reminder,
     lock_holder,
     notification_keys,
     run_rows,
     seed_assignments,
     today,
     wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -31,27 +29,13 @@ def test_killed_run_leaves_no_lock_and_next_run_marks_it_abandoned(reminders_cli
     as_of = today()
     seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
     expected = expected_due_set(db, as_of)
-    # Hold one reminder about two thirds of the way through: a second session
-    # inserts its natural key and does not commit, so the run commits the batches
-    # before it and then waits on that row, in the middle of dispatch.
-    blocker_key = sorted(expected)[len(expected) * 2 // 3]
-    blocker = psycopg.connect(db_url)
+    # The run commits the batches before the held reminder, then waits in dispatch.
+    blocker = hold_one_reminder(db_url, expected)
     try:
-        blocker.execute(
-            "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on, "
-            "silence_started_on, sequence) "
-            "SELECT id, mentor_id, %s, %s, last_contact_date, %s FROM assignments WHERE id = %s",
-            (FOLLOW_UP_REMINDER, blocker_key[2], blocker_key[3], blocker_key[0]),
-        )
         victim = reminders_cli.start(
             "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_BATCH_SIZE": "2000"}
         )
-        holder = wait_for_run_holding_lock(db_url, victim)
-        wait_for(
-            lambda: backends_waiting_on(db_url, "notifications"),
-            timeout=90,
-            what="the run to reach the held reminder",
-        )
+        holder, _ = wait_for_run_at_the_gate(db_url, victim)
         committed = len(notification_keys(db))
         [running] = run_rows(db)
         assert running["status"] == "running"

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
@@ -23,34 +22,13 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.orchestration.jobs import reminders_job
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_dev import DAGSTER_BIN, REPO, RUN_TIMEOUT_S, Dagster
-from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+from tests.helpers.data import D1, D2, D3, notifications, runs, seed_three_days
 from tests.helpers.locks import run_lock_holder
 from tests.helpers.runs import NotificationsGate, wait_for
 
 # Dagster processes start CPU-bound and these tests bound their waits: under xdist
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
 pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
-
-# Three backfill days and assignments whose reminders differ from day to day.
-D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
-
-
-def seed(db: Database) -> set[tuple[int, str, date, int]]:
-    """Assignments for the three days; returns the reminders those days must create."""
-    mentor = add_mentor(db)
-    a = add_assignment(db, mentor, D1 - timedelta(days=10))  # due D1 (#1)
-    b = add_assignment(db, mentor, D2 - timedelta(days=10))  # due D2 (#1)
-    c = add_assignment(db, mentor, D1 - timedelta(days=1), interval_days=1)  # #1..#3 D1..D3
-    add_assignment(db, mentor, D3)  # contact on D3: never due
-    add_assignment(db, mentor, D1 - timedelta(days=30), status="paused")
-    kind = "follow_up_reminder"
-    return {
-        (a, kind, D1, 1),
-        (b, kind, D2, 1),
-        (c, kind, D1, 1),
-        (c, kind, D2, 2),
-        (c, kind, D3, 3),
-    }
 
 
 def test_runs_queue_backfill_serially_and_a_killed_worker_frees_the_queue(
@@ -61,7 +39,7 @@ def test_runs_queue_backfill_serially_and_a_killed_worker_frees_the_queue(
     notifications_gate: Callable[[], NotificationsGate],
 ) -> None:
     dagster = dagster_dev
-    due = seed(db)
+    due = seed_three_days(db)
     # 1. Two submissions: one runs, the other waits in the queue, then runs.
     started = time.monotonic()
     gate = notifications_gate()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import application_name_for
 from tests.helpers.dagster_dev import REPO, RUN_TIMEOUT_S, Dagster
-from tests.helpers.data import add_assignment, add_mentor, runs
+from tests.helpers.data import D1, D2, D3, add_assignment, add_mentor, runs
 from tests.helpers.locks import run_lock_holder
 from tests.helpers.runs import NotificationsGate, backends_waiting_on, wait_for
 
@@ -32,7 +32,6 @@ from tests.helpers.runs import NotificationsGate, backends_waiting_on, wait_for
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
 pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
-D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
 # Long enough for a run to start and reach the gate; short enough for a test.
 MAX_RUNTIME_S = 25
 MONITORING_POLL_S = 2

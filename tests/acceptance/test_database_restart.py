@@ -15,13 +15,11 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from tests.helpers.private_pg import private_postgres
 from tests.helpers.runs import (
-    backends_waiting_on,
     lock_holder,
     run_rows,
     seed_assignments,
     today,
-    wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -42,12 +40,7 @@ def test_run_records_failed_once_the_restarted_database_is_back(reminders_cli):
         run = reminders_cli.start(
             "run", "--json", "--as-of", as_of.isoformat(), env={"REMINDERS_DATABASE_URL": url}
         )
-        wait_for_run_holding_lock(url, run)
-        wait_for(
-            lambda: backends_waiting_on(url, "notifications"),
-            timeout=90,
-            what="the run's INSERT to wait behind the gate",
-        )
+        wait_for_run_at_the_gate(url, run)
 
         pg.stop()  # every session ends: the run's lock session and its INSERT with it
         gate.close()

@@ -21,7 +21,7 @@ from tests.helpers.runs import (
     seed_assignments,
     today,
     wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -39,12 +39,7 @@ def test_terminated_lock_session_takes_the_in_flight_batch_with_it(
 
     gate = notifications_gate()
     first = reminders_cli.start(*args)
-    holder = wait_for_run_holding_lock(db_url, first)
-    [waiting] = wait_for(
-        lambda: backends_waiting_on(db_url, "notifications"),
-        timeout=90,
-        what="the first run's INSERT to wait behind the gate",
-    )
+    holder, [waiting] = wait_for_run_at_the_gate(db_url, first)
     # The batch in flight runs on the session that holds the lock.
     assert waiting["pid"] == holder["pid"], (
         f"dispatch runs on backend {waiting['pid']}, the lock is held by {holder['pid']}"
@@ -61,12 +56,7 @@ def test_terminated_lock_session_takes_the_in_flight_batch_with_it(
 
     # A second run takes the lock and reaches the gate too; only its INSERT waits.
     second = reminders_cli.start(*args)
-    second_holder = wait_for_run_holding_lock(db_url, second)
-    [second_waiting] = wait_for(
-        lambda: backends_waiting_on(db_url, "notifications"),
-        timeout=90,
-        what="the second run's INSERT to wait behind the gate",
-    )
+    second_holder, [second_waiting] = wait_for_run_at_the_gate(db_url, second)
     assert second_waiting["pid"] == second_holder["pid"]
     gate.open()
 

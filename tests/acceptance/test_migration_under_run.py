@@ -20,12 +20,11 @@ from reminders_pipeline.db.migrate import APPLICATION_NAME, VERSION_TABLE, head_
 from tests.helpers.locks import migration_session
 from tests.helpers.runs import (
     assert_settled,
-    backends_waiting_on,
     expected_due_set,
     seed_assignments,
     today,
     wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -47,12 +46,7 @@ def test_upgrade_refuses_while_a_run_holds_the_lock(reminders_cli, notifications
 
     gate = notifications_gate()
     run = reminders_cli.start("run", "--json", "--as-of", as_of.isoformat())
-    holder = wait_for_run_holding_lock(db_url, run)
-    wait_for(
-        lambda: backends_waiting_on(db_url, "notifications"),
-        timeout=60,
-        what="the run to reach dispatch",
-    )
+    holder, _ = wait_for_run_at_the_gate(db_url, run)
     _set_revision(db_url, previous)
     try:
         started = time.monotonic()

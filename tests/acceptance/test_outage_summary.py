@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
 
-from reminders_pipeline.core.dispatch import FOLLOW_UP_REMINDER
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from tests.helpers.private_pg import private_postgres
 from tests.helpers.runs import (
     assert_notifications_are_exactly,
-    backends_waiting_on,
     expected_due_set,
+    hold_one_reminder,
     notification_keys,
     run_rows,
     seed_assignments,
     today,
-    wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -47,14 +44,7 @@ def test_summary_after_a_long_outage_reports_what_was_committed(reminders_cli):
         as_of = today()
         seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
         expected = expected_due_set(db, as_of)
-        blocker_key = sorted(expected)[len(expected) * 2 // 3]
-        blocker = psycopg.connect(url)
-        blocker.execute(
-            "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on, "
-            "silence_started_on, sequence) "
-            "SELECT id, mentor_id, %s, %s, last_contact_date, %s FROM assignments WHERE id = %s",
-            (FOLLOW_UP_REMINDER, blocker_key[2], blocker_key[3], blocker_key[0]),
-        )
+        blocker = hold_one_reminder(url, expected)
         run = reminders_cli.start(
             "run",
             "--json",
@@ -66,12 +56,7 @@ def test_summary_after_a_long_outage_reports_what_was_committed(reminders_cli):
                 "REMINDERS_RUN_RECORD_RETRY_S": str(RECORD_RETRY_S),
             },
         )
-        wait_for_run_holding_lock(url, run)
-        wait_for(
-            lambda: backends_waiting_on(url, "notifications"),
-            timeout=90,
-            what="the run to reach the held reminder",
-        )
+        wait_for_run_at_the_gate(url, run)
         committed = len(notification_keys(db))
         [running] = run_rows(db)
         assert 0 < committed < len(expected), committed

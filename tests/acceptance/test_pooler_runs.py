@@ -7,43 +7,28 @@ pg_stat_activity, the run log) is made on a direct connection.
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
 from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from tests.helpers.pgbouncer import running_pgbouncer
 from tests.helpers.runs import (
+    advisory_locks,
     assert_no_overlapping_windows,
     assert_notifications_are_exactly,
     assert_skipped_rows_name_a_holder,
-    backends_waiting_on,
     expected_due_set,
     lock_holder,
     notification_keys,
     run_rows,
     seed_assignments,
     today,
-    wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 # The session-pool check reads its server connection's transaction count, which
 # other databases' catalog churn moves (test_pooler.py makes some): under xdist
 # (.ci/run) the pooler tests share one worker.
 pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("pooler")]
-
-
-def advisory_locks(db_url: str) -> list[tuple]:
-    """Every advisory lock in the test's database, on any server connection, but the
-    dispatch batches' (db/lock_keys.py)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        return conn.execute(
-            "SELECT pid, classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            # A dispatch batch's transaction-level lock lives only during the batch.
-            "AND (classid, objid) IS DISTINCT FROM (%s::bigint::oid, %s::bigint::oid)",
-            DISPATCH_LOCK,
-        ).fetchall()
 
 
 def test_a_run_through_a_transaction_pooler_is_refused_and_leaves_nothing(
@@ -62,7 +47,7 @@ def test_a_run_through_a_transaction_pooler_is_refused_and_leaves_nothing(
         assert "transaction or statement mode" in said, refused.describe()
         assert "session-mode pooler" in said and "direct connection" in said
         # PgBouncer still keeps its server connections open: none of them holds a lock.
-        assert advisory_locks(db_url) == []
+        assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
         assert lock_holder(db_url) is None
 
     # The refusal is in the run log, and no work was done.
@@ -88,18 +73,15 @@ def test_runs_through_a_session_pooler_take_turns_and_record_the_server_pid(
         pooled = {"REMINDERS_DATABASE_URL": bouncer.url(db_url)}
         gate = notifications_gate()
         first = reminders_cli.start("run", "--json", "--as-of", as_of.isoformat(), env=pooled)
-        holder = wait_for_run_holding_lock(db_url, first)
-        wait_for(
-            lambda: backends_waiting_on(db_url, "notifications"),
-            timeout=60,
-            what="the first run to reach dispatch",
-        )
+        holder, _ = wait_for_run_at_the_gate(db_url, first)
         # While it runs, the run log names the session pg_locks shows, not the
         # number PgBouncer made up for its client.
         running = [r for r in run_rows(db) if r["status"] == "running"]
         assert len(running) == 1
         assert running[0]["lock_backend_pid"] == holder["pid"]
-        assert [row[0] for row in advisory_locks(db_url)] == [holder["pid"]]
+        assert [row["pid"] for row in advisory_locks(db_url, excluding=DISPATCH_LOCK)] == [
+            holder["pid"]
+        ]
 
         others = [
             reminders_cli.start("run", "--json", "--as-of", as_of.isoformat(), env=pooled)
@@ -116,7 +98,7 @@ def test_runs_through_a_session_pooler_take_turns_and_record_the_server_pid(
             assert other.returncode == 0, other.describe()
             assert other.json()["status"] == "skipped", other.describe()
             assert other.json()["blocked_by"]["pid"] == holder["pid"]
-        assert advisory_locks(db_url) == []
+        assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
 
     rows = run_rows(db)
     assert sorted(r["status"] for r in rows) == ["skipped"] * 3 + ["success"]

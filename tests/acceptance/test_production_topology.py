@@ -23,15 +23,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 from dagster_graphql import DagsterGraphQLClient
@@ -39,7 +37,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.orchestration.jobs import reminders_job
-from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+from tests.helpers.dagster_storage import drop_database, postgres_storage_home
+from tests.helpers.data import D1, D2, D3, notifications, runs, seed_three_days
 from tests.helpers.ports import free_port
 from tests.helpers.runs import NotificationsGate, lock_holder, wait_for
 
@@ -56,7 +55,6 @@ RUN_TIMEOUT_S = 120
 OUTAGE_RECOVERY_TIMEOUT_S = 150
 POLL_S = 0.5
 LOCATION = "reminders_pipeline"
-D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 RETRY_MESSAGE = "Run dequeue failed to reach the user code server, re-submitting the run"
 
@@ -255,33 +253,6 @@ class Deployment:
         ]
 
 
-def storage_database(pg_server_url: str, prefix: str) -> tuple[str, dict[str, str], dict]:
-    """A fresh database for Dagster's storage: its name, DAGSTER_PG_* and the instance file."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(pg_server_url)
-    host = str(params.get("host") or "127.0.0.1")
-    config = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text())
-    if host.startswith("/"):
-        # The embedded server listens on a unix socket: libpq takes its folder as `host`.
-        config["storage"]["postgres"]["postgres_db"]["params"] = {"host": host}
-        host = "localhost"
-    env = {
-        "DAGSTER_PG_HOST": host,
-        "DAGSTER_PG_PORT": str(params.get("port") or 5432),
-        "DAGSTER_PG_DB": name,
-        "DAGSTER_PG_USERNAME": str(params.get("user") or "postgres"),
-        "DAGSTER_PG_PASSWORD": str(params.get("password") or ""),
-    }
-    return name, env, config
-
-
-def drop_database(pg_server_url: str, name: str) -> None:
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def deployment(
     pg_server_url: str,
@@ -289,10 +260,8 @@ def deployment(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Deployment]:
-    name, pg_env, config = storage_database(pg_server_url, "dagster_prod")
     home = tmp_path / "dagster_home"  # docs: mkdir -p, then cp
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    name, pg_env = postgres_storage_home(pg_server_url, "dagster_prod", home)
     code_port, web_port = free_port(), free_port()
     # Each process gets what docs/operations.md lists for it, and nothing more: only the
     # code server (which runs the sensors, the schedule and the runs) sees the
@@ -370,10 +339,8 @@ def second_deployment_home(
     pg_server_url: str, tmp_path: Path
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """Another Dagster instance, on storage of its own, for the same reminders database."""
-    name, pg_env, config = storage_database(pg_server_url, "dagster_other")
     home = tmp_path / "other_dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    name, pg_env = postgres_storage_home(pg_server_url, "dagster_other", home)
     try:
         yield (
             home,
@@ -385,24 +352,6 @@ def second_deployment_home(
         )
     finally:
         drop_database(pg_server_url, name)
-
-
-def seed(db: Database) -> set[tuple[int, str, date, int]]:
-    """Assignments for the three days; returns the reminders those days must create."""
-    mentor = add_mentor(db)
-    a = add_assignment(db, mentor, D1 - timedelta(days=10))  # due D1 (#1)
-    b = add_assignment(db, mentor, D2 - timedelta(days=10))  # due D2 (#1)
-    c = add_assignment(db, mentor, D1 - timedelta(days=1), interval_days=1)  # #1..#3 D1..D3
-    add_assignment(db, mentor, D3)  # contact on D3: never due
-    add_assignment(db, mentor, D1 - timedelta(days=30), status="paused")
-    kind = "follow_up_reminder"
-    return {
-        (a, kind, D1, 1),
-        (b, kind, D2, 1),
-        (c, kind, D1, 1),
-        (c, kind, D2, 2),
-        (c, kind, D3, 3),
-    }
 
 
 def holder_run_id(url: str) -> str | None:
@@ -461,7 +410,7 @@ def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_l
     connection_peaks: ConnectionPeaks,
 ) -> None:
     dep = deployment
-    due = seed(db)
+    due = seed_three_days(db)
     figures: list[str] = []
 
     def figure(label: str, run_id: str, launched_at: float) -> None:

@@ -23,7 +23,7 @@ from tests.helpers.runs import (
     seed_assignments,
     today,
     wait_for,
-    wait_for_run_holding_lock,
+    wait_for_run_at_the_gate,
 )
 
 pytestmark = pytest.mark.acceptance
@@ -55,12 +55,7 @@ def test_signal_cancels_the_statement_on_the_server_records_failed_and_exits(
     seed_assignments(db, ASSIGNMENTS, 0.3, as_of)
     notifications_gate()
     run = reminders_cli.start("run", "--json", "--as-of", as_of.isoformat())
-    wait_for_run_holding_lock(db_url, run)
-    wait_for(
-        lambda: backends_waiting_on(db_url, "notifications"),
-        timeout=90,
-        what="the run's INSERT to wait behind the gate",
-    )
+    wait_for_run_at_the_gate(db_url, run)
 
     sent = time.monotonic()
     run.popen.send_signal(sig)

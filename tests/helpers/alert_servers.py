@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.helpers.http_server import LoopbackHTTPServer
 from tests.helpers.ports import free_port
 
 
@@ -22,7 +22,7 @@ class Received:
     body: Any
 
 
-class WebhookServer:
+class WebhookServer(LoopbackHTTPServer):
     """Records every POST; answers the first `fail_first` requests (or all, with
     fail_always) with `fail_status` instead."""
 
@@ -53,20 +53,10 @@ class WebhookServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def __enter__(self) -> WebhookServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        return f"http://127.0.0.1:{self.port}{path}"
 
 
 @dataclass

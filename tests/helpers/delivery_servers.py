@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402,I001
+from http.server import BaseHTTPRequestHandler  # noqa: E402,I001
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.helpers.alert_servers import _Collector
+from tests.helpers.http_server import LoopbackHTTPServer
 from tests.helpers.ports import free_port
 
 # A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
@@ -41,7 +42,7 @@ def verify(secret: str, headers: Any, body: bytes) -> bool:
     return True
 
 
-class ReminderReceiver:
+class ReminderReceiver(LoopbackHTTPServer):
     """An HTTP server on a free loopback port that refuses bad signatures (401)."""
 
     def __init__(
@@ -105,22 +106,14 @@ class ReminderReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/reminders"
-
-    def __enter__(self) -> ReminderReceiver:
-        self.thread.start()
-        return self
+        return f"http://127.0.0.1:{self.port}/reminders"
 
     def __exit__(self, *exc: object) -> None:
-        self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self.released.set()  # a hanging answer ends first
+        super().__exit__(*exc)
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:

@@ -35,7 +35,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.lock_keys import LOCK_KEY
+from reminders_pipeline.db.lock_keys import LOCK_KEY, LockKey
 from reminders_pipeline.db.seed import seed
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.due_rule import reminder_due_on
@@ -253,6 +253,22 @@ def wait_for_run_holding_lock(url: str, child: Child, timeout: float = 60) -> di
     return wait_for(probe, timeout=timeout, what="a reminders run to hold the run lock")
 
 
+def wait_for_run_at_the_gate(
+    url: str, child: Child, timeout: float = 90
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Wait until the child's run holds the lock and its dispatch INSERT waits behind a
+    closed gate (a NotificationsGate, or an uncommitted row with the run's next key);
+    the lock's holder and the sessions waiting."""
+    holder = wait_for_run_holding_lock(url, child, timeout)
+
+    def probe() -> list[dict[str, Any]]:
+        if not child.alive():
+            pytest.fail(f"the run exited before the gate:\n{child.finished().describe()}")
+        return backends_waiting_on(url, "notifications")
+
+    return holder, wait_for(probe, timeout=timeout, what="the run's INSERT to wait at the gate")
+
+
 def backends_waiting_on(url: str, relation: str) -> list[dict[str, Any]]:
     """Sessions waiting for a lock on `relation` (table or its rows): blocked runs."""
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
@@ -285,6 +301,21 @@ class NotificationsGate:
         if not self.conn.closed:
             self.conn.rollback()
             self.conn.close()
+
+
+def hold_one_reminder(url: str, expected: set[Key]) -> psycopg.Connection:
+    """A session that inserts, and does not commit, the reminder two thirds of the way
+    through `expected`: a run commits the batches before it, then its dispatch waits on
+    that row until the session rolls back or ends."""
+    assignment, kind, due_on, sequence = sorted(expected)[len(expected) * 2 // 3]
+    conn = psycopg.connect(url)
+    conn.execute(
+        "INSERT INTO notifications (assignment_id, mentor_id, kind, due_on, "
+        "silence_started_on, sequence) "
+        "SELECT id, mentor_id, %s, %s, last_contact_date, %s FROM assignments WHERE id = %s",
+        (kind, due_on, sequence, assignment),
+    )
+    return conn
 
 
 # ------------------------------------------------------------------ data and invariants
@@ -454,9 +485,11 @@ def client_sessions(url: str, exclude: tuple[int, ...] = ()) -> list[dict[str, A
         ).fetchall()
 
 
-def advisory_locks(url: str) -> list[dict[str, Any]]:
+def advisory_locks(url: str, excluding: LockKey | None = None) -> list[dict[str, Any]]:
     """Every advisory lock, held or awaited, on this database (the run lock, the
-    migration lock, or any other key)."""
+    migration lock, or any other key) but `excluding`'s, on any server connection
+    (excluding=DISPATCH_LOCK: a dispatch batch's transaction-level lock lives only
+    during the batch)."""
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         return conn.execute(
             """
@@ -464,7 +497,9 @@ def advisory_locks(url: str) -> list[dict[str, Any]]:
             FROM pg_locks
             WHERE locktype = 'advisory'
               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """
+              AND (classid, objid) IS DISTINCT FROM (%s::bigint::oid, %s::bigint::oid)
+            """,
+            excluding or (None, None),
         ).fetchall()
 
 

@@ -4,43 +4,26 @@ contacts login (or any other) can no longer take the run lock."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
-from psycopg.conninfo import make_conninfo
 
 import reminders_pipeline.db as db_package
 from reminders_pipeline.admin.app import create_app
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from tests.helpers.admin_api import SETTINGS, TODAY, bearer, make_assignment, make_tokens
+from tests.helpers.logins import as_login
 
 HARDENING = Path(db_package.__file__).with_name("hardening_advisory_locks.sql")
-ROLES = ("reminders_job", "reminders_admin_api", "reminders_contacts", "reminders_owner")
 TAKE_RUN_LOCK = (
     "SELECT pg_advisory_lock(%s, %s)",
     "SELECT pg_try_advisory_lock(%s, %s)",
     "SELECT pg_try_advisory_xact_lock(%s, %s)",
     "SELECT pg_advisory_xact_lock(%s, %s)",
 )
-
-
-@pytest.fixture
-def logins(db_url: str) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    made = {role: f"{role}_h{suffix}" for role in ROLES}
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for role, login in made.items():
-            conn.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE {role}')
-    yield made
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for login in made.values():
-            conn.execute(f'DROP ROLE IF EXISTS "{login}"')
 
 
 def _harden(db_url: str) -> None:
@@ -59,26 +42,19 @@ def _can_take_run_lock(url: str, sql: str) -> bool:
 
 def test_before_the_hardening_any_login_takes_the_run_lock(db_url, logins):
     """What the hardening is for (and proof that the test below can fail)."""
-    contacts = make_conninfo(db_url, user=logins["reminders_contacts"])
+    contacts = as_login(db_url, logins["reminders_contacts"])
     assert _can_take_run_lock(contacts, "SELECT pg_try_advisory_lock(%s, %s)")
 
 
-def test_after_the_hardening_only_the_projects_roles_take_their_locks(db_url, db, logins):
+def test_after_the_hardening_only_the_projects_roles_take_their_locks(db_url, db, logins, login):
     _harden(db_url)
     _harden(db_url)  # a second run changes nothing
-    as_role = {role: make_conninfo(db_url, user=login) for role, login in logins.items()}
+    as_role = {role: as_login(db_url, name) for role, name in logins.items()}
 
     # The contacts role, and a login in no role, take no advisory lock at all.
-    stranger = f"reminders_none_h{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{stranger}" LOGIN')
-    try:
-        for url in (as_role["reminders_contacts"], make_conninfo(db_url, user=stranger)):
-            for sql in TAKE_RUN_LOCK:
-                assert not _can_take_run_lock(url, sql), sql
-    finally:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(f'DROP ROLE "{stranger}"')
+    for url in (as_role["reminders_contacts"], as_login(db_url, login(None))):
+        for sql in TAKE_RUN_LOCK:
+            assert not _can_take_run_lock(url, sql), sql
 
     # The job runs (run lock, dispatch lock), as its role.
     assignment = make_assignment(db)

@@ -4,7 +4,6 @@ configured by the shipped dagster.postgres.yaml (and its psycopg2 scheme)."""
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,17 +13,17 @@ import pytest
 import yaml
 from dagster import DagsterInstance, ReexecutionOptions, execute_job, reconstructable
 from dagster._core.instance.ref import InstanceRef
-from psycopg.conninfo import conninfo_to_dict
 
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.url import with_database
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
-from tests.helpers.data import add_assignment, add_mentor, notifications, runs
+from tests.helpers.dagster_storage import drop_database, postgres_storage_home
+from tests.helpers.data import D1, D2, D3, add_assignment, add_mentor, notifications, runs
 from tests.helpers.locks import lock_free
 
 REPO = Path(__file__).resolve().parents[2]
-DAYS = [date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)]
+DAYS = [D1, D2, D3]
 
 
 @pytest.fixture
@@ -32,26 +31,10 @@ def postgres_instance(
     pg_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reminders_env: dict
 ) -> Iterator[tuple[DagsterInstance, str]]:
     """A Dagster instance whose storage is a fresh database on the test server."""
-    name = f"dagster_storage_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(pg_server_url)
-    host = str(params.get("host") or "127.0.0.1")
-    config = yaml.safe_load((REPO / "dagster.postgres.yaml").read_text())
-    if host.startswith("/"):
-        # The embedded server listens on a unix socket: libpq takes its folder as `host`,
-        # which the URL's hostname cannot carry; the params are passed through as is.
-        config["storage"]["postgres"]["postgres_db"]["params"] = {"host": host}
-        host = "localhost"
     home = tmp_path / "dagster_pg_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    name, pg_env = postgres_storage_home(pg_server_url, "dagster_storage", home)
     for var, value in {
-        "DAGSTER_PG_HOST": host,
-        "DAGSTER_PG_PORT": str(params.get("port") or 5432),
-        "DAGSTER_PG_DB": name,
-        "DAGSTER_PG_USERNAME": str(params.get("user") or "postgres"),
-        "DAGSTER_PG_PASSWORD": str(params.get("password") or ""),
+        **pg_env,
         "DAGSTER_HOME": str(home),
         "DAGSTER_COMPUTE_LOGS_DIR": str(tmp_path / "compute_logs"),
     }.items():
@@ -61,8 +44,7 @@ def postgres_instance(
         yield instance, with_database(pg_server_url, name)
     finally:
         instance.dispose()
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(pg_server_url, name)
 
 
 def launch(instance: DagsterInstance, day: date):  # noqa: ANN201 (ExecuteJobResult)

@@ -7,48 +7,20 @@ catalog afterwards: the attacker is no superuser, whatever ran in its trap."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from reminders_pipeline.contacts.activities import ContactRegistrationService
 from reminders_pipeline.db.connector import Database
 from tests.helpers.admin_api import SETTINGS, TODAY, make_assignment, make_tokens
 from tests.helpers.data import db_rows
+from tests.helpers.logins import as_login
 
 OWNER = "reminders_owner"
 API = "reminders_admin_api"
 CONTACTS = "reminders_contacts"
 DEFINER = "reminders_definer"
 SENT_SINCE = "public.reminders_sent_since(bigint, date)"
-
-
-@pytest.fixture
-def login(db_url: str) -> Iterator[Callable[[str | None], str]]:
-    """make(role) -> a new LOGIN that is a member of `role` (None: of no role)."""
-    made: list[str] = []
-
-    def make(role: str | None) -> str:
-        name = f"reminders_att_t{uuid.uuid4().hex[:8]}"
-        member = f" IN ROLE {role}" if role else ""
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(f'CREATE ROLE "{name}" LOGIN{member}')
-        made.append(name)
-        return name
-
-    yield make
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for name in made:
-            # What the attacker made lives in this test's database only.
-            conn.execute(f'DROP OWNED BY "{name}"')
-            conn.execute(f'DROP ROLE IF EXISTS "{name}"')
-
-
-def as_login(url: str, name: str) -> str:
-    return make_conninfo(url, user=name)
 
 
 def is_superuser(url: str, name: str) -> bool:

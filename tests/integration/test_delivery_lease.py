@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from reminders_pipeline.contacts.activities import ContactRegistrationService
@@ -17,10 +17,11 @@ from reminders_pipeline.delivery.webhook import WebhookSender
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import db_rows
 from tests.helpers.delivery_servers import SECRET, ReminderReceiver
+from tests.helpers.http_server import LoopbackHTTPServer
 from tests.helpers.outbox import AS_OF, deliveries, due_reminders, make_deliverer
 
 
-class AnsweringServer:
+class AnsweringServer(LoopbackHTTPServer):
     """A loopback HTTP server whose answer a test writes itself (raw bytes, pacing)."""
 
     def __init__(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
@@ -38,21 +39,10 @@ class AnsweringServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/reminders"
-
-    def __enter__(self) -> AnsweringServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        return f"http://127.0.0.1:{self.port}/reminders"
 
 
 def _webhook(url: str) -> dict[str, WebhookSender]:

@@ -19,7 +19,7 @@ from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
 from reminders_pipeline.errors import UnsupportedPooler
 from tests.helpers.locks import lock_free
 from tests.helpers.pgbouncer import running_pgbouncer
-from tests.helpers.runs import wait_for
+from tests.helpers.runs import advisory_locks, wait_for
 
 # The session-pool check reads its server connection's transaction count, which
 # other databases' catalog churn moves (test_pooler.py makes some): under xdist
@@ -29,19 +29,6 @@ pytestmark = pytest.mark.xdist_group("pooler")
 SHARING_MODES = ["transaction", "statement"]
 # Rounds of concurrent lock attempts: small for CI, larger by hand.
 ROUNDS = int(os.environ.get("REMINDERS_TEST_POOLER_ROUNDS", "5"))
-
-
-def advisory_locks(db_url: str) -> list[tuple]:
-    """Every advisory lock held in the test's database, on any server connection, but
-    the dispatch batches' (db/lock_keys.py)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        return conn.execute(
-            "SELECT pid, classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            # A dispatch batch's transaction-level lock lives only during the batch.
-            "AND (classid, objid) IS DISTINCT FROM (%s::bigint::oid, %s::bigint::oid)",
-            DISPATCH_LOCK,
-        ).fetchall()
 
 
 def enter_and_take(url: str, run_id: str) -> str:
@@ -78,7 +65,7 @@ def test_a_pooler_that_shares_server_connections_is_refused_before_the_lock(db_u
         assert "statement mode" in message
         assert "direct connection" in message and "session-mode pooler" in message
         # Nothing was locked, on any server connection the pooler keeps.
-        assert advisory_locks(db_url) == []
+        assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
         assert lock_free(db_url)
 
 
@@ -99,7 +86,7 @@ def test_transaction_mode_is_refused_whatever_server_connection_the_pool_hands_o
         # confirm the binding still fails closed, but the check must see the sharing.
         assert all(r.startswith("refused: ") for r in results), results
         assert any(r in ("refused: shared", "refused: moved") for r in results), results
-        assert advisory_locks(db_url) == []
+        assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
 
 
 def test_transaction_mode_is_refused_while_other_clients_keep_the_pool_busy(db_url):
@@ -125,7 +112,7 @@ def test_transaction_mode_is_refused_while_other_clients_keep_the_pool_busy(db_u
             assert sum(t.result(timeout=30) for t in traffic) > 0
             # ...but the check itself saw the server connection shared or moved.
             assert any(r in ("refused: shared", "refused: moved") for r in outcomes), outcomes
-        assert advisory_locks(db_url) == []
+        assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
 
 
 def test_session_mode_gives_one_lock_and_records_the_server_pid(db_url):
@@ -137,13 +124,15 @@ def test_session_mode_gives_one_lock_and_records_the_server_pid(db_url):
             assert not second.try_acquire()
             # The pid the lock records is the one pg_locks shows, not PgBouncer's own
             # number from BackendKeyData.
-            assert [row[0] for row in advisory_locks(db_url)] == [first.backend_pid]
+            assert [row["pid"] for row in advisory_locks(db_url, excluding=DISPATCH_LOCK)] == [
+                first.backend_pid
+            ]
             assert first.backend_pid != first.conn.backend_pid
             holder = second.holder()
             assert holder is not None and holder.pid == first.backend_pid
             assert holder.run_id == "run-a"
             first.ensure_held()
-        assert advisory_locks(db_url) == []
+        assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
         assert lock_free(db_url)
 
 
@@ -159,7 +148,9 @@ def test_a_session_pool_with_no_server_connection_to_spare_still_passes(db_url):
                 other.execute("SELECT 1")
             with RunLock(url, "run-a") as lock:
                 assert lock.try_acquire()
-                assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+                assert [row["pid"] for row in advisory_locks(db_url, excluding=DISPATCH_LOCK)] == [
+                    lock.backend_pid
+                ]
         finally:
             for other in others:
                 other.close()
@@ -198,14 +189,16 @@ def test_concurrent_runs_through_a_session_pooler_take_the_lock_once(db_url):
                     release.set()
                 results = sorted(a.result(timeout=30) for a in attempts)
             assert results == ["acquired", "busy", "busy", "busy"]
-            assert advisory_locks(db_url) == []
+            assert advisory_locks(db_url, excluding=DISPATCH_LOCK) == []
 
 
 def test_a_direct_connection_passes_the_check_and_records_its_own_pid(db_url):
     with RunLock(db_url, "run-a") as lock:
         assert lock.backend_pid == lock.conn.backend_pid
         assert lock.try_acquire()
-        assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+        assert [row["pid"] for row in advisory_locks(db_url, excluding=DISPATCH_LOCK)] == [
+            lock.backend_pid
+        ]
 
 
 def test_a_direct_connection_passes_while_other_sessions_change_catalogs(db_url, monkeypatch):
@@ -233,7 +226,9 @@ def test_a_direct_connection_passes_while_other_sessions_change_catalogs(db_url,
     with RunLock(db_url, "run-a") as lock:
         assert lock.try_acquire()
         assert caught_up == [1]
-        assert [row[0] for row in advisory_locks(db_url)] == [lock.backend_pid]
+        assert [row["pid"] for row in advisory_locks(db_url, excluding=DISPATCH_LOCK)] == [
+            lock.backend_pid
+        ]
 
 
 # ------------------------------------------------------------------ helpers

@@ -5,7 +5,6 @@ member of the role, as docs/operations.md tells operators to set them up."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import psycopg
@@ -23,29 +22,12 @@ from reminders_pipeline.delivery.webhook import WebhookSender
 from tests.helpers.admin_api import LAST, SETTINGS, TODAY, bearer, make_assignment, make_tokens
 from tests.helpers.data import db_rows
 from tests.helpers.delivery_servers import SECRET, ReminderReceiver
+from tests.helpers.logins import as_login
 from tests.helpers.outbox import due_reminders, make_deliverer
 
 JOB = "reminders_job"
 API = "reminders_admin_api"
 CONTACTS = "reminders_contacts"
-
-
-@pytest.fixture
-def logins(db_url: str) -> Iterator[dict[str, str]]:
-    """A LOGIN member of each role, for this test only (roles are the server's)."""
-    suffix = uuid.uuid4().hex[:8]
-    made = {role: f"{role}_t{suffix}" for role in (JOB, API, CONTACTS)}
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for role, login in made.items():
-            conn.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE {role}')
-    yield made
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for login in made.values():
-            conn.execute(f'DROP ROLE IF EXISTS "{login}"')
-
-
-def as_login(url: str, login: str) -> str:
-    return make_conninfo(url, user=login)
 
 
 def refused(url: str, login: str, sql: str) -> bool:
