@@ -13,6 +13,9 @@ from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     EventLogEntry,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
     build_sensor_context,
 )
 from dagster._core.remote_origin import (
@@ -25,6 +28,7 @@ from dagster._core.test_utils import create_run_for_test
 from reminders_pipeline.orchestration.definitions import defs
 from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.sensors import reminders_run_failure_sensor
+from reminders_pipeline.orchestration.sensors.after_run import delivery_after_run_sensor
 
 # The run storage derives a run's status (and start/end times) from these events.
 _EVENT_FOR_STATUS = {
@@ -111,6 +115,18 @@ def evaluate_sensor(
     ) as context:
         result = sensor(context)
         return result.skip_message or "", context.cursor
+
+
+def after_run_sensor(instance: DagsterInstance, run_id: str) -> RunRequest | SkipReason:
+    """Evaluate delivery_after_run_sensor on the run's last event (its end)."""
+    end = instance.get_records_for_run(run_id).records[-1].event_log_entry.dagster_event
+    context = build_run_status_sensor_context(
+        sensor_name=delivery_after_run_sensor.name,
+        dagster_event=end,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run_id),
+    )
+    return delivery_after_run_sensor(context)
 
 
 def failure_sensor_ticks(

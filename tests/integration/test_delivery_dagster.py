@@ -11,7 +11,6 @@ from dagster import (
     DagsterRunStatus,
     RunRequest,
     SkipReason,
-    build_run_status_sensor_context,
     build_schedule_context,
 )
 
@@ -21,9 +20,13 @@ from reminders_pipeline.orchestration import sensors
 from reminders_pipeline.orchestration.definitions import defs
 from reminders_pipeline.orchestration.jobs import SINGLETON_TAG, delivery_job
 from reminders_pipeline.orchestration.schedules import delivery_retry_schedule
-from reminders_pipeline.orchestration.sensors.after_run import delivery_after_run_sensor
 from tests.helpers.alert_servers import WebhookServer
-from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run
+from tests.helpers.dagster_runs import (
+    after_run_sensor,
+    evaluate_sensor,
+    failure_sensor_ticks,
+    job_run,
+)
 from tests.helpers.delivery_servers import SECRET, ReminderReceiver
 from tests.helpers.outbox import due_reminders, make_deliverer
 
@@ -63,14 +66,7 @@ def test_a_successful_reminders_run_launches_the_delivery_job(instance: DagsterI
     # As release_run_lock tags a run that created reminders.
     tags = {"reminders/outcome": "success", "reminders/created": "3"}
     run_id = job_run(instance, DagsterRunStatus.SUCCESS, **tags)
-    success = instance.get_records_for_run(run_id).records[-1].event_log_entry.dagster_event
-    context = build_run_status_sensor_context(
-        sensor_name=delivery_after_run_sensor.name,
-        dagster_event=success,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run_id),
-    )
-    request = delivery_after_run_sensor(context)
+    request = after_run_sensor(instance, run_id)
     assert isinstance(request, RunRequest) and request.run_key == f"after-{run_id}"
 
 

@@ -13,7 +13,6 @@ from dagster import (
     DagsterRunStatus,
     RunRequest,
     SkipReason,
-    build_run_status_sensor_context,
 )
 
 from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_alert
@@ -24,10 +23,14 @@ from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.launch import dagster_instance, run_reminders_job
 from reminders_pipeline.orchestration.ops import CREATED_TAG
 from reminders_pipeline.orchestration.resources import ReminderRunResource
-from reminders_pipeline.orchestration.sensors.after_run import delivery_after_run_sensor
 from reminders_pipeline.orchestration.sensors.long_run import check_long_runs
 from tests.helpers.alert_servers import WebhookServer
-from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run
+from tests.helpers.dagster_runs import (
+    after_run_sensor,
+    evaluate_sensor,
+    failure_sensor_ticks,
+    job_run,
+)
 from tests.helpers.data import add_assignment, add_mentor
 from tests.helpers.ports import free_port
 from tests.helpers.runs import (
@@ -106,17 +109,6 @@ def test_runs_shows_the_selections_due_count_for_a_failed_run(reminders_cli, db,
 # ------------------------------------------------------------------ delivery after a run
 
 
-def _after_run(instance: DagsterInstance, run_id: str) -> RunRequest | SkipReason:
-    success = instance.get_records_for_run(run_id).records[-1].event_log_entry.dagster_event
-    context = build_run_status_sensor_context(
-        sensor_name=delivery_after_run_sensor.name,
-        dagster_event=success,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run_id),
-    )
-    return delivery_after_run_sensor(context)
-
-
 def test_delivery_follows_only_a_run_that_created_reminders(reminders_env, db, db_url):
     mentor = add_mentor(db)
     add_assignment(db, mentor, D1 - timedelta(days=10))  # one reminder due on D1
@@ -134,9 +126,9 @@ def test_delivery_follows_only_a_run_that_created_reminders(reminders_env, db, d
             run = instance.get_run_by_id(summary.dagster_run_id)
             assert run.status == DagsterRunStatus.SUCCESS
         assert instance.get_run_by_id(created.dagster_run_id).tags[CREATED_TAG] == "1"
-        launched = _after_run(instance, created.dagster_run_id)
-        after_nothing = _after_run(instance, again.dagster_run_id)
-        after_skip = _after_run(instance, skipped.dagster_run_id)
+        launched = after_run_sensor(instance, created.dagster_run_id)
+        after_nothing = after_run_sensor(instance, again.dagster_run_id)
+        after_skip = after_run_sensor(instance, skipped.dagster_run_id)
     assert isinstance(launched, RunRequest)
     assert isinstance(after_nothing, SkipReason)
     assert "created no reminders" in after_nothing.skip_message
