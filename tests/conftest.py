@@ -10,6 +10,13 @@ that).
 from __future__ import annotations
 
 import os
+import signal
+
+# A suite started in the background (`.ci/run &`, nohup, some CI agents) inherits
+# SIGINT ignored, and so would every process it starts: `dagster dev` would ignore
+# the tests' Ctrl-C. Children get the default action back from a handled SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The tests' as-of dates go back to 2025. orchestration/jobs.py defines the job's
 # partitions when imported (the schedules, sensors and asset import the job), so this

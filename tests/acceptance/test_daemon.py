@@ -26,7 +26,9 @@ from tests.helpers.data import D1, D2, D3, notifications, runs, seed_three_days
 from tests.helpers.locks import run_lock_holder
 from tests.helpers.runs import NotificationsGate, wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 
 def test_runs_queue_backfill_serially_and_a_killed_worker_frees_the_queue(

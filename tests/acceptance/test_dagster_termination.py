@@ -28,7 +28,9 @@ from tests.helpers.data import D1, D2, D3, add_assignment, add_mentor, runs
 from tests.helpers.locks import run_lock_holder
 from tests.helpers.runs import NotificationsGate, backends_waiting_on, wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 # Long enough for a run to start and reach the gate; short enough for a test.
 MAX_RUNTIME_S = 25

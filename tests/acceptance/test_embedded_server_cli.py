@@ -21,7 +21,9 @@ from reminders_pipeline.db.embedded import embedded_status
 from tests.helpers.ports import free_port
 from tests.helpers.runs import Child, RemindersCli, wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 HOLD = """
 import sys, time

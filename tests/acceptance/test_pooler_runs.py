@@ -25,7 +25,10 @@ from tests.helpers.runs import (
     wait_for_run_at_the_gate,
 )
 
-pytestmark = pytest.mark.acceptance
+# The session-pool check reads its server connection's transaction count, which
+# other databases' catalog churn moves (test_pooler.py makes some): under xdist
+# (.ci/run) the pooler tests share one worker.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("pooler")]
 
 
 def test_a_run_through_a_transaction_pooler_is_refused_and_leaves_nothing(

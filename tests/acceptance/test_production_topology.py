@@ -42,7 +42,9 @@ from tests.helpers.data import D1, D2, D3, notifications, runs, seed_three_days
 from tests.helpers.ports import free_port
 from tests.helpers.runs import NotificationsGate, lock_holder, wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -26,7 +26,10 @@ from tests.helpers.runs import (
     wait_for,
 )
 
-pytestmark = pytest.mark.acceptance
+# The session-pool check reads its server connection's transaction count, which
+# other databases' catalog churn moves (test_pooler.py makes some): under xdist
+# (.ci/run) the pooler tests share one worker.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("pooler")]
 
 CALLERS = 8
 

@@ -32,7 +32,9 @@ from tests.helpers.data import add_assignment, add_mentor, runs
 from tests.helpers.locks import run_lock_holder
 from tests.helpers.runs import NotificationsGate, wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 AS_OF = date(2025, 3, 1)
 SKIPS = 2

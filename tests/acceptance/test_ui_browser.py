@@ -39,7 +39,9 @@ from tests.helpers.data import add_assignment, add_mentor
 from tests.helpers.ports import free_port
 from tests.helpers.runs import today, wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -24,7 +24,9 @@ from tests.helpers.dagster_runs import job_run
 from tests.helpers.data import add_assignment, add_mentor, runs
 from tests.helpers.runs import wait_for
 
-pytestmark = pytest.mark.acceptance
+# Dagster processes start CPU-bound and these tests bound their waits: under xdist
+# (.ci/run) they share one worker, so one Dagster deployment starts at a time.
+pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 # Well above the few seconds a queued run takes from launch to its lock connection.
 GRACE_S = 20

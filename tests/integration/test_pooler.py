@@ -21,6 +21,11 @@ from tests.helpers.locks import lock_free
 from tests.helpers.pgbouncer import running_pgbouncer
 from tests.helpers.runs import advisory_locks, wait_for
 
+# The session-pool check reads its server connection's transaction count, which
+# other databases' catalog churn moves (test_pooler.py makes some): under xdist
+# (.ci/run) the pooler tests share one worker.
+pytestmark = pytest.mark.xdist_group("pooler")
+
 SHARING_MODES = ["transaction", "statement"]
 # Rounds of concurrent lock attempts: small for CI, larger by hand.
 ROUNDS = int(os.environ.get("REMINDERS_TEST_POOLER_ROUNDS", "5"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 import psycopg
@@ -207,17 +208,19 @@ def test_changing_the_interval_mid_silence_repeats_no_reminder_and_keeps_the_cap
 
 
 def test_an_invocation_that_cannot_open_its_lock_connection_is_still_logged(db, db_url):
+    # Roles are the server's: a name of this test's own (parallel workers, other runs).
+    role = f"reminders_no_login_{uuid.uuid4().hex[:8]}"
     with db.connection() as conn:
-        conn.execute("CREATE ROLE reminders_no_login NOLOGIN")
+        conn.execute(f'CREATE ROLE "{role}" NOLOGIN')
     try:
         run = build_reminder_run(db_url, SETTINGS, dagster_run_id="refused-run")
         # The lock connection is refused; the run log's own connection is not.
-        run.lock.url = make_conninfo(db_url, user="reminders_no_login")
+        run.lock.url = make_conninfo(db_url, user=role)
         with pytest.raises(DatabaseUnavailable):
             run.execute(AS_OF)
     finally:
         with db.connection() as conn:
-            conn.execute("DROP ROLE reminders_no_login")
+            conn.execute(f'DROP ROLE "{role}"')
 
     [row] = runs(db)
     assert (row["status"], row["dagster_run_id"]) == ("failed", "refused-run")

@@ -12,8 +12,6 @@ from reminders_pipeline.orchestration.sensors import ZOMBIE_TAG, zombie_run_sens
 from tests.helpers.dagster_runs import job_run, report
 from tests.helpers.sensor_fakes import FakeReads, tick
 
-NOW = datetime.now(UTC)
-
 
 @pytest.fixture(autouse=True)
 def five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,9 +24,9 @@ def evaluate(instance, reads, alerts, cursor=None):
 
 
 def started(instance: DagsterInstance, minutes_ago: float) -> str:
-    return job_run(
-        instance, DagsterRunStatus.STARTED, started_at=NOW - timedelta(minutes=minutes_ago)
-    )
+    # The clock at the call, not at collection: a long run reaches this test minutes later.
+    started_at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return job_run(instance, DagsterRunStatus.STARTED, started_at=started_at)
 
 
 def missing_since(minutes_ago: float, *run_ids: str) -> str:
@@ -122,7 +120,7 @@ def test_only_the_dead_of_several_runs_is_failed(instance, reads, alerts):
 
 def test_a_starting_run_counts_from_its_launch(instance, reads, alerts):
     run_id = job_run(instance, DagsterRunStatus.NOT_STARTED)
-    report(instance, run_id, DagsterRunStatus.STARTING, NOW - timedelta(minutes=20))
+    report(instance, run_id, DagsterRunStatus.STARTING, datetime.now(UTC) - timedelta(minutes=20))
     message, _ = evaluate(instance, reads, alerts, missing_since(6, run_id))
     assert message.startswith(f"alerted: run {run_id} had no session")
     assert alerts.sent[0].facts["status was"] == "STARTING"
@@ -163,7 +161,7 @@ def test_a_delivery_run_is_not_watched(instance, reads, alerts):
     job_run(
         instance,
         DagsterRunStatus.STARTED,
-        started_at=NOW - timedelta(minutes=30),
+        started_at=datetime.now(UTC) - timedelta(minutes=30),
         job_name="delivery_job",
     )
     message, cursor = evaluate(instance, reads, alerts)
