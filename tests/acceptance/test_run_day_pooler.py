@@ -27,9 +27,9 @@ from tests.helpers.runs import (
 )
 
 # The session-pool check reads its server connection's transaction count, which
-# other databases' catalog churn moves (test_pooler.py makes some): under xdist
-# (.ci/run) the pooler tests share one worker.
-pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("pooler")]
+# catalog churn in any database of the server moves (each test creates one):
+# .ci/run runs these with no other test at once.
+pytestmark = [pytest.mark.acceptance, pytest.mark.alone]
 
 CALLERS = 8
 
