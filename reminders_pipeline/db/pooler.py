@@ -30,9 +30,11 @@ bound to it while it is idle:
      mode), or in use by another client.
    The probes then let go.
 3. On the lock connection, S2: the pid must be P again and the transaction id
-   exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2
-   (on a direct connection, the pid alone: an idle backend numbers its own
-   catch-ups on other sessions' catalog changes).
+   exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2.
+   An idle backend also numbers its own catch-ups on catalog changes made in any
+   database of the server: on a direct connection the pid alone counts; behind a
+   pooler an id moved with the pid unchanged is checked again from step 1, up to
+   XID_ATTEMPTS times (in transaction mode every attempt fails by construction).
 
 In session mode (or on a direct connection) all of it holds by construction. In
 transaction mode it cannot: while P is idle in the pool, a probe is given an
@@ -63,23 +65,20 @@ lock records the server's pid (from S1), as pg_locks shows.
 from __future__ import annotations
 
 import logging
-import select
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import overload
 
 import psycopg
-from psycopg import pq
 
-from reminders_pipeline.db.connector import Session, raw_connection
-from reminders_pipeline.db.queries import query
+from reminders_pipeline.db import pooler_wire
+from reminders_pipeline.db.connector import Session
+from reminders_pipeline.db.pooler_wire import USE_INSTEAD, ask_within, let_go, open_probe
 from reminders_pipeline.db.url import describe
 from reminders_pipeline.errors import UnsupportedPooler
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_S = 15.0  # a busy day's server connection start; an exhausted pool fails
 # A probe with no answer after this long is queued (no idle server connection to
 # give): at least a second and many times the server's slowest answer, at most a
 # few seconds, so other runs' checks queued behind these probes keep their time.
@@ -87,13 +86,7 @@ QUEUED_AFTER_S, QUEUED_FACTOR, QUEUED_AFTER_MAX_S = 1.0, 20, 4.0
 # Session-mode pools keep idle server connections (default_pool_size is 20 in
 # PgBouncer); draining more than this many means the check would cost too much.
 MAX_PROBE_CONNECTIONS = 64
-PROBE_APPLICATION_NAME = "reminders-pooler-check"
-
-USE_INSTEAD = (
-    "Use a direct connection to PostgreSQL, or a session-mode pooler URL (PgBouncer "
-    "pool_mode = session; on Supabase the direct database host, or the pooler's session "
-    "port 5432 instead of the transaction port 6543)."
-)
+XID_ATTEMPTS = 3  # a catalog catch-up lands between S1 and S2 rarely, twice in a row more so
 
 
 @dataclass(frozen=True)
@@ -119,15 +112,29 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
     connection, and PgBouncer would keep it queued for minutes.
     """
     conn = session.raw if isinstance(session, Session) else session
-    where = describe(url)
-    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    deadline = time.monotonic() + pooler_wire.PROBE_TIMEOUT_S
+    for attempt in range(1, XID_ATTEMPTS + 1):
+        try:
+            return _check_once(conn, url, deadline)
+        except _TransactionCountMoved as moved:
+            if attempt == XID_ATTEMPTS:
+                raise
+            log.info("pooler check: %s; checking again (%d of %d)", moved, attempt, XID_ATTEMPTS)
+    raise AssertionError("unreachable")
 
+
+class _TransactionCountMoved(UnsupportedPooler):
+    """The only evidence: the lock session's local transaction id moved (same pid)."""
+
+
+def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> SessionBinding:
+    where = describe(url)
     slowest = 0.0  # the slowest answer so far: how busy the server and pooler are now
 
     def ask(on: psycopg.Connection, name: str) -> list[str]:
         nonlocal slowest
         started = time.monotonic()
-        answer = _ask(on, name, where, deadline)
+        answer = ask_within(on, name, where, deadline)
         slowest = max(slowest, time.monotonic() - started)
         return answer
 
@@ -139,7 +146,7 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
         # first one precedes the probe's connect (a direct connection's server
         # process starts at connect, and its BackendKeyData pid is its own).
         before = Decimal(ask(conn, "pooler_probe_clock")[0])
-        probe = _open_probe(url, deadline)
+        probe = open_probe(url, deadline)
         probes.append(probe)
         pid, xid, at = ask(conn, "pooler_probe_lock_session")
         server_pid, local_xid, after = int(pid), int(xid), Decimal(at)
@@ -147,7 +154,7 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
             patience = min(QUEUED_AFTER_MAX_S, max(QUEUED_AFTER_S, QUEUED_FACTOR * slowest))
             # Not timed into `slowest`: a probe's wait is the pool's, not the server's,
             # and other checks on the same pool (concurrent runs) make it long.
-            answer = _ask(probe, "pooler_probe_hold_server", where, deadline, patience)
+            answer = ask_within(probe, "pooler_probe_hold_server", where, deadline, patience)
             if answer is None:
                 # Queued: the pool had no idle server connection, P included.
                 break
@@ -172,24 +179,25 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
                 )
             held = probe
             before = Decimal(ask(held, "pooler_probe_clock")[0])
-            probe = _open_probe(url, deadline)
+            probe = open_probe(url, deadline)
             probes.append(probe)
             after = Decimal(ask(held, "pooler_probe_clock")[0])
     finally:
         # Let go before S2: what the probes showed is about an instant between S1
         # and S2, and holding server connections longer could starve S2 itself.
         for each in probes:
-            _let_go(each)
+            let_go(each)
     pid, xid, _ = ask(conn, "pooler_probe_lock_session")
     direct = server_pid == conn.info.backend_pid  # its server process serves no one else
     if int(pid) != server_pid or (int(xid) != local_xid + 1 and not direct):
+        moved = int(pid) == server_pid
         evidence = (
-            f"two statements in a row ran on server connections {server_pid} and {pid}"
-            if int(pid) != server_pid
-            else f"another client's transaction ran on its server connection ({server_pid}) "
+            f"another client's transaction ran on its server connection ({server_pid}) "
             "between two of its statements"
+            if moved
+            else f"two statements in a row ran on server connections {server_pid} and {pid}"
         )
-        raise UnsupportedPooler(
+        raise (_TransactionCountMoved if moved else UnsupportedPooler)(
             f"the connection to {where} goes through a pooler in transaction or statement "
             f"mode: {evidence}. A session advisory lock needs one server connection for the "
             "whole run. " + USE_INSTEAD
@@ -204,96 +212,3 @@ def require_session_binding(session: Session | psycopg.Connection, url: str) -> 
             binding.key_pid,
         )
     return binding
-
-
-def _open_probe(url: str, deadline: float) -> psycopg.Connection:
-    """A new client connection to the same URL; no server connection asked for yet."""
-    return raw_connection(
-        url,
-        autocommit=True,
-        application_name=PROBE_APPLICATION_NAME,
-        connect_timeout=max(2, int(deadline - time.monotonic())),
-    )
-
-
-@overload
-def _ask(conn: psycopg.Connection, name: str, where: str, deadline: float) -> list[str]: ...
-@overload
-def _ask(
-    conn: psycopg.Connection, name: str, where: str, deadline: float, patience: float
-) -> list[str] | None: ...
-def _ask(
-    conn: psycopg.Connection,
-    name: str,
-    where: str,
-    deadline: float,
-    patience: float | None = None,
-) -> list[str] | None:
-    """Run a named query (simple protocol, no parameters); its one row as text.
-
-    Through libpq's asynchronous calls, so that waiting for a pool with nothing
-    free ends at `deadline`. With `patience`, None when no answer came within
-    that many seconds (the query stays pending).
-    """
-    overall = deadline
-    if patience is not None:
-        deadline = min(deadline, time.monotonic() + patience)
-    pgconn = conn.pgconn
-    results: list[pq.abc.PGresult] = []
-    try:
-        pgconn.send_query(query(name).encode())
-        while True:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
-                res = pgconn.get_result()
-                if res is None:
-                    break
-                results.append(res)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
-                if patience is not None and time.monotonic() < overall:
-                    return None
-                raise UnsupportedPooler(
-                    f"cannot confirm that the connection to {where} keeps one server "
-                    f"connection per client: no server connection came free within "
-                    f"{PROBE_TIMEOUT_S:.0f}s (is the pool exhausted?). " + USE_INSTEAD
-                )
-    except psycopg.OperationalError as exc:
-        # PgBouncer in statement mode answers a transaction block by closing.
-        raise _failed(where, str(exc)) from None
-    for res in results:
-        if res.status == pq.ExecStatus.FATAL_ERROR:
-            raise _failed(where, (res.error_message or b"").decode(errors="replace"))
-    rows = [res for res in results if res.status == pq.ExecStatus.TUPLES_OK]
-    values = [rows[0].get_value(0, i) for i in range(rows[0].nfields)] if rows else []
-    if len(rows) != 1 or rows[0].ntuples != 1 or any(v is None for v in values):
-        raise UnsupportedPooler(
-            f"cannot confirm that the connection to {where} keeps one server connection "
-            f"per client: the check's query {name} returned no row. " + USE_INSTEAD
-        )
-    return [v.decode() for v in values if v is not None]
-
-
-def _failed(where: str, message: str) -> UnsupportedPooler:
-    first_line = message.strip().splitlines()[0] if message.strip() else "connection closed"
-    if "statement pooling" in first_line or "transaction blocks" in first_line:
-        return UnsupportedPooler(
-            f"the connection to {where} goes through a pooler in statement mode: it refuses "
-            f"a transaction block ({first_line}). " + USE_INSTEAD
-        )
-    return UnsupportedPooler(
-        f"cannot confirm that the connection to {where} keeps one server connection per "
-        f"client: the check's query failed ({first_line}). " + USE_INSTEAD
-    )
-
-
-def _let_go(conn: psycopg.Connection) -> None:
-    """End the probe's transaction first, so a session pooler can reuse its server connection."""
-    try:
-        if conn.pgconn.transaction_status == pq.TransactionStatus.INTRANS:
-            conn.pgconn.exec_(b"ROLLBACK")
-    except Exception:  # noqa: BLE001 - closing anyway
-        pass
-    finally:
-        conn.close()
