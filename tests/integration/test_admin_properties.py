@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -62,6 +62,11 @@ def fuzz(operation: Any, mode: GenerationMode, header_sets: list[dict], examples
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
+        if mode is GenerationMode.NEGATIVE:
+            # A query property whose value is an empty list is sent as nothing (seen:
+            # `{"limit": 1, "": []}` sent as `?limit=1`), so the request is valid after
+            # all and a 200 is right; schemathesis would call it invalid data accepted.
+            assume(not any(value == [] or value is None for value in (case.query or {}).values()))
         for headers in header_sets:
             response = case.call(headers=headers)
             case.validate_response(
