@@ -38,6 +38,8 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.seed import seed
+from reminders_pipeline.delivery.config import DeliveryConfig
+from reminders_pipeline.delivery.deliverer import Deliverer
 from reminders_pipeline.settings import ReminderSettings
 
 # Contact rate per day by id % 5: every ~3 days, ~8, ~15, ~40, never.
@@ -158,6 +160,9 @@ def main() -> int:
                 "SELECT count(*), pg_size_pretty(pg_table_size('notifications')),"
                 " pg_size_pretty(pg_indexes_size('notifications')) FROM notifications"
             ).fetchone()
+        # Untimed: what the deliverer after each run does in production (in-app only
+        # here: it moves its cursor). Prune keeps every reminder past that cursor.
+        Deliverer(db, DeliveryConfig(), {}, lambda: last_day).expand()
         started = time.perf_counter()
         before = prune_cutoff(last_day, args.prune_days, settings.timezone)
         pruned = prune_reminders(db, before)
