@@ -10,16 +10,14 @@ from dagster import (
     DagsterRunStatus,
     RunRequest,
     SkipReason,
-    build_run_status_sensor_context,
 )
 
 from reminders_pipeline.orchestration.ops import CREATED_TAG, OUTCOME_TAG
 from reminders_pipeline.orchestration.sensors import (
     ZOMBIE_TAG,
-    delivery_after_run_sensor,
     reminders_run_failure_sensor,
 )
-from tests.helpers.dagster_runs import job_run
+from tests.helpers.dagster_runs import after_run_sensor, job_run
 from tests.helpers.sensor_fakes import FakeReads, SentAlerts, tick
 
 QUIET = "no failed run of reminders_job or delivery_job since the last tick"
@@ -130,14 +128,7 @@ def test_a_cursor_of_dagsters_run_status_sensor_carries_on(instance, alerts):
 
 def _after_run(instance: DagsterInstance, **tags: str) -> tuple[str, RunRequest | SkipReason]:
     run_id = job_run(instance, DagsterRunStatus.SUCCESS, **tags)
-    success = instance.get_records_for_run(run_id).records[-1].event_log_entry.dagster_event
-    context = build_run_status_sensor_context(
-        sensor_name=delivery_after_run_sensor.name,
-        dagster_event=success,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run_id),
-    )
-    return run_id, delivery_after_run_sensor(context)
+    return run_id, after_run_sensor(instance, run_id)
 
 
 def test_a_run_that_created_reminders_launches_the_delivery_job(instance):
