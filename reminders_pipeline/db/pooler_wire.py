@@ -3,14 +3,13 @@ whose every wait ends at a deadline, and letting a probe go."""
 
 from __future__ import annotations
 
-import select
 import time
 from typing import overload
 
 import psycopg
 from psycopg import pq
 
-from reminders_pipeline.db.connector import raw_connection
+from reminders_pipeline.db.connector import raw_connection, results_within
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import UnsupportedPooler
 
@@ -56,30 +55,19 @@ def ask_within(
     overall = deadline
     if patience is not None:
         deadline = min(deadline, time.monotonic() + patience)
-    pgconn = conn.pgconn
-    results: list[pq.abc.PGresult] = []
     try:
-        pgconn.send_query(query(name).encode())
-        while True:
-            pgconn.consume_input()
-            if not pgconn.is_busy():
-                res = pgconn.get_result()
-                if res is None:
-                    break
-                results.append(res)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
-                if patience is not None and time.monotonic() < overall:
-                    return None
-                raise UnsupportedPooler(
-                    f"cannot confirm that the connection to {where} keeps one server "
-                    f"connection per client: no server connection came free within "
-                    f"{PROBE_TIMEOUT_S:.0f}s (is the pool exhausted?). " + USE_INSTEAD
-                )
+        results = results_within(conn.pgconn, query(name).encode(), deadline)
     except psycopg.OperationalError as exc:
         # PgBouncer in statement mode answers a transaction block by closing.
         raise _failed(where, str(exc)) from None
+    if results is None:
+        if patience is not None and time.monotonic() < overall:
+            return None
+        raise UnsupportedPooler(
+            f"cannot confirm that the connection to {where} keeps one server "
+            f"connection per client: no server connection came free within "
+            f"{PROBE_TIMEOUT_S:.0f}s (is the pool exhausted?). " + USE_INSTEAD
+        )
     for res in results:
         if res.status == pq.ExecStatus.FATAL_ERROR:
             raise _failed(where, (res.error_message or b"").decode(errors="replace"))
