@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reminders_pipeline.delivery.email import SmtpSender
 from reminders_pipeline.delivery.reminder import Sender
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
-from reminders_pipeline.settings.delivery_lease import check_lease
+from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
+from reminders_pipeline.settings.setting import FromEnv, bound
 
 
 @dataclass(frozen=True)
-class DeliveryConfig:
-    """The defaults are the settings' own."""
-
-    org_channels: list[str] = field(default_factory=lambda: list(s.CHANNELS.default))
-    language: str = s.LANGUAGE.default
-    timeout_s: float = s.DELIVERY_TIMEOUT_S.default
-    lease_s: float = s.DELIVERY_LEASE_S.default
-    concurrency: int = s.DELIVERY_CONCURRENCY.default
-    batch_size: int = s.DELIVERY_BATCH_SIZE.default
-    retry_base_s: float = s.DELIVERY_RETRY_BASE_S.default
-    max_attempts: int = s.DELIVERY_MAX_ATTEMPTS.default
-    max_runtime_s: float = s.DELIVERY_MAX_RUNTIME_S.default
+class DeliveryConfig(FromEnv):
+    org_channels: list[str] = bound(s.CHANNELS)
+    language: str = bound(s.LANGUAGE)
+    timeout_s: float = bound(s.DELIVERY_TIMEOUT_S)
+    lease_s: float = bound(DELIVERY_LEASE_S)
+    concurrency: int = bound(s.DELIVERY_CONCURRENCY)
+    batch_size: int = bound(s.DELIVERY_BATCH_SIZE)
+    retry_base_s: float = bound(s.DELIVERY_RETRY_BASE_S)
+    max_attempts: int = bound(s.DELIVERY_MAX_ATTEMPTS)
+    max_runtime_s: float = bound(s.DELIVERY_MAX_RUNTIME_S)
 
     def __post_init__(self) -> None:
         check_lease(self.lease_s, self.timeout_s)
-
-    @classmethod
-    def from_env(cls) -> DeliveryConfig:
-        return cls(
-            org_channels=s.CHANNELS.get(),
-            language=s.LANGUAGE.get(),
-            timeout_s=s.DELIVERY_TIMEOUT_S.get(),
-            lease_s=s.DELIVERY_LEASE_S.get(),
-            concurrency=s.DELIVERY_CONCURRENCY.get(),
-            batch_size=s.DELIVERY_BATCH_SIZE.get(),
-            retry_base_s=s.DELIVERY_RETRY_BASE_S.get(),
-            max_attempts=s.DELIVERY_MAX_ATTEMPTS.get(),
-            max_runtime_s=s.DELIVERY_MAX_RUNTIME_S.get(),
-        )
 
 
 # Per sending channel (in_app is never sent): the setting that turns it on, and the one
