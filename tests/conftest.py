@@ -18,7 +18,7 @@ import signal
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# The tests' as-of dates go back to 2025. orchestration/jobs.py defines the job's
+# The tests' as-of dates go back to 2025. orchestration/partitions.py defines the job's
 # partitions when imported (the schedules, sensors and asset import the job), so this
 # is set before any test module is collected; subprocesses inherit it.
 os.environ.setdefault("REMINDERS_PARTITIONS_START", "2025-01-01")

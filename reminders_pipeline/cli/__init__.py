@@ -96,7 +96,8 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
         if not as_json:
             click.echo(f"running the reminders day {day} as one SQL call ...", err=True)
         return run_day(url, settings, day)
-    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
+    from reminders_pipeline.orchestration.launch import run_reminders_job
+    from reminders_pipeline.orchestration.partitions import check_partition
 
     check_partition(day)
     if not as_json:
@@ -166,7 +167,8 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     """
     from datetime import timedelta
 
-    from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
+    from reminders_pipeline.orchestration.dagster_home import dagster_instance
+    from reminders_pipeline.orchestration.partitions import missing_days
 
     today = ReminderSettings.from_env().today()
     first = parse_as_of(since, "--since") if since else today - timedelta(days=30)

@@ -42,12 +42,15 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
     starts them one at a time. A day that was done creates nothing again.
     """
     from reminders_pipeline.cli.ui import WORKSPACE_YAML
-    from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
-    from reminders_pipeline.orchestration.launch import (
-        check_partition,
+    from reminders_pipeline.orchestration.dagster_home import (
         dagster_instance,
         default_dagster_home,
+    )
+    from reminders_pipeline.orchestration.jobs import reminders_job
+    from reminders_pipeline.orchestration.partitions import (
+        check_partition,
         missing_days,
+        reminder_partitions,
     )
 
     first = parse_as_of(since, "--from")

@@ -1,7 +1,7 @@
 """What the `reminders` commands share: JSON output.
 
 Imported inside the commands that need them, so that every other command starts
-quickly: db.migrate (Alembic, SQLAlchemy) and orchestration.launch (Dagster). The
+quickly: db.migrate (Alembic, SQLAlchemy) and orchestration (Dagster). The
 schema check (db.schema_version) is one query, no Alembic.
 """
 

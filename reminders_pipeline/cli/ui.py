@@ -47,7 +47,10 @@ def ui(host: str, port: int, no_upgrade: bool) -> None:
     The embedded PostgreSQL, when used, lives as long as this command.
     """
     from reminders_pipeline.db.migrate import upgrade
-    from reminders_pipeline.orchestration.launch import default_dagster_home, prepare_dagster_home
+    from reminders_pipeline.orchestration.dagster_home import (
+        default_dagster_home,
+        prepare_dagster_home,
+    )
 
     home = default_dagster_home()
     click.echo(f"Dagster home {prepare_dagster_home(home)}", err=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from reminders_pipeline.orchestration import ops
-from reminders_pipeline.orchestration.launch import dagster_instance, run_reminders_job
+from reminders_pipeline.orchestration.dagster_home import dagster_instance
+from reminders_pipeline.orchestration.launch import run_reminders_job
 from tests.helpers.runs import seed_assignments, today
 from tests.helpers.settings import override
 
