@@ -14,7 +14,8 @@ import select
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import pq
@@ -33,6 +34,7 @@ from reminders_pipeline.errors import (
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
+R = TypeVar("R")
 
 
 def raw_connection(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
@@ -70,6 +72,11 @@ def results_within(
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
             return None
+
+
+def record_from_row(cls: type[R], row: Mapping[str, Any], **given: Any) -> R:
+    """The dataclass `cls` from a row: each field from the column of its name, unless given."""
+    return cls(**{f.name: row[f.name] for f in fields(cls) if f.name not in given}, **given)  # type: ignore[call-arg]
 
 
 class Session:
