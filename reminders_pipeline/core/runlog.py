@@ -25,7 +25,7 @@ import backoff
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.lock_holder import LockHolder, held_by_this_session
 from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost, first_line
-from reminders_pipeline.settings.liveness import LivenessSettings
+from reminders_pipeline.settings.liveness import RUN_RECORD_RETRY_S
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,7 @@ def warn_skipped(as_of: date, holder: LockHolder | None) -> None:
 
 
 class RunLog:
-    def __init__(
-        self, db: Database, record_retry_s: float = LivenessSettings.record_retry_s
-    ) -> None:
+    def __init__(self, db: Database, record_retry_s: float = RUN_RECORD_RETRY_S.default) -> None:
         self.db = db
         self.record_retry_s = record_retry_s
 
