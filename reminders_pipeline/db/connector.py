@@ -165,7 +165,8 @@ class Session:
 
     @property
     def raw(self) -> psycopg.Connection:
-        """The driver's connection, for db/ modules only (the pooler check)."""
+        """The driver's connection, for db/ modules only (the pooler check, shutting a
+        silent run session's socket)."""
         return self._conn
 
     @property
