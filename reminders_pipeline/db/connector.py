@@ -19,17 +19,11 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import pq
-from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import (
-    ConnectionLost,
-    DatabaseError,
-    DatabaseUnavailable,
-    first_line,
-)
+from reminders_pipeline.errors import ConnectionLost, DatabaseError, DatabaseUnavailable, first_line
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +150,7 @@ class Session:
     def busy(self) -> bool:
         """A statement is in flight (readable from another thread)."""
         return not self._conn.closed and (
-            self._conn.pgconn.transaction_status == TransactionStatus.ACTIVE
+            self._conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE
         )
 
     @property
