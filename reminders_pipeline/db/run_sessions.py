@@ -112,20 +112,17 @@ class RunSessions:
     # -- sessions ----------------------------------------------------------------
 
     def open(self, *, autocommit: bool = False, **kwargs: Any) -> Session:
-        """A session with the client-side bounds, watched; the server's come with bound()."""
+        """A session with the client-side bounds, watched; the server's come with bounds.apply()."""
         session = connect(self.url, autocommit=autocommit, **self.bounds.libpq_params(), **kwargs)
         self._heard = time.monotonic()  # it connected: the server answers
         with self._guard:
             self._sessions.add(session)
         return session
 
-    def bound(self, session: Session) -> None:
-        self.bounds.apply(session)
-
     def connect(self, *, autocommit: bool = False, **kwargs: Any) -> Session:
         session = self.open(autocommit=autocommit, **kwargs)
         try:
-            self.bound(session)
+            self.bounds.apply(session)
         except BaseException:
             session.close()
             raise
