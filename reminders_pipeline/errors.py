@@ -59,7 +59,6 @@ class AssignmentNotFound(RemindersError):
 
     def __init__(self, assignment_id: int) -> None:
         super().__init__(f"assignment {assignment_id} does not exist")
-        self.assignment_id = assignment_id
 
 
 class AssignmentClosed(RemindersError):
@@ -70,7 +69,6 @@ class AssignmentClosed(RemindersError):
             f"assignment {assignment_id} is closed; contact registration refuses it too. "
             'Send "allow_closed": true to correct it anyway'
         )
-        self.assignment_id = assignment_id
 
 
 class CorrectionRefused(RemindersError):

@@ -3,22 +3,17 @@ answered as GET without a body, and a body read once and handed on."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
+
 Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """What the guard answers instead of the route: {"detail": ...} and its headers."""
+    """An answer of {"detail": ...}: the guard's instead of the route, or the database's."""
 
     status: int
     detail: str
@@ -30,14 +25,10 @@ def header(headers: Headers, name: bytes) -> bytes | None:
     return next((value for key, value in headers if key == name), None)
 
 
-async def answer(send: Send, refusal: Refusal) -> None:
-    payload = json.dumps({"detail": refusal.detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
+async def answer(scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
     # Nothing of the body has been read: the connection cannot be reused safely.
-    raw.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": refusal.status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
+    headers = {**refusal.headers, "Connection": "close"}
+    await JSONResponse({"detail": refusal.detail}, refusal.status, headers)(scope, receive, send)
 
 
 def without_body(send: Send) -> Send:

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Annotated
 import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
+from starlette.types import Scope
 
-from reminders_pipeline.admin.asgi import Headers, Refusal, Scope, header
-from reminders_pipeline.admin.handlers import database_answer
+from reminders_pipeline.admin.asgi import Headers, Refusal, header
+from reminders_pipeline.admin.handlers import database_refusal
 from reminders_pipeline.admin.tokens import CORRECT, READ, TokenCheck, TokenIdentity, key_id_of
 from reminders_pipeline.errors import DatabaseError
 
@@ -60,9 +61,7 @@ async def authenticate(
             check = await anyio.to_thread.run_sync(services.tokens.authenticate, token)
         except DatabaseError as exc:
             log.warning("admin API: %s: %s", where, exc)
-            status, detail, retry_after = database_answer(exc)
-            retry = {} if retry_after is None else {"Retry-After": str(retry_after)}
-            return Refusal(status, detail, retry)
+            return database_refusal(exc)
         detail = "invalid or revoked token"
     if check.identity is None:
         counted_key = key_id if check.key_exists else None

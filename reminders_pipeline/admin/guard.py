@@ -11,16 +11,9 @@ carries.
 
 from __future__ import annotations
 
-from reminders_pipeline.admin.asgi import (
-    ASGIApp,
-    Receive,
-    Refusal,
-    Scope,
-    Send,
-    answer,
-    replay,
-    without_body,
-)
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from reminders_pipeline.admin.asgi import Refusal, answer, replay, without_body
 from reminders_pipeline.admin.auth import IDENTITY, authenticate
 from reminders_pipeline.admin.deps import AdminServices
 from reminders_pipeline.admin.scrub import scrub_target
@@ -45,7 +38,7 @@ class RequestGuard:
             scope = dict(scope, method="GET")
             send = without_body(send)
         if refusal := head_refusal(scope, self.services.limits):
-            await answer(send, refusal)
+            await answer(scope, receive, send, refusal)
             return
         path: str = scope["path"]
         client = scope["client"][0] if scope.get("client") else "unknown"
@@ -53,11 +46,11 @@ class RequestGuard:
         if not (path in PUBLIC_PATHS or path.startswith(DOCS_ASSETS)):
             identity = await authenticate(scope, self.services, client, where)
             if isinstance(identity, Refusal):
-                await answer(send, identity)
+                await answer(scope, receive, send, identity)
                 return
             scope.setdefault("state", {})[IDENTITY] = identity
         body = await read_body(receive, self.services.limits, where)
         if isinstance(body, Refusal):
-            await answer(send, body)
+            await answer(scope, receive, send, body)
         elif body is not None:
             await self.app(scope, replay(body, receive), send)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 
 import anyio
+from starlette.types import Receive, Scope
 
-from reminders_pipeline.admin.asgi import Receive, Refusal, Scope, header
+from reminders_pipeline.admin.asgi import Refusal, header
 from reminders_pipeline.settings import AdminApiSettings
 
 log = logging.getLogger("reminders_pipeline.admin")

@@ -45,16 +45,23 @@ def cli(verbose: bool) -> None:
 
 
 @cli.command()
-@click.option("--assignments", "count", type=int, required=True, help="How many assignments.")
-@click.option("--due-fraction", type=float, default=0.1, show_default=True, help="Share due today.")
+@click.option(
+    "--assignments",
+    "count",
+    type=click.IntRange(min=0),
+    required=True,
+    help="How many assignments.",
+)
+@click.option(
+    "--due-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Share due today.",
+)
 @click.option("--reset", is_flag=True, help="Empty the reminders tables first.")
 def seed(count: int, due_fraction: float, reset: bool) -> None:
     """Write synthetic mentors, assignments and activities."""
-
-    if count < 0:
-        raise ConfigError(f"--assignments must be zero or more, got {count}")
-    if not 0.0 <= due_fraction <= 1.0:
-        raise ConfigError(f"--due-fraction must be between 0 and 1, got {due_fraction}")
     url = ensure_migrated_database_url()
     settings = ReminderSettings.from_env()
     started = time.perf_counter()
@@ -96,7 +103,8 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
         if not as_json:
             click.echo(f"running the reminders day {day} as one SQL call ...", err=True)
         return run_day(url, settings, day)
-    from reminders_pipeline.orchestration.launch import check_partition, run_reminders_job
+    from reminders_pipeline.orchestration.launch import run_reminders_job
+    from reminders_pipeline.orchestration.partitions import check_partition
 
     check_partition(day)
     if not as_json:
@@ -138,8 +146,10 @@ def run(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--assignments", "count", type=int, default=10_000, show_default=True)
-@click.option("--due-fraction", type=float, default=0.2, show_default=True)
+@click.option(
+    "--assignments", "count", type=click.IntRange(min=0), default=10_000, show_default=True
+)
+@click.option("--due-fraction", type=click.FloatRange(0, 1), default=0.2, show_default=True)
 @click.pass_context
 def demo(ctx: click.Context, count: int, due_fraction: float) -> None:
     """Migrate, seed fresh demo data, run the job once and show what happened."""
@@ -166,7 +176,8 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     """
     from datetime import timedelta
 
-    from reminders_pipeline.orchestration.launch import dagster_instance, missing_days
+    from reminders_pipeline.orchestration.dagster_home import dagster_instance
+    from reminders_pipeline.orchestration.partitions import missing_days
 
     today = ReminderSettings.from_env().today()
     first = parse_as_of(since, "--since") if since else today - timedelta(days=30)
@@ -231,15 +242,8 @@ def lock_status(as_json: bool) -> None:
             click.echo(f"  client:           {holder.client_addr}")
 
 
-cli.add_command(admin)
-
-
-cli.add_command(db)
-cli.add_command(backfill)
-cli.add_command(ui)
-cli.add_command(deliver)
-cli.add_command(mentor)
-cli.add_command(prune)
+for command in (admin, db, backfill, ui, deliver, mentor, prune):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from datetime import date
 
 import click
 
-from reminders_pipeline import settings as registry
+from reminders_pipeline.cli.common import dagster_command
 from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError, RemindersError
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
@@ -18,10 +16,6 @@ from reminders_pipeline.settings import ReminderSettings, parse_as_of
 # A backfill loads the code location in the child process: bounded, but generous on
 # a busy machine (it imports Dagster and the project, then queues one run per day).
 BACKFILL_TIMEOUT_S = 300
-
-
-class BackfillFailed(RemindersError):
-    """`dagster job backfill` did not queue the runs."""
 
 
 @click.command()
@@ -41,13 +35,15 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
     and wait in the run queue: the daemon (`reminders ui`, or the deployment's)
     starts them one at a time. A day that was done creates nothing again.
     """
-    from reminders_pipeline.cli.ui import WORKSPACE_YAML
-    from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
-    from reminders_pipeline.orchestration.launch import (
-        check_partition,
+    from reminders_pipeline.orchestration.dagster_home import (
         dagster_instance,
         default_dagster_home,
+    )
+    from reminders_pipeline.orchestration.jobs import reminders_job
+    from reminders_pipeline.orchestration.partitions import (
+        check_partition,
         missing_days,
+        reminder_partitions,
     )
 
     first = parse_as_of(since, "--from")
@@ -65,25 +61,18 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
     if not days:
         click.echo(f"nothing to backfill: every day from {first} to {last} is done")
         return
-    home = default_dagster_home()
-    workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE_YAML)
-    env = registry.child_environment(
-        DAGSTER_HOME=str(home), REMINDERS_DATABASE_URL=ensure_database_url()
-    )
-    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    argv = [dagster, "job", "backfill", "-w", str(workspace), "-j", reminders_job.name]
-    argv += ["--noprompt", "--partitions", ",".join(days)]
+    argv, env = dagster_command(default_dagster_home(), ensure_database_url(), "job", "backfill")
+    argv += ["-j", reminders_job.name, "--noprompt", "--partitions", ",".join(days)]
     try:
         done = subprocess.run(
             argv, env=env, capture_output=True, text=True, timeout=BACKFILL_TIMEOUT_S
         )
     except subprocess.TimeoutExpired as exc:
-        raise BackfillFailed(f"dagster job backfill took over {BACKFILL_TIMEOUT_S}s") from exc
+        raise RemindersError(f"dagster job backfill took over {BACKFILL_TIMEOUT_S}s") from exc
     launched = re.search(r"Launched backfill job `([^`]+)`", done.stdout)
     if done.returncode != 0 or launched is None:
         lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
-        raise BackfillFailed(f"dagster job backfill exited {done.returncode}: {lines[-1]}")
+        raise RemindersError(f"dagster job backfill exited {done.returncode}: {lines[-1]}")
     click.echo(
         f"backfill {launched.group(1)}: {len(days)} run(s) queued, {days[0]} to {days[-1]}; "
         "the Dagster daemon (`reminders ui`, or the deployment's) starts them one at a time"

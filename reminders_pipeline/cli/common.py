@@ -1,17 +1,25 @@
-"""What the `reminders` commands share: JSON output.
-
-Imported inside the commands that need them, so that every other command starts
-quickly: db.migrate (Alembic, SQLAlchemy) and orchestration.launch (Dagster). The
-schema check (db.schema_version) is one query, no Alembic.
-"""
+"""What the `reminders` commands share: JSON output, and `dagster` in a child process."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
+
+from reminders_pipeline import settings
+
+WORKSPACE_YAML = """\
+# Written by `reminders ui`: the code location, named as in the repository's workspace.yaml.
+load_from:
+  - python_module:
+      module_name: reminders_pipeline.orchestration.definitions
+      location_name: reminders_pipeline
+"""
 
 
 def _json_default(value: Any) -> Any:
@@ -22,3 +30,13 @@ def _json_default(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, default=_json_default))
+
+
+def dagster_command(home: Path, url: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """`dagster ARGS -w WORKSPACE` (the dagster beside this Python, on the code location
+    written into home) and its environment: the instance in home, the database at url."""
+    workspace = home / "workspace.yaml"
+    workspace.write_text(WORKSPACE_YAML)
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    env = settings.child_environment(DAGSTER_HOME=str(home), REMINDERS_DATABASE_URL=url)
+    return [dagster, *args, "-w", str(workspace)], env

@@ -11,8 +11,6 @@ from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.errors import ConfigError
 
-# ------------------------------------------------------------------ db
-
 
 @click.group()
 def db() -> None:
@@ -98,6 +96,3 @@ def db_stop(force: bool) -> None:
         click.echo(f"stopped the embedded PostgreSQL (pid {status.pid}) in {status.pgdata}")
     else:
         click.echo(f"the embedded PostgreSQL in {status.pgdata} is not running")
-
-
-# ------------------------------------------------------------------ seed

@@ -9,18 +9,8 @@ import sys
 
 import click
 
-from reminders_pipeline import settings as registry
+from reminders_pipeline.cli.common import dagster_command
 from reminders_pipeline.db.embedded import ensure_database_url
-
-# ------------------------------------------------------------------ ui
-
-WORKSPACE_YAML = """\
-# Written by `reminders ui`: the code location, named as in the repository's workspace.yaml.
-load_from:
-  - python_module:
-      module_name: reminders_pipeline.orchestration.definitions
-      location_name: reminders_pipeline
-"""
 
 
 def _default_sigint() -> None:
@@ -47,21 +37,21 @@ def ui(host: str, port: int, no_upgrade: bool) -> None:
     The embedded PostgreSQL, when used, lives as long as this command.
     """
     from reminders_pipeline.db.migrate import upgrade
-    from reminders_pipeline.orchestration.launch import default_dagster_home, prepare_dagster_home
+    from reminders_pipeline.orchestration.dagster_home import (
+        default_dagster_home,
+        prepare_dagster_home,
+    )
 
     home = default_dagster_home()
     click.echo(f"Dagster home {prepare_dagster_home(home)}", err=True)
-    workspace = home / "workspace.yaml"
-    workspace.write_text(WORKSPACE_YAML)
     url = ensure_database_url()  # this process holds the embedded server while dagster dev runs
     if not no_upgrade:
         before, after = upgrade(url)
         if before != after:
             click.echo(f"schema upgraded from {before or 'nothing'} to {after}", err=True)
-    env = registry.child_environment(DAGSTER_HOME=str(home), REMINDERS_DATABASE_URL=url)
+    argv, env = dagster_command(home, url, "dev")
+    argv += ["-h", host, "-p", str(port)]
     env.setdefault("REMINDERS_DAGSTER_UI_URL", f"http://{host}:{port}")
-    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    argv = [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
     click.echo(f"dagster dev on http://{host}:{port} (Ctrl-C stops it)", err=True)
     # Ctrl-C must work in dagster dev even when this command was started with
     # SIGINT ignored (a shell's background job), which children would inherit.
@@ -80,6 +70,3 @@ def ui(host: str, port: int, no_upgrade: bool) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     sys.exit(code)
-
-
-# ------------------------------------------------------------------ lock

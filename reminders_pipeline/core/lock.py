@@ -63,7 +63,7 @@ class RunLock:
             # what pg_locks shows and what the run log records.
             self._server_pid = require_session_binding(self._conn, self.url).server_pid
             self._warn_if_old_server()
-            self.sessions.bound(self._conn)
+            self.sessions.bounds.apply(self._conn)
         except BaseException:
             # A session left open here would carry this run's name, and look alive.
             self._conn.close()

@@ -22,8 +22,7 @@ from datetime import date
 from reminders_pipeline.core.runlog import MAX_ERROR_LENGTH, RunSummary
 from reminders_pipeline.core.stop_signals import handling_stop_signals
 from reminders_pipeline.db.connector import connect
-from reminders_pipeline.db.pooler import require_session_binding
-from reminders_pipeline.db.pooler_wire import PROBE_APPLICATION_NAME
+from reminders_pipeline.db.pooler import PROBE_APPLICATION_NAME, require_session_binding
 from reminders_pipeline.db.run_sessions import RunSessions
 from reminders_pipeline.errors import ConfigError, DatabaseError, UnsupportedPooler
 from reminders_pipeline.settings import PARTITIONS_START, ReminderSettings

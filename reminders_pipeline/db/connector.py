@@ -10,11 +10,15 @@ error as the cause.
 from __future__ import annotations
 
 import logging
+import select
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg import pq
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
@@ -30,16 +34,7 @@ from reminders_pipeline.errors import (
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-
-
-def database_error(exc: psycopg.Error, conn: psycopg.Connection | None = None) -> DatabaseError:
-    """Our error for a driver error: 'database error: <its first line>'.
-
-    ConnectionLost when the session died with it (the caller may retry on a new one).
-    """
-    if isinstance(exc, psycopg.OperationalError) and (conn is None or conn.closed or conn.broken):
-        return ConnectionLost(f"database error: {first_line(exc)}", getattr(exc, "sqlstate", None))
-    return DatabaseError(f"database error: {first_line(exc)}", getattr(exc, "sqlstate", None))
+R = TypeVar("R")
 
 
 def raw_connection(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
@@ -58,6 +53,32 @@ def raw_connection(url: str, *, autocommit: bool = False, **kwargs: Any) -> psyc
         ) from None
 
 
+def results_within(
+    pgconn: pq.abc.PGconn, sql: bytes, deadline: float
+) -> list[pq.abc.PGresult] | None:
+    """Send `sql` (simple protocol) and read all its results; None once `deadline`
+    (time.monotonic()) passes first. libpq's own calls wait for ever on a silent peer,
+    or on a pool with nothing free."""
+    pgconn.send_query(sql)
+    results = []
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            res = pgconn.get_result()
+            if res is None:
+                return results
+            results.append(res)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
+            return None
+
+
+def record_from_row(cls: type[R], row: Mapping[str, Any], **given: Any) -> R:
+    """The dataclass `cls` from a row: each field from the column of its name, unless given."""
+    return cls(**{f.name: row[f.name] for f in fields(cls) if f.name not in given}, **given)  # type: ignore[call-arg]
+
+
 class Session:
     """One database session. Statements by name (queries.sql) or as SQL text.
 
@@ -68,21 +89,29 @@ class Session:
     def __init__(self, conn: psycopg.Connection) -> None:
         self._conn = conn
 
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """A driver error as ours, 'database error: <its first line>': ConnectionLost
+        when the session died with it (the caller may retry on a new one)."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            conn = self._conn
+            lost = isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken)
+            raise (ConnectionLost if lost else DatabaseError)(
+                f"database error: {first_line(exc)}", getattr(exc, "sqlstate", None)
+            ) from exc
+
     def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
         """Run SQL text; returns the cursor (fetchone, fetchall, rowcount)."""
-        try:
+        with self._translated():
             return self._conn.execute(sql, params)  # type: ignore[arg-type]
-        except psycopg.Error as exc:
-            raise database_error(exc, self._conn) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction block on this session (also on an autocommit one)."""
-        try:
-            with self._conn.transaction():
-                yield self
-        except psycopg.Error as exc:
-            raise database_error(exc, self._conn) from exc
+        with self._translated(), self._conn.transaction():
+            yield self
 
     def cancel_in_flight(self, timeout_s: float = 5.0) -> None:
         """Cancel the statement in flight on this session (if any), on the server.
@@ -90,11 +119,10 @@ class Session:
         Safe from a signal handler or another thread: the cancel request goes on a
         connection of its own.
         """
-        conn = self._conn
-        if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
+        if not self.busy:
             return  # no statement in flight: nothing to cancel
         try:
-            conn.cancel_safe(timeout=timeout_s)
+            self._conn.cancel_safe(timeout=timeout_s)
         except Exception as exc:  # the session may be gone already; nothing left to cancel
             log.warning("could not cancel the statement in flight: %s", exc)
 
@@ -109,16 +137,12 @@ class Session:
         return self.execute(query(name), params).rowcount
 
     def commit(self) -> None:
-        try:
+        with self._translated():
             self._conn.commit()
-        except psycopg.Error as exc:
-            raise database_error(exc, self._conn) from exc
 
     def rollback(self) -> None:
-        try:
+        with self._translated():
             self._conn.rollback()
-        except psycopg.Error as exc:
-            raise database_error(exc, self._conn) from exc
 
     @property
     def closed(self) -> bool:
@@ -141,12 +165,9 @@ class Session:
 
     @property
     def raw(self) -> psycopg.Connection:
-        """The driver's connection, for db/ modules only (the pooler check)."""
+        """The driver's connection, for db/ modules only (the pooler check, shutting a
+        silent run session's socket)."""
         return self._conn
-
-    @property
-    def autocommit(self) -> bool:
-        return self._conn.autocommit
 
     @property
     def backend_pid(self) -> int:

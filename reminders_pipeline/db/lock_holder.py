@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reminders_pipeline.db.connector import Session, connect
+from reminders_pipeline.db.connector import Session, connect, record_from_row
 from reminders_pipeline.db.lock_keys import LOCK_KEY, LockKey
-from reminders_pipeline.db.queries import query
 
 APPLICATION_PREFIX = "reminders-run:"
 
@@ -46,14 +45,9 @@ class LockHolder:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LockHolder:
-        return cls(
-            pid=row["pid"],
-            application_name=row["application_name"],
-            since=row["since"],
-            client_addr=row["client_addr"],
-            run_id=run_id_from_application_name(row["application_name"]),
-            state_change=row.get("state_change"),
-        )
+        """From an advisory_lock_holders row."""
+        run_id = run_id_from_application_name(row["application_name"])
+        return record_from_row(cls, row, run_id=run_id)
 
     @classmethod
     def from_blocked_row(cls, row: dict[str, Any]) -> LockHolder | None:
@@ -91,7 +85,7 @@ class LockHolder:
 
 def lock_holders(conn: Session, key: LockKey = LOCK_KEY) -> list[dict[str, Any]]:
     """The sessions of this database holding `key` (a shared key may have several)."""
-    return conn.execute(query("advisory_lock_holders"), key.params()).fetchall()
+    return conn.all("advisory_lock_holders", **key.params())
 
 
 def held_by_this_session(conn: Session, key: LockKey = LOCK_KEY) -> bool:

@@ -28,15 +28,14 @@ from psycopg.rows import tuple_row
 from sqlalchemy.pool import NullPool
 
 from reminders_pipeline import settings
-from reminders_pipeline.db import schema_version
 from reminders_pipeline.db.connector import raw_connection
 from reminders_pipeline.db.lock_holder import LockHolder, lock_holder
 from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
 from reminders_pipeline.db.queries import query
+from reminders_pipeline.db.schema_version import VERSION_TABLE
 from reminders_pipeline.errors import MigrationBlocked
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-VERSION_TABLE = schema_version.VERSION_TABLE
 # Names the migration's session in pg_stat_activity, and in a skipped run's record.
 APPLICATION_NAME = "reminders-migrate"
 _POLL_S = 0.2
@@ -78,12 +77,17 @@ def revisions() -> list[str]:
     return [script.revision for script in reversed(list(scripts))]
 
 
+def _revision_of(conn: sqlalchemy.Connection) -> str | None:
+    return MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+
+
 def current_revision(url: str) -> str | None:
     engine = _engine(url)
     try:
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            return ctx.get_current_revision()
+            return _revision_of(conn)
     finally:
         engine.dispose()
 
@@ -143,16 +147,13 @@ def upgrade(
             try:
                 with conn.begin():
                     raw.execute(query("take_migration_lock"), MIGRATION_LOCK.params())
-                    ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-                    before = ctx.get_current_revision()
+                    before = _revision_of(conn)
                     if before != target:
                         what = f"from {before or 'nothing'} to {target}"
                         _take_run_lock(raw, url, wait_s, on_wait, what)
                         took_run_lock = True
                     command.upgrade(_config(conn), revision)
-                    after = MigrationContext.configure(
-                        conn, opts={"version_table": VERSION_TABLE}
-                    ).get_current_revision()
+                    after = _revision_of(conn)
             finally:
                 # After the commit: a run that takes the lock next sees the new schema.
                 if took_run_lock and not raw.closed:

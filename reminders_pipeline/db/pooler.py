@@ -1,65 +1,37 @@
 """Refuse a connection pooler that does not keep one server connection per client.
 
-The run lock is a session-level advisory lock: it belongs to the server
-connection it was taken on. Behind a pooler in transaction or statement mode
-(PgBouncer `pool_mode = transaction`, Supabase's pooler port 6543) the client
-keeps a server connection only while a transaction is open; between statements
-the server connection goes back to the pool, still holding the lock, and the
-next statement (the unlock, the lock checks) may run on another one.
+The run lock is a session-level advisory lock: it belongs to the server connection
+it was taken on. Behind a pooler in transaction or statement mode (PgBouncer
+`pool_mode = transaction`, Supabase's pooler port 6543) that server connection goes
+back to the pool between transactions, still holding the lock, and the next
+statement (the unlock, the lock checks) may run on another one. "My pid did not
+change" proves nothing: with nobody else on the pool, a transaction-mode PgBouncer
+hands the same server connection back every time. So the pooler is made to show
+whether the lock connection's server connection stays bound to it while idle
+(docs/decisions/lock-scope.md, *Poolers*, says why each step holds):
 
-What a client can see is not enough to tell the modes apart by itself: with
-nobody else using the pool, a transaction-mode PgBouncer hands the same server
-connection back to the same client every time (it reuses the most recently
-released one), so "my pid did not change" proves nothing. The check therefore
-makes the pooler show whether the lock connection's server connection stays
-bound to it while it is idle:
+1. S1, on the lock connection: the server's pid P, the local id L of this
+   transaction (pg_locks' virtualxid `backend/L`) and the server's clock.
+2. Probe connections each open a transaction (which pins a server connection in
+   every mode) and keep it, one after the other, until one is given P (refused),
+   or one is given a server connection started after it asked, or gets no answer
+   (queued): a pooler does either only when no server connection is idle, so P was
+   not idle in the pool. The probes then let go.
+3. S2, on the lock connection: pid P again and transaction id exactly L + 1. An idle
+   backend also numbers its catch-ups on catalog changes in any database of the
+   server: on a direct connection the pid alone counts; behind a pooler a moved id
+   with the pid unchanged is checked again from step 1, up to XID_ATTEMPTS times.
 
-1. On the lock connection, S1: the server's pid P, the local id L of this
-   transaction (pg_locks, virtualxid `backend/L`: a backend numbers its
-   transactions one by one) and the server's clock.
-2. Probe connections to the same URL each open a transaction (which pins a
-   server connection in every pooler mode) and keep it open, one after the
-   other, until
-   - one is given P: the pooler handed the lock connection's server connection
-     to another client. Refused: not session mode;
-   - or one is given a server connection started after it asked (backend_start
-     later than the server's clock read just before the request), or has no
-     answer after QUEUED_AFTER_S (queued). A pooler starts a server connection for a
-     client, or queues it, only when no server connection is idle; so at that
-     instant P was not idle in the pool: bound to the lock connection (session
-     mode), or in use by another client.
-   The probes then let go.
-3. On the lock connection, S2: the pid must be P again and the transaction id
-   exactly L + 1, i.e. no other client's transaction ran on P between S1 and S2.
-   An idle backend also numbers its own catch-ups on catalog changes made in any
-   database of the server: on a direct connection the pid alone counts; behind a
-   pooler an id moved with the pid unchanged is checked again from step 1, up to
-   XID_ATTEMPTS times (in transaction mode every attempt fails by construction).
-
-In session mode (or on a direct connection) all of it holds by construction. In
-transaction mode it cannot: while P is idle in the pool, a probe is given an
-idle server connection (P, or another one, and the probes go on), never a new
-one or a place in the queue; if P was in use by another client at the instant
-of step 2, that client's transaction ran on P between S1 and S2, so S2 runs
-elsewhere or sees an id greater than L + 1. Statement mode refuses the probes'
-transaction blocks outright. The limits, both about timing rather than luck:
-a server connection that an unrelated client's demand started in the instant
-between the clock read and the probe's request, and that came idle again within
-that instant, would pass for the probe's own (the clock is read on a connection
-already holding a server connection, right before the request, to keep that
-instant to one round trip); and a probe given an idle server connection that
-then takes longer than QUEUED_AFTER_S (or 20 times the server's slowest answer,
-up to QUEUED_AFTER_MAX_S) to answer a trivial query would pass for a queued one:
-a transaction-mode pool on a server that overloaded could pass. The check says
-nothing about a pooler whose mode changes later (a reload).
-
-The cost is a few short-lived connections once per run (one on a direct connection;
-one per idle pooled server connection, plus one, behind a session pooler). It fails
-closed: when the lock connection's own statements wait longer than PROBE_TIMEOUT_S for
-a server connection, or the pool holds more idle server connections than
-MAX_PROBE_CONNECTIONS, the run is refused.
-Behind PgBouncer `conn.info.backend_pid` is made up (its own BackendKeyData); the
-lock records the server's pid (from S1), as pg_locks shows.
+The limits are about timing rather than luck: a server connection that an unrelated
+client's demand started, and that came idle again, within the one round trip
+between the clock read and the probe's request would pass for the probe's own; and
+a probe given an idle server connection that takes longer than its patience
+(QUEUED_AFTER_*) to answer a trivial query would pass for a queued one, so a
+transaction-mode pool on a server that overloaded could pass. A pooler whose mode
+changes later (a reload) is not seen. The check fails closed: a wait longer than
+PROBE_TIMEOUT_S, on the lock connection too, or more than MAX_PROBE_CONNECTIONS
+idle server connections to drain refuse the run. Behind PgBouncer
+`conn.info.backend_pid` is its own number; the lock records the server's pid from S1.
 """
 
 from __future__ import annotations
@@ -68,17 +40,26 @@ import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import overload
 
 import psycopg
+from psycopg import pq
 
-from reminders_pipeline.db import pooler_wire
-from reminders_pipeline.db.connector import Session
-from reminders_pipeline.db.pooler_wire import USE_INSTEAD, ask_within, let_go, open_probe
+from reminders_pipeline.db.connector import Session, raw_connection, results_within
+from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
 from reminders_pipeline.errors import UnsupportedPooler
 
 log = logging.getLogger(__name__)
 
+PROBE_TIMEOUT_S = 15.0  # a busy day's server connection start; an exhausted pool fails
+PROBE_APPLICATION_NAME = "reminders-pooler-check"
+
+USE_INSTEAD = (
+    "Use a direct connection to PostgreSQL, or a session-mode pooler URL (PgBouncer "
+    "pool_mode = session; on Supabase the direct database host, or the pooler's session "
+    "port 5432 instead of the transaction port 6543)."
+)
 # A probe with no answer after this long is queued (no idle server connection to
 # give): at least a second and many times the server's slowest answer, at most a
 # few seconds, so other runs' checks queued behind these probes keep their time.
@@ -95,32 +76,23 @@ class SessionBinding:
 
     server_pid: int  # pg_backend_pid(): what pg_locks shows for this session
     key_pid: int  # BackendKeyData's pid: the pooler's own number behind a pooler
-    probes: int  # probe connections it took to confirm the binding
-
-    @property
-    def behind_pooler(self) -> bool:
-        return self.server_pid != self.key_pid
 
 
-def require_session_binding(session: Session | psycopg.Connection, url: str) -> SessionBinding:
-    """Confirm that `conn` keeps one server connection; raise UnsupportedPooler if not.
+def require_session_binding(session: Session, url: str) -> SessionBinding:
+    """Confirm that `session` keeps one server connection; raise UnsupportedPooler if not.
 
-    `conn` must be a fresh autocommit connection on which nothing else runs
-    meanwhile; `url` is the URL it was opened with (the probes use the same pool).
-    Every wait, on `conn` too, is bounded by PROBE_TIMEOUT_S: behind a
-    transaction-mode pool the lock connection itself queues for a server
-    connection, and PgBouncer would keep it queued for minutes.
+    `session` must be a fresh autocommit one on which nothing else runs meanwhile;
+    `url` is the URL it was opened with (the probes use the same pool).
     """
-    conn = session.raw if isinstance(session, Session) else session
-    deadline = time.monotonic() + pooler_wire.PROBE_TIMEOUT_S
-    for attempt in range(1, XID_ATTEMPTS + 1):
+    # One deadline for every wait, the lock connection's too: behind a transaction-mode
+    # pool it queues for a server connection itself, for minutes in PgBouncer.
+    deadline = time.monotonic() + PROBE_TIMEOUT_S
+    for attempt in range(1, XID_ATTEMPTS):
         try:
-            return _check_once(conn, url, deadline)
+            return _check_once(session.raw, url, deadline)
         except _TransactionCountMoved as moved:
-            if attempt == XID_ATTEMPTS:
-                raise
             log.info("pooler check: %s; checking again (%d of %d)", moved, attempt, XID_ATTEMPTS)
-    raise AssertionError("unreachable")
+    return _check_once(session.raw, url, deadline)
 
 
 class _TransactionCountMoved(UnsupportedPooler):
@@ -202,8 +174,8 @@ def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> SessionB
             f"mode: {evidence}. A session advisory lock needs one server connection for the "
             "whole run. " + USE_INSTEAD
         )
-    binding = SessionBinding(server_pid, conn.info.backend_pid, len(probes))
-    if binding.behind_pooler:
+    binding = SessionBinding(server_pid, conn.info.backend_pid)
+    if binding.server_pid != binding.key_pid:
         log.info(
             "the run lock's connection to %s goes through a session-mode pooler "
             "(server pid %s, pooler's pid %s)",
@@ -212,3 +184,89 @@ def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> SessionB
             binding.key_pid,
         )
     return binding
+
+
+# -- the check's conversations: probe connections, a named query whose every wait
+# ends at a deadline, letting a probe go
+
+
+def open_probe(url: str, deadline: float) -> psycopg.Connection:
+    """A new client connection to the same URL; no server connection asked for yet."""
+    return raw_connection(
+        url,
+        autocommit=True,
+        application_name=PROBE_APPLICATION_NAME,
+        connect_timeout=max(2, int(deadline - time.monotonic())),
+    )
+
+
+@overload
+def ask_within(conn: psycopg.Connection, name: str, where: str, deadline: float) -> list[str]: ...
+@overload
+def ask_within(
+    conn: psycopg.Connection, name: str, where: str, deadline: float, patience: float
+) -> list[str] | None: ...
+def ask_within(
+    conn: psycopg.Connection,
+    name: str,
+    where: str,
+    deadline: float,
+    patience: float | None = None,
+) -> list[str] | None:
+    """Run a named query (simple protocol, no parameters); its one row as text.
+
+    Through libpq's asynchronous calls, so that waiting for a pool with nothing
+    free ends at `deadline`. With `patience`, None when no answer came within
+    that many seconds (the query stays pending).
+    """
+    overall = deadline
+    if patience is not None:
+        deadline = min(deadline, time.monotonic() + patience)
+    try:
+        results = results_within(conn.pgconn, query(name).encode(), deadline)
+    except psycopg.OperationalError as exc:
+        # PgBouncer in statement mode answers a transaction block by closing.
+        raise _failed(where, str(exc)) from None
+    if results is None:
+        if patience is not None and time.monotonic() < overall:
+            return None
+        raise UnsupportedPooler(
+            f"cannot confirm that the connection to {where} keeps one server "
+            f"connection per client: no server connection came free within "
+            f"{PROBE_TIMEOUT_S:.0f}s (is the pool exhausted?). " + USE_INSTEAD
+        )
+    for res in results:
+        if res.status == pq.ExecStatus.FATAL_ERROR:
+            raise _failed(where, (res.error_message or b"").decode(errors="replace"))
+    rows = [res for res in results if res.status == pq.ExecStatus.TUPLES_OK]
+    values = [rows[0].get_value(0, i) for i in range(rows[0].nfields)] if rows else []
+    if len(rows) != 1 or rows[0].ntuples != 1 or any(v is None for v in values):
+        raise UnsupportedPooler(
+            f"cannot confirm that the connection to {where} keeps one server connection "
+            f"per client: the check's query {name} returned no row. " + USE_INSTEAD
+        )
+    return [v.decode() for v in values if v is not None]
+
+
+def _failed(where: str, message: str) -> UnsupportedPooler:
+    first_line = message.strip().splitlines()[0] if message.strip() else "connection closed"
+    if "statement pooling" in first_line or "transaction blocks" in first_line:
+        return UnsupportedPooler(
+            f"the connection to {where} goes through a pooler in statement mode: it refuses "
+            f"a transaction block ({first_line}). " + USE_INSTEAD
+        )
+    return UnsupportedPooler(
+        f"cannot confirm that the connection to {where} keeps one server connection per "
+        f"client: the check's query failed ({first_line}). " + USE_INSTEAD
+    )
+
+
+def let_go(conn: psycopg.Connection) -> None:
+    """End the probe's transaction first, so a session pooler can reuse its server connection."""
+    try:
+        if conn.pgconn.transaction_status == pq.TransactionStatus.INTRANS:
+            conn.pgconn.exec_(b"ROLLBACK")
+    except Exception:  # noqa: BLE001 - closing anyway
+        pass
+    finally:
+        conn.close()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -36,7 +35,7 @@ from typing import Any
 
 import psycopg
 
-from reminders_pipeline.db.connector import Database, Session, connect
+from reminders_pipeline.db.connector import Database, Session, connect, results_within
 from reminders_pipeline.settings.liveness import LivenessSettings
 
 log = logging.getLogger(__name__)
@@ -113,20 +112,17 @@ class RunSessions:
     # -- sessions ----------------------------------------------------------------
 
     def open(self, *, autocommit: bool = False, **kwargs: Any) -> Session:
-        """A session with the client-side bounds, watched; the server's come with bound()."""
+        """A session with the client-side bounds, watched; the server's come with bounds.apply()."""
         session = connect(self.url, autocommit=autocommit, **self.bounds.libpq_params(), **kwargs)
         self._heard = time.monotonic()  # it connected: the server answers
         with self._guard:
             self._sessions.add(session)
         return session
 
-    def bound(self, session: Session) -> None:
-        self.bounds.apply(session)
-
     def connect(self, *, autocommit: bool = False, **kwargs: Any) -> Session:
         session = self.open(autocommit=autocommit, **kwargs)
         try:
-            self.bound(session)
+            self.bounds.apply(session)
         except BaseException:
             session.close()
             raise
@@ -232,26 +228,11 @@ def probe(url: str, timeout_s: float) -> bool:
     except psycopg.Error as exc:
         return "FATAL:" in str(exc) or "ERROR:" in str(exc)
     try:
-        return _answers(conn.pgconn, time.monotonic() + timeout_s)
+        return results_within(conn.pgconn, b"SELECT 1", time.monotonic() + timeout_s) is not None
     except psycopg.Error:
         return False
     finally:
         conn.close()
-
-
-def _answers(pgconn: Any, deadline: float) -> bool:
-    """SELECT 1 with a deadline: libpq's own calls wait for ever on a silent peer."""
-    pgconn.send_query(b"SELECT 1")
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            while pgconn.get_result() is not None:
-                pass
-            return True
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        select.select([pgconn.socket], [], [], remaining)
 
 
 class RunDatabase(Database):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import ConfigError
 
 SEED_BATCH = 100_000
@@ -41,26 +40,24 @@ def seed(
     mentor_count = max(1, -(-assignments // ASSIGNMENTS_PER_MENTOR))
     with db.connection() as conn:
         if reset:
-            conn.execute(query("seed_reset"))
-            conn.execute(query("seed_reset_delivery_cursor"))
+            conn.run("seed_reset")
+            conn.run("seed_reset_delivery_cursor")
         if assignments == 0:
             return SeedResult(0, 0)
-        mentors = conn.execute(query("seed_mentors"), {"count": mentor_count}).fetchone()
+        mentors = conn.one("seed_mentors", count=mentor_count)
         conn.commit()
         done = 0
         while done < assignments:
             last = min(done + SEED_BATCH, assignments)
-            conn.execute(
-                query("seed_assignments_batch"),
-                {
-                    "first": done + 1,
-                    "last": last,
-                    "first_mentor": mentors["first_id"],
-                    "mentors": mentors["count"],
-                    "due_fraction": due_fraction,
-                    "today": today,
-                    "default_interval": default_interval_days,
-                },
+            conn.run(
+                "seed_assignments_batch",
+                first=done + 1,
+                last=last,
+                first_mentor=mentors["first_id"],
+                mentors=mentors["count"],
+                due_fraction=due_fraction,
+                today=today,
+                default_interval=default_interval_days,
             )
             conn.commit()
             on_progress(last - done)

@@ -2,94 +2,88 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from reminders_pipeline.delivery.email import SmtpSender
 from reminders_pipeline.delivery.reminder import Sender
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
 from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
+from reminders_pipeline.settings.setting import FromEnv, bound
 
 
 @dataclass(frozen=True)
-class DeliveryConfig:
-    org_channels: list[str] = field(default_factory=lambda: ["in_app"])
-    language: str = "nb"
-    timeout_s: float = 10.0
-    lease_s: float = 60.0
-    concurrency: int = 16
-    batch_size: int = 200
-    retry_base_s: float = 60.0
-    max_attempts: int = 8
-    max_runtime_s: float = 15 * 60.0
+class DeliveryConfig(FromEnv):
+    org_channels: list[str] = bound(s.CHANNELS)
+    language: str = bound(s.LANGUAGE)
+    timeout_s: float = bound(s.DELIVERY_TIMEOUT_S)
+    lease_s: float = bound(DELIVERY_LEASE_S)
+    concurrency: int = bound(s.DELIVERY_CONCURRENCY)
+    batch_size: int = bound(s.DELIVERY_BATCH_SIZE)
+    retry_base_s: float = bound(s.DELIVERY_RETRY_BASE_S)
+    max_attempts: int = bound(s.DELIVERY_MAX_ATTEMPTS)
+    max_runtime_s: float = bound(s.DELIVERY_MAX_RUNTIME_S)
 
     def __post_init__(self) -> None:
         check_lease(self.lease_s, self.timeout_s)
 
-    @classmethod
-    def from_env(cls) -> DeliveryConfig:
-        return cls(
-            org_channels=s.CHANNELS.get(),
-            language=s.LANGUAGE.get(),
-            timeout_s=float(s.DELIVERY_TIMEOUT_S.get()),
-            lease_s=float(DELIVERY_LEASE_S.get()),
-            concurrency=s.DELIVERY_CONCURRENCY.get(),
-            batch_size=s.DELIVERY_BATCH_SIZE.get(),
-            retry_base_s=float(s.DELIVERY_RETRY_BASE_S.get()),
-            max_attempts=s.DELIVERY_MAX_ATTEMPTS.get(),
-            max_runtime_s=float(s.DELIVERY_MAX_RUNTIME_S.get()),
-        )
 
-
-# What each sending channel needs set (in_app needs nothing: it is never sent).
+# Per sending channel (in_app is never sent): the setting that turns it on, and the one
+# it needs with it.
 CHANNEL_SETTINGS = {
-    "email": "REMINDERS_SMTP_URL and REMINDERS_EMAIL_FROM",
-    "webhook": "REMINDERS_WEBHOOK_URL and REMINDERS_WEBHOOK_SECRET",
+    "email": (s.SMTP_URL, s.EMAIL_FROM),
+    "webhook": (s.WEBHOOK_URL, s.WEBHOOK_SECRET),
 }
+
+
+def configured_channels() -> list[str]:
+    """The channels whose sender is configured (their URL is set)."""
+    return [channel for channel, (url, _) in CHANNEL_SETTINGS.items() if url.get()]
+
+
+def _needs(channel: str) -> str:
+    url, needed = CHANNEL_SETTINGS[channel]
+    return f"{url.name} and {needed.name}"
 
 
 def not_configured(channel: str) -> str:
     """Why a channel's deliveries wait, naming the settings that would serve it."""
-    needs = CHANNEL_SETTINGS.get(channel)
-    return f"the {channel} channel is not configured" + (f" (set {needs})" if needs else "")
+    needs = f" (set {_needs(channel)})" if channel in CHANNEL_SETTINGS else ""
+    return f"the {channel} channel is not configured{needs}"
 
 
 def no_channel_note() -> str | None:
     """Said by a run when no sending channel is configured at all, else None."""
-    if s.SMTP_URL.get() or s.WEBHOOK_URL.get():
+    if configured_channels():
         return None
-    return (
-        "no delivery channel is configured, so reminders are not sent (in-app only): "
-        + "; ".join(f"{channel} needs {needs}" for channel, needs in CHANNEL_SETTINGS.items())
+    return "no delivery channel is configured, so reminders are not sent (in-app only): " + (
+        "; ".join(f"{channel} needs {_needs(channel)}" for channel in CHANNEL_SETTINGS)
     )
 
 
 def senders_from_env(concurrency: int) -> dict[str, Sender]:
     """The senders whose settings are present; a half-configured channel is an error."""
+    channels = configured_channels()
+    for channel in channels:
+        url, needed = CHANNEL_SETTINGS[channel]
+        if not needed.get():
+            raise ConfigError(f"{needed.name} is required when {url.name} is set")
     senders: dict[str, Sender] = {}
-    smtp_url = s.SMTP_URL.get()
-    if smtp_url:
-        sender = s.EMAIL_FROM.get()
-        if not sender:
-            raise ConfigError("REMINDERS_EMAIL_FROM is required when REMINDERS_SMTP_URL is set")
-        server = s.smtp_server(smtp_url)
+    if "email" in channels:
+        server = s.smtp_server(s.SMTP_URL.get())
         senders["email"] = SmtpSender(
             server["host"],
             server["port"],
-            sender,
+            s.EMAIL_FROM.get(),
             security=s.SMTP_SECURITY.get(),
             username=server["username"],
             password=server["password"],
         )
-    webhook_url = s.WEBHOOK_URL.get()
-    if webhook_url:
-        secret = s.WEBHOOK_SECRET.get()
-        if not secret:
-            raise ConfigError(
-                "REMINDERS_WEBHOOK_SECRET is required when REMINDERS_WEBHOOK_URL is set"
-            )
+    if "webhook" in channels:
         # Here: its HTTP client (httpx) would slow the start of every command and run.
         from reminders_pipeline.delivery.webhook import WebhookSender
 
-        senders["webhook"] = WebhookSender(webhook_url, secret, concurrency=concurrency)
+        senders["webhook"] = WebhookSender(
+            s.WEBHOOK_URL.get(), s.WEBHOOK_SECRET.get(), concurrency=concurrency
+        )
     return senders

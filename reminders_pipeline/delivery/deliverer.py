@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from reminders_pipeline.db.connector import Database
@@ -42,16 +42,12 @@ def _value(row: dict[str, Any] | None, column: str) -> Any:
     return row[column]
 
 
+@dataclass
 class Deliverer:
-    def __init__(
-        self,
-        db: Database,
-        config: DeliveryConfig,
-        senders: dict[str, Sender],
-        today: Callable[[], object],
-    ) -> None:
-        self.db, self.config, self.senders, self.today = db, config, senders, today
-        self._lock = threading.Lock()
+    db: Database
+    config: DeliveryConfig
+    senders: dict[str, Sender]
+    today: Callable[[], object]
 
     def drain(self) -> DrainReport:
         report = DrainReport()
@@ -60,7 +56,8 @@ class Deliverer:
         due_by = _value(self.db.fetch_one("delivery_clock"), "now")
         lanes = [
             threading.Thread(
-                target=self._lane, args=(sender, due_by, deadline, report), name=f"deliver-{name}"
+                target=Lane(self.db, self.config, self.today, sender, due_by, deadline, report).run,
+                name=f"deliver-{name}",
             )
             for name, sender in self.senders.items()
         ]
@@ -79,8 +76,6 @@ class Deliverer:
     def close(self) -> None:
         for sender in self.senders.values():
             sender.close()
-
-    # ---------------------------------------------------------------- expanding
 
     def expand(self) -> int:
         """New reminders into deliveries; returns how many deliveries were created."""
@@ -107,11 +102,6 @@ class Deliverer:
                         "expand_deliveries", org_channels=org, after_id=after, upto=upto
                     )
                     session.run("advance_delivery_cursor", upto=upto)
-
-    # ---------------------------------------------------------------- sending
-
-    def _lane(self, sender: Sender, due_by: datetime, deadline: float, report: DrainReport) -> None:
-        Lane(self.db, self.config, self.today, self._lock).run(sender, due_by, deadline, report)
 
 
 def deliverer_from_env(db: Database) -> Deliverer:

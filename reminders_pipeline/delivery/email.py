@@ -14,7 +14,7 @@ import time
 from email.message import EmailMessage
 from email.utils import formataddr
 
-from reminders_pipeline.delivery.address import InvalidAddress, envelope_address, mailbox
+from reminders_pipeline.delivery.address import InvalidAddress, Mailbox, mailbox
 from reminders_pipeline.delivery.deadline import DeadlinePassed, SocketWatchdog, call_with_deadline
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
@@ -51,19 +51,9 @@ class _WatchedSMTP(smtplib.SMTP):
         return sock
 
 
-class _WatchedSMTPSSL(smtplib.SMTP_SSL):
-    """The same for TLS from the start: watched before the handshake, which may stall."""
-
-    watchdog: SocketWatchdog
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((host, port), timeout, self.source_address)
-        try:
-            self.watchdog.watch(sock)
-            return self.context.wrap_socket(sock, server_hostname=self._host)
-        except BaseException:
-            sock.close()
-            raise
+class _WatchedSMTPSSL(smtplib.SMTP_SSL, _WatchedSMTP):
+    """TLS from the start: SMTP_SSL wraps the socket _WatchedSMTP connected and watched,
+    so a handshake that stalls is shut down too (a failed one closes the socket)."""
 
 
 class SmtpSender:
@@ -85,12 +75,12 @@ class SmtpSender:
         self.username, self.password = username, password
         self.ssl_context = ssl_context or ssl.create_default_context()
 
-    def message(self, reminder: Reminder) -> EmailMessage:
+    def message(self, reminder: Reminder, address: Mailbox) -> EmailMessage:
         """The email; ValueError naming the field when a header cannot hold a value. To
         is the one validated mailbox with the name as an encoded display name."""
         subject, body = render_email(reminder)
         message = EmailMessage()
-        to = formataddr((reminder.mentor_name, mailbox(reminder.mentor_email or "")))
+        to = formataddr((reminder.mentor_name, address.normalized))
         for header, value, source in (
             ("From", self.sender, "REMINDERS_EMAIL_FROM"),
             ("To", to, f"mentor {reminder.mentor_id}'s name or email"),
@@ -111,7 +101,7 @@ class SmtpSender:
         if not reminder.mentor_email:
             raise SendFailed(f"mentor {reminder.mentor_id} has no email address", permanent=True)
         try:  # mentors.email may be written by other applications: checked again here
-            envelope_address(reminder.mentor_email)
+            address = mailbox(reminder.mentor_email)
         except InvalidAddress as exc:
             raise SendFailed(
                 f"mentor {reminder.mentor_id}'s stored email is refused, nothing sent: {exc}",
@@ -119,16 +109,18 @@ class SmtpSender:
             ) from None
         try:
             return call_with_deadline(
-                lambda: self._send(reminder, timeout_s), timeout_s + SEND_MARGIN_S, "smtp-send"
+                lambda: self._send(reminder, address, timeout_s),
+                timeout_s + SEND_MARGIN_S,
+                "smtp-send",
             )
         except DeadlinePassed as exc:
             raise SendFailed(f"SMTP {self.host}:{self.port} timed out: {exc}") from None
 
-    def _send(self, reminder: Reminder, timeout_s: float) -> str:
+    def _send(self, reminder: Reminder, address: Mailbox, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
         with SocketWatchdog(timeout_s) as watchdog:
             try:
-                return self._conversation(reminder, deadline, watchdog)
+                return self._conversation(reminder, address, deadline, watchdog)
             except SendFailed as exc:
                 if watchdog.fired:  # the shutdown is why the step failed
                     raise SendFailed(
@@ -137,15 +129,17 @@ class SmtpSender:
                     ) from None
                 raise
 
-    def _conversation(self, reminder: Reminder, deadline: float, watchdog: SocketWatchdog) -> str:
+    def _conversation(
+        self, reminder: Reminder, address: Mailbox, deadline: float, watchdog: SocketWatchdog
+    ) -> str:
         try:
-            message = self.message(reminder)
+            message = self.message(reminder, address)
             smtp = self._connect(deadline, watchdog)
             try:
                 _step(smtp, deadline)
                 # The envelope names the one validated mailbox, never what the To
                 # header might be parsed into.
-                smtp.send_message(message, to_addrs=[envelope_address(reminder.mentor_email)])
+                smtp.send_message(message, to_addrs=[address.envelope])
             except BaseException:
                 smtp.close()
                 raise
@@ -179,7 +173,7 @@ class SmtpSender:
 
     def _connect(self, deadline: float, watchdog: SocketWatchdog) -> smtplib.SMTP:
         timeout_s = _left(deadline)
-        smtp: _WatchedSMTP | _WatchedSMTPSSL
+        smtp: _WatchedSMTP
         if self.security == "tls":
             smtp = _WatchedSMTPSSL(timeout=timeout_s, context=self.ssl_context)
         else:

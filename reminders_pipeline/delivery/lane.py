@@ -47,16 +47,21 @@ def retry_delay_s(attempt: int, base_s: float, retry_after_s: float | None = Non
 @dataclass
 class DrainReport:
     """What one drain did, per channel; problems: channels left waiting, and why;
-    late: outcomes that came after their lease was lost (not recorded)."""
+    late: outcomes that came after their lease was lost (not recorded). The lanes
+    add to it from their threads, under its lock."""
 
     expanded: int = 0
     late: int = 0
     channels: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count(self, channel: str, outcome: str, n: int = 1) -> None:
-        counts = self.channels.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
-        counts[outcome] += n
+    def add(self, channel: str, counts: dict[str, int], late: int = 0) -> None:
+        with self.lock:
+            mine = self.channels.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
+            for outcome, n in counts.items():
+                mine[outcome] += n
+            self.late += late
 
     def totals(self) -> dict[str, int]:
         return {o: sum(c[o] for c in self.channels.values()) for o in OUTCOMES}
@@ -80,66 +85,49 @@ def _late(reminder: Reminder, what: str, detail: str) -> int:
     return 1
 
 
+@dataclass
 class Lane:
-    def __init__(
-        self,
-        db: Database,
-        config: DeliveryConfig,
-        today: Callable[[], object],
-        lock: threading.Lock,
-    ) -> None:
-        self.db, self.config, self.today, self._lock = db, config, today, lock
+    """One sender's deliveries due by due_by, claimed until deadline (monotonic)."""
 
-    def run(self, sender: Sender, due_by: datetime, deadline: float, report: DrainReport) -> None:
+    db: Database
+    config: DeliveryConfig
+    today: Callable[[], object]
+    sender: Sender
+    due_by: datetime
+    deadline: float
+    report: DrainReport
+
+    def run(self) -> None:
+        channel = self.sender.channel
         try:
             with (
-                ThreadPoolExecutor(self.config.concurrency, f"send-{sender.channel}") as pool,
+                ThreadPoolExecutor(self.config.concurrency, f"send-{channel}") as pool,
                 self.db.connection(autocommit=True) as session,
             ):
-                self._pump(session, sender, pool, due_by, deadline, report)
+                self._pump(session, pool)
         except Exception as exc:  # one lane's failure must not stop the others
-            log.exception("the %s lane stopped", sender.channel)
-            with self._lock:
-                report.problems.append(f"{sender.channel}: {type(exc).__name__}: {exc}")
+            log.exception("the %s lane stopped", channel)
+            with self.report.lock:
+                self.report.problems.append(f"{channel}: {type(exc).__name__}: {exc}")
 
-    def _pump(
-        self,
-        session: Session,
-        sender: Sender,
-        pool: ThreadPoolExecutor,
-        due_by: datetime,
-        deadline: float,
-        report: DrainReport,
-    ) -> None:
-        """Keep the channel's threads busy: lease as many deliveries as threads are free
-        (once half of them are, so claims stay few), and record the outcomes that came
-        together in one statement per kind. No transaction is open during a send."""
+    def _pump(self, session: Session, pool: ThreadPoolExecutor) -> None:
+        """Claim once half the threads are free (so claims stay few), and record the
+        outcomes that came together in one statement per kind."""
         threads = self.config.concurrency
         flying: Flying = {}
         more = True
         while True:
             free = threads - len(flying)
-            if more and free >= max(1, threads // 2) and time.monotonic() < deadline:
-                limit = min(free, self.config.batch_size)
-                more = self._claim(session, sender, pool, due_by, deadline, limit, flying, report)
+            if more and free >= max(1, threads // 2) and time.monotonic() < self.deadline:
+                more = self._claim(session, pool, min(free, self.config.batch_size), flying)
                 continue
             if not flying:
                 return
             done, _ = wait(flying, return_when=FIRST_COMPLETED)
-            self._record(
-                session, sender.channel, [(*flying.pop(f), f.result()) for f in done], report
-            )
+            self._record(session, [(*flying.pop(f), f.result()) for f in done])
 
     def _claim(
-        self,
-        session: Session,
-        sender: Sender,
-        pool: ThreadPoolExecutor,
-        due_by: datetime,
-        deadline: float,
-        limit: int,
-        flying: Flying,
-        report: DrainReport,
+        self, session: Session, pool: ThreadPoolExecutor, limit: int, flying: Flying
     ) -> bool:
         """Lease up to limit deliveries (no more than the free threads: every send starts
         right after the contact check) and start their sends; False when none was due."""
@@ -148,9 +136,9 @@ class Lane:
         lease_end = time.monotonic() + self.config.lease_s
         rows = session.all(
             "claim_deliveries",
-            channel=sender.channel,
+            channel=self.sender.channel,
             limit=limit,
-            due_by=due_by,
+            due_by=self.due_by,
             today=self.today(),
             language=self.config.language,
             lease_s=self.config.lease_s,
@@ -159,22 +147,16 @@ class Lane:
         )
         cancelled = sum(1 for r in rows if r["cancel_reason"] is not None)
         used_up = sum(1 for r in rows if r["cancel_reason"] is None and r["used_up"])
-        with self._lock:
-            report.count(sender.channel, "cancelled", cancelled)
-            report.count(sender.channel, "dead", used_up)
+        self.report.add(self.sender.channel, {"cancelled": cancelled, "dead": used_up})
         for row in rows:
             if row["cancel_reason"] is None and not row["used_up"]:
                 reminder = Reminder.from_row(row)
-                future = pool.submit(self._send, sender, reminder, deadline, lease_end)
+                future = pool.submit(self._send, reminder, lease_end)
                 flying[future] = (reminder, token, row["attempts"])
         return bool(rows)
 
     def _record(
-        self,
-        session: Session,
-        channel: str,
-        results: list[tuple[Reminder, str, int, str | SendFailed | None]],
-        report: DrainReport,
+        self, session: Session, results: list[tuple[Reminder, str, int, str | SendFailed | None]]
     ) -> None:
         """Outcomes, fenced by each claim's token; one statement per kind. Any delivery
         the statement did not return came late (its lease was lost): logged, counted."""
@@ -216,14 +198,9 @@ class Lane:
                 ids=[r.delivery_id for r, _ in untried],
                 tokens=[t for _, t in untried],
             )
-        with self._lock:
-            report.late += late
-            for outcome, n in counts.items():
-                report.count(channel, outcome, n)
+        self.report.add(self.sender.channel, counts, late)
 
-    def _send(
-        self, sender: Sender, reminder: Reminder, deadline: float, lease_end: float
-    ) -> str | SendFailed | None:
+    def _send(self, reminder: Reminder, lease_end: float) -> str | SendFailed | None:
         """The provider's answer, the failure, or None: not tried (the drain's time is
         up, or the send could not end inside the lease, e.g. after a freeze: the
         delivery stays due and is not counted as an attempt)."""
@@ -231,11 +208,11 @@ class Lane:
         # A send ends by its timeout + SEND_MARGIN_S; the outcome is recorded before
         # the lease ends (settings/delivery_lease.py).
         inside_lease = lease_end - LEASE_MARGIN_S - now
-        if now >= deadline or inside_lease < min(self.config.timeout_s, 1.0):
+        if now >= self.deadline or inside_lease < min(self.config.timeout_s, 1.0):
             return None
-        timeout_s = min(self.config.timeout_s, max(deadline - now, 1.0), inside_lease)
+        timeout_s = min(self.config.timeout_s, max(self.deadline - now, 1.0), inside_lease)
         try:
-            return sender.send(reminder, timeout_s)
+            return self.sender.send(reminder, timeout_s)
         except SendFailed as exc:
             return exc
         except Exception as exc:  # a sender's bug is this delivery's failure, not the lane's

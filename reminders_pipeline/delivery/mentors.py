@@ -40,7 +40,7 @@ def configure_mentor(
         raise ConfigError(f"language must be one of {', '.join(LANGUAGES)} or {DEFAULT}")
     if email is not None:
         try:
-            email = mailbox(email)
+            email = mailbox(email).normalized
         except InvalidAddress as exc:
             raise ConfigError(f"--email: {exc}; nothing was changed") from None
     row = db.fetch_one(

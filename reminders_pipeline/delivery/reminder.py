@@ -9,6 +9,8 @@ from importlib import resources
 from string import Template
 from typing import Any, Protocol
 
+from reminders_pipeline.db.connector import record_from_row
+
 
 @dataclass(frozen=True)
 class Reminder:
@@ -33,24 +35,7 @@ class Reminder:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Reminder:
-        return cls(
-            delivery_id=row["id"],
-            notification_id=row["notification_id"],
-            channel=row["channel"],
-            idempotency_key=row["idempotency_key"],
-            kind=row["kind"],
-            assignment_id=row["assignment_id"],
-            mentor_id=row["mentor_id"],
-            mentor_name=row["mentor_name"],
-            mentor_email=row["mentor_email"],
-            mentee_name=row["mentee_name"],
-            language=row["language"],
-            last_contact_date=row["last_contact_date"],
-            days_since_contact=row["days_since_contact"],
-            due_on=row["due_on"],
-            silence_started_on=row["silence_started_on"],
-            sequence=row["sequence"],
-        )
+        return record_from_row(cls, row, delivery_id=row["id"])
 
     def as_json(self) -> dict[str, Any]:
         """The webhook's body: the reminder's fields."""

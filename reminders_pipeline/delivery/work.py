@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.delivery.config import configured_channels
 from reminders_pipeline.settings import delivery_settings as s
-
-
-def configured_channels() -> list[str]:
-    """The channels whose sender is configured (REMINDERS_SMTP_URL, REMINDERS_WEBHOOK_URL)."""
-    return [
-        channel
-        for channel, setting in (("email", s.SMTP_URL), ("webhook", s.WEBHOOK_URL))
-        if setting.get()
-    ]
 
 
 def drain_needed(db: Database) -> str | None:

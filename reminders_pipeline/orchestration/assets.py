@@ -14,8 +14,9 @@ exactly the days whose reminders were never created. See docs/operations.md,
 
 from dagster import AssetSpec
 
-from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
+from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
+from reminders_pipeline.orchestration.partitions import reminder_partitions
 
 daily_reminders = AssetSpec(
     key=DAILY_REMINDERS,

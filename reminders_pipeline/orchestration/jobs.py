@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import DailyPartitionsDefinition, in_process_executor, job
+from dagster import in_process_executor, job
 
 from reminders_pipeline import settings
 from reminders_pipeline.orchestration.hooks import next_step_on_failure
@@ -13,18 +13,10 @@ from reminders_pipeline.orchestration.ops import (
     release_run_lock,
     select_due_assignments,
 )
+from reminders_pipeline.orchestration.partitions import reminder_partitions
 from reminders_pipeline.settings import delivery_settings
 
 SINGLETON_TAG = "reminders/singleton"
-# The partition key is the as-of date in the organisation's timezone. end_offset=1
-# makes today's partition exist, so the morning schedule can request it. The start
-# (REMINDERS_PARTITIONS_START) is a fixed date, not "today minus N days": the
-# partition set must be the same in every process and on every day (settings/).
-reminder_partitions = DailyPartitionsDefinition(
-    start_date=settings.PARTITIONS_START.get(),
-    timezone=settings.TIMEZONE.get(),
-    end_offset=1,
-)
 
 
 @job(

@@ -1,24 +1,14 @@
-"""Launch the reminders job through Dagster's real execution path, outside the daemon."""
+"""Run one reminders job through Dagster's real execution path, outside the daemon, and
+summarise it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
-from importlib import resources
-from pathlib import Path
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no cross-process guard, first use must not race
-    fcntl = None  # type: ignore[assignment]
-
-import os
 from typing import Any
 
 import backoff
-from dagster import DagsterInstance, execute_job, reconstructable
+from dagster import execute_job, reconstructable
 from dagster._core.definitions.repository_definition.valid_definitions import (
     SINGLETON_REPOSITORY_NAME,
 )
@@ -31,20 +21,19 @@ from dagster._core.storage.tags import (
     REPOSITORY_LABEL_TAG,
 )
 
-from reminders_pipeline import settings
 from reminders_pipeline.core.runlog import RunLog, RunSummary
 from reminders_pipeline.core.stop_signals import early_stop_reason
 from reminders_pipeline.db.run_sessions import watched_database
 from reminders_pipeline.errors import (
-    ConfigError,
     ConnectionLost,
     DatabaseUnavailable,
     RemindersError,
     first_line,
 )
+from reminders_pipeline.orchestration.dagster_home import dagster_instance
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
-from reminders_pipeline.orchestration.jobs import reminder_partitions, reminders_job
-from reminders_pipeline.orchestration.ops import DAILY_REMINDERS
+from reminders_pipeline.orchestration.jobs import reminders_job
+from reminders_pipeline.orchestration.partitions import check_partition
 from reminders_pipeline.orchestration.resources import ENDED_IN_THIS_PROCESS
 
 # The code location's name in every workspace (workspace.yaml, workspace.grpc.yaml,
@@ -59,97 +48,6 @@ UI_LAUNCH_TAGS = {
     PARTITION_SET_TAG: partition_set_snap_name_for_job_name(reminders_job.name),
     REPOSITORY_LABEL_TAG: f"{SINGLETON_REPOSITORY_NAME}@{CODE_LOCATION}",
 }
-
-# The first line of a dagster.yaml this package manages (instance/dagster.yaml).
-MANAGED_MARKER = "# managed by reminders_pipeline"
-# What earlier versions wrote into the CLI's home: telemetry only, no run queue.
-LEGACY_CONFIG = "telemetry:\n  enabled: false\n"
-
-
-def shipped_instance_yaml() -> str:
-    """The instance settings shipped with the package (queue limit, run monitoring)."""
-    return resources.files("reminders_pipeline.instance").joinpath("dagster.yaml").read_text()
-
-
-def prepare_dagster_home(home: Path) -> str:
-    """Make home/dagster.yaml carry the shipped instance settings; says what it did.
-
-    Written when absent, refreshed while it is ours (the marker line, or the
-    telemetry-only file earlier versions wrote); an operator's own file is kept.
-    """
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    shipped = shipped_instance_yaml()
-    with _first_use_guard(home):
-        current = config.read_text() if config.exists() else None
-        if current == shipped:
-            return f"{config}: the shipped instance settings"
-        if current is not None and not (
-            current.startswith(MANAGED_MARKER) or current == LEGACY_CONFIG
-        ):
-            return f"{config}: kept as is (not written by reminders_pipeline)"
-        partial = config.with_name(f".dagster.yaml.{os.getpid()}")
-        partial.write_text(shipped)
-        partial.replace(config)  # atomic: a starting process never reads half a file
-        return f"{config}: {'written' if current is None else 'refreshed'} from the package"
-
-
-def default_dagster_home() -> Path:
-    """DAGSTER_HOME, or the persistent local home under REMINDERS_HOME."""
-    return Path(settings.dagster_home() or settings.embedded_home() / "dagster").resolve()
-
-
-def dagster_instance() -> DagsterInstance:
-    """DAGSTER_HOME's instance; without it, a persistent local one under REMINDERS_HOME
-    with the shipped instance settings (the same the UI runs with: `reminders ui`)."""
-    if not settings.dagster_home():
-        home = default_dagster_home()
-        prepare_dagster_home(home)
-        settings.use_dagster_home(home)
-    with _first_use_guard(Path(settings.dagster_home() or ".")):
-        instance = DagsterInstance.get()
-        # Touch each storage under the guard: SQLite storage creates its schema on
-        # first use, and two processes doing that at once fail ("table runs already
-        # exists"), which would leave an invocation without any record.
-        instance.get_runs_count()
-        _ = instance.event_log_storage, instance.schedule_storage
-    return instance
-
-
-@contextmanager
-def _first_use_guard(home: Path) -> Iterator[None]:
-    """Serialise instance creation across processes sharing one DAGSTER_HOME."""
-    if fcntl is None or not home.is_dir():
-        yield
-        return
-    with open(home / ".reminders-instance.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def missing_days(instance: DagsterInstance, first: date, last: date) -> list[str]:
-    """The days from first to last (partitions only) whose reminders were never created:
-    no materialization of reminders/daily_reminders, whatever their runs' statuses."""
-    done = instance.get_materialized_partitions(DAILY_REMINDERS)
-    return [
-        key
-        for key in reminder_partitions.get_partition_keys()
-        if first.isoformat() <= key <= last.isoformat() and key not in done
-    ]
-
-
-def check_partition(as_of: date) -> str:
-    key = as_of.isoformat()
-    keys = reminder_partitions.get_partition_keys()
-    if key not in keys:
-        raise ConfigError(
-            f"no daily partition for {key}: as-of dates run from {keys[0]} to {keys[-1]} "
-            f"(today in {reminder_partitions.timezone})"
-        )
-    return key
 
 
 def run_reminders_job(
@@ -231,6 +129,5 @@ def _run_row(url: str, dagster_run_id: str) -> tuple[dict[str, Any] | None, str 
     try:
         rows = lookup()
     except (DatabaseUnavailable, ConnectionLost) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return None, f"lost the database connection: {first}"
+        return None, f"lost the database connection: {first_line(exc)}"
     return (rows[0] if rows else None), None

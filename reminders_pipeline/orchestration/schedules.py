@@ -33,7 +33,8 @@ from dagster import (
 from reminders_pipeline import settings
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.work import drain_needed
-from reminders_pipeline.orchestration.jobs import delivery_job, reminder_partitions, reminders_job
+from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
+from reminders_pipeline.orchestration.partitions import reminder_partitions
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from reminders_pipeline.settings import delivery_settings
 

@@ -23,24 +23,24 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reminders_pipeline.errors import ConfigError
+from reminders_pipeline.errors import ConfigError as ConfigError
 from reminders_pipeline.settings import delivery as delivery_settings  # noqa: F401 (its door)
-from reminders_pipeline.settings.lock_scope import LOCK_SCOPE as LOCK_SCOPE
+from reminders_pipeline.settings.admin import AdminApiSettings as AdminApiSettings
 from reminders_pipeline.settings.setting import (
+    FromEnv,
     Setting,
+    bound,
+    choice,
     collect,
     integer,
-    parse_choice,
     parse_date,
     parse_list,
     parse_path,
-    parse_switch,
     parse_timezone,
     string,
+    switch,
 )
-
-DEFAULT_TIMEZONE = "Europe/Oslo"
-
+from reminders_pipeline.settings.setting import parse_as_of as parse_as_of
 
 # ---------------------------------------------------------------- the registry
 
@@ -68,7 +68,7 @@ HOME = Setting(
 TIMEZONE = Setting(
     "REMINDERS_TIMEZONE",
     "timezone",
-    DEFAULT_TIMEZONE,
+    "Europe/Oslo",
     'the organisation\'s timezone: "today", partition dates, the schedule',
     parse_timezone,
 )
@@ -105,24 +105,20 @@ SCHEDULE_HOUR = integer("REMINDERS_SCHEDULE_HOUR", 6, "hour of the daily schedul
 SCHEDULE_MINUTE = integer(
     "REMINDERS_SCHEDULE_MINUTE", 0, "minute of the daily schedule's tick", 0, 59
 )
-OVERLAP_POLICY = Setting(
+OVERLAP_POLICY = choice(
     "REMINDERS_OVERLAP_POLICY",
-    "choice",
     "skip",
     "what a tick does while a run is queued or in progress (docs/decisions/overlap-policy.md)",
-    parse_choice,
-    choices=("skip", "queue"),
+    ("skip", "queue"),
 )
 SENSOR_INTERVAL_S = integer(
     "REMINDERS_SENSOR_INTERVAL_S", 60, "how often every sensor evaluates (seconds)", 5, 3600
 )
-SENSORS_DEFAULT_STATUS = Setting(
+SENSORS_DEFAULT_STATUS = choice(
     "REMINDERS_SENSORS_DEFAULT_STATUS",
-    "choice",
     "running",
     "the sensors' status at first deployment",
-    parse_choice,
-    choices=("running", "stopped"),
+    ("running", "stopped"),
 )
 LONG_RUN_MINUTES = integer(
     "REMINDERS_LONG_RUN_MINUTES", 30, "long-run sensor: alert past this many minutes", 1, 7 * 1440
@@ -151,12 +147,10 @@ STALE_LOCK_GRACE_S = integer(
     0,
     3600,
 )
-ZOMBIE_SENSOR = Setting(
+ZOMBIE_SENSOR = switch(
     "REMINDERS_ZOMBIE_SENSOR",
-    "on/off",
     True,
     "`off` turns the zombie sensor off (stopped, and idle if started)",
-    parse_switch,
 )
 # Far above the seconds a live run spends without a session (core/zombies.py).
 ZOMBIE_GRACE_S = integer(
@@ -200,9 +194,7 @@ ALERT_EMAIL_TO = Setting(
 )
 ALERT_SMTP_USERNAME = string("REMINDERS_ALERT_SMTP_USERNAME", None, "SMTP login")
 ALERT_SMTP_PASSWORD = string("REMINDERS_ALERT_SMTP_PASSWORD", None, "SMTP password", secret=True)
-ALERT_SMTP_STARTTLS = Setting(
-    "REMINDERS_ALERT_SMTP_STARTTLS", "on/off", False, "STARTTLS before logging in", parse_switch
-)
+ALERT_SMTP_STARTTLS = switch("REMINDERS_ALERT_SMTP_STARTTLS", False, "STARTTLS before logging in")
 ALERT_MAX_TRIES = integer(
     "REMINDERS_ALERT_MAX_TRIES", 3, "attempts per alert sink, with exponential backoff", 1, 20
 )
@@ -210,10 +202,9 @@ DAGSTER_UI_URL = string(
     "REMINDERS_DAGSTER_UI_URL", "http://localhost:3000", "base URL of the links to runs"
 )
 
-from reminders_pipeline.settings.admin import AdminApiSettings as AdminApiSettings  # noqa: E402
-
-# One registry, one way in: every Setting of this module and of each module of the
-# package (split off to stay under 300 lines), a new one included without a list.
+# One registry, one way in: every Setting of this module, then of each module of the
+# package (one per concept), a new one included without a list. Each Setting is
+# declared in one module and imported from there, never re-exported.
 _SUBMODULES = [
     importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)
 ]
@@ -269,31 +260,14 @@ def use_dagster_home(path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class ReminderSettings:
+class ReminderSettings(FromEnv):
     """How due reminders are computed and written."""
 
-    timezone: str = DEFAULT_TIMEZONE
-    default_interval_days: int = 10
-    max_reminders_per_silence: int = 3
-    batch_size: int = 50_000
-
-    @classmethod
-    def from_env(cls) -> ReminderSettings:
-        return cls(
-            timezone=TIMEZONE.get(),
-            default_interval_days=DEFAULT_INTERVAL_DAYS.get(),
-            max_reminders_per_silence=MAX_PER_SILENCE.get(),
-            batch_size=BATCH_SIZE.get(),
-        )
+    timezone: str = bound(TIMEZONE)
+    default_interval_days: int = bound(DEFAULT_INTERVAL_DAYS)
+    max_reminders_per_silence: int = bound(MAX_PER_SILENCE)
+    batch_size: int = bound(BATCH_SIZE)
 
     def today(self) -> date:
         """Today in the organisation's timezone, never the server's."""
         return datetime.now(ZoneInfo(self.timezone)).date()
-
-
-def parse_as_of(value: str, option: str = "as-of date") -> date:
-    """Parse a YYYY-MM-DD date (never blank), with an error naming the option."""
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} must be a date as YYYY-MM-DD, got {value!r}") from None

@@ -1,15 +1,18 @@
-"""The admin API's settings: its bounded waits and its bounded input (docs/admin-api.md)."""
+"""The admin API's settings: its bounded waits and its bounded input (docs/admin-api.md).
+
+How `reminders admin serve` bounds its connections (docs/decisions/admin-server.md):
+a client that trickles its request head, or opens a connection and sends nothing,
+or stays idle after a response, is cut at the head timeout; a body that has not
+arrived by the body timeout gets 408 and its connection is closed; at most
+MAX_CONNECTIONS connections are served at once and the rest wait in the listen
+backlog, so file descriptors stay bounded whatever clients do.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reminders_pipeline.settings.admin_server import (
-    ADMIN_BODY_TIMEOUT_S,
-    ADMIN_HEAD_TIMEOUT_S,
-    ADMIN_MAX_CONNECTIONS,
-)
-from reminders_pipeline.settings.setting import Setting, integer, parse_switch
+from reminders_pipeline.settings.setting import FromEnv, bound, integer, switch
 
 ADMIN_POOL_MAX = integer(
     "REMINDERS_ADMIN_POOL_MAX", 10, "admin API: most database connections it holds", 1, 1000
@@ -51,43 +54,48 @@ ADMIN_AUTH_FAILURES_PER_MINUTE = integer(
     "admin API: failed authentications per client and minute before 429",
     1,
 )
-ADMIN_DOCS = Setting(
+ADMIN_DOCS = switch(
     "REMINDERS_ADMIN_DOCS",
-    "on/off",
     True,
     "admin API: serve `/docs` (Swagger UI from the installed package, no CDN)",
-    parse_switch,
+)
+ADMIN_HEAD_TIMEOUT_S = integer(
+    "REMINDERS_ADMIN_HEAD_TIMEOUT_S",
+    10,
+    "admin API: a connection that has not sent a whole request head this long after it "
+    "opened or after its last answer (a slow or an idle client) is closed",
+    1,
+    300,
+)
+ADMIN_BODY_TIMEOUT_S = integer(
+    "REMINDERS_ADMIN_BODY_TIMEOUT_S",
+    10,
+    "admin API: a request body not complete this long after its head gets 408 and the "
+    "connection is closed",
+    1,
+    300,
+)
+ADMIN_MAX_CONNECTIONS = integer(
+    "REMINDERS_ADMIN_MAX_CONNECTIONS",
+    256,
+    "admin API: connections served at once; more wait in the listen backlog until one closes",
+    1,
+    10_000,
 )
 
 
 @dataclass(frozen=True)
-class AdminApiSettings:
-    """What the admin API holds itself to; the defaults are the settings' defaults."""
+class AdminApiSettings(FromEnv):
+    """What the admin API holds itself to."""
 
-    pool_max: int = 10
-    pool_timeout_s: float = 2.0
-    lock_timeout_ms: int = 2000
-    statement_timeout_ms: int = 10_000
-    max_body_bytes: int = 16_384
-    max_header_bytes: int = 8192
-    auth_failures_per_minute: int = 10
-    docs: bool = True
-    head_timeout_s: int = 10
-    body_timeout_s: int = 10
-    max_connections: int = 256
-
-    @classmethod
-    def from_env(cls) -> AdminApiSettings:
-        return cls(
-            pool_max=ADMIN_POOL_MAX.get(),
-            pool_timeout_s=float(ADMIN_POOL_TIMEOUT_S.get()),
-            lock_timeout_ms=ADMIN_LOCK_TIMEOUT_MS.get(),
-            statement_timeout_ms=ADMIN_STATEMENT_TIMEOUT_MS.get(),
-            max_body_bytes=ADMIN_MAX_BODY_BYTES.get(),
-            max_header_bytes=ADMIN_MAX_HEADER_BYTES.get(),
-            auth_failures_per_minute=ADMIN_AUTH_FAILURES_PER_MINUTE.get(),
-            docs=ADMIN_DOCS.get(),
-            head_timeout_s=ADMIN_HEAD_TIMEOUT_S.get(),
-            body_timeout_s=ADMIN_BODY_TIMEOUT_S.get(),
-            max_connections=ADMIN_MAX_CONNECTIONS.get(),
-        )
+    pool_max: int = bound(ADMIN_POOL_MAX)
+    pool_timeout_s: float = bound(ADMIN_POOL_TIMEOUT_S)
+    lock_timeout_ms: int = bound(ADMIN_LOCK_TIMEOUT_MS)
+    statement_timeout_ms: int = bound(ADMIN_STATEMENT_TIMEOUT_MS)
+    max_body_bytes: int = bound(ADMIN_MAX_BODY_BYTES)
+    max_header_bytes: int = bound(ADMIN_MAX_HEADER_BYTES)
+    auth_failures_per_minute: int = bound(ADMIN_AUTH_FAILURES_PER_MINUTE)
+    docs: bool = bound(ADMIN_DOCS)
+    head_timeout_s: int = bound(ADMIN_HEAD_TIMEOUT_S)
+    body_timeout_s: int = bound(ADMIN_BODY_TIMEOUT_S)
+    max_connections: int = bound(ADMIN_MAX_CONNECTIONS)

@@ -1,5 +1,4 @@
-"""The delivery lease and the bounds it must keep with the send's deadline; the
-Standard Webhooks secrets (REMINDERS_WEBHOOK_SECRET).
+"""The delivery lease and the bounds it must keep with the send's deadline.
 
 A claim leases a delivery for REMINDERS_DELIVERY_LEASE_S; a send ends, whatever the
 peer does, by REMINDERS_DELIVERY_TIMEOUT_S + SEND_MARGIN_S (delivery/deadline.py), and
@@ -10,12 +9,8 @@ up, or its process is gone or frozen (docs/decisions/delivery-outbox.md, "Fencin
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Any
-
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.settings.setting import Setting, integer
+from reminders_pipeline.settings.setting import integer
 
 # How long after its deadline a send may still take to end: the watchdog's shutdown
 # of the socket, the event loop's cancellation, the thread's hand-back.
@@ -43,37 +38,3 @@ def check_lease(lease_s: float, timeout_s: float) -> None:
             f"{SEND_MARGIN_S} s margin past its deadline and recording the outcome): a send "
             "could outlive its lease and another deliverer send the reminder again meanwhile"
         )
-
-
-def parse_webhook_secrets(setting: Setting[Any], raw: str) -> list[str]:
-    """One or more `whsec_<base64>` secrets, space- or comma-separated (rotation: old and
-    new at once); each must decode to 24 to 64 bytes, as the Standard Webhooks spec asks."""
-    secrets = raw.replace(",", " ").split()
-    for n, secret in enumerate(secrets, start=1):
-        which = f" (secret {n} of {len(secrets)})" if len(secrets) > 1 else ""
-        try:
-            if not secret.startswith("whsec_"):
-                raise ValueError("no whsec_ prefix")
-            key = base64.b64decode(secret[len("whsec_") :], validate=True)
-        except (binascii.Error, ValueError):
-            raise setting.error(
-                f"must be whsec_ followed by the base64 of 24 to 64 random bytes{which}; make "
-                'one with: python3 -c "import base64, os; '
-                "print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
-            ) from None
-        if not 24 <= len(key) <= 64:
-            raise setting.error(f"must decode to 24 to 64 bytes, got {len(key)}{which}")
-    if not secrets:
-        raise setting.error("names no secret")
-    return secrets
-
-
-WEBHOOK_SECRET = Setting(
-    "REMINDERS_WEBHOOK_SECRET",
-    "list",
-    None,
-    "Standard Webhooks secret(s) signing every webhook: `whsec_<base64>`, space-separated "
-    "to sign with several while rotating (required with a webhook URL)",
-    parse_webhook_secrets,
-    secret=True,
-)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reminders_pipeline.settings.setting import integer
+from reminders_pipeline.settings.setting import FromEnv, bound, integer
 
 RUN_SILENCE_S = integer(
     "REMINDERS_RUN_SILENCE_S",
@@ -33,13 +33,9 @@ RUN_RECORD_RETRY_S = integer(
 
 
 @dataclass(frozen=True)
-class LivenessSettings:
-    silence_s: int = 120
-    record_retry_s: int = 60
-
-    @classmethod
-    def from_env(cls) -> LivenessSettings:
-        return cls(silence_s=RUN_SILENCE_S.get(), record_retry_s=RUN_RECORD_RETRY_S.get())
+class LivenessSettings(FromEnv):
+    silence_s: int = bound(RUN_SILENCE_S)
+    record_retry_s: int = bound(RUN_RECORD_RETRY_S)
 
     @property
     def probe_interval_s(self) -> float:

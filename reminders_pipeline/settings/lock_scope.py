@@ -10,16 +10,12 @@ client, `session` otherwise (docs/decisions/lock-scope.md).
 
 from __future__ import annotations
 
-from reminders_pipeline.settings.setting import Setting, parse_choice
+from reminders_pipeline.settings.setting import choice
 
-SCOPES = ("auto", "session", "transaction")
-
-LOCK_SCOPE = Setting(
+LOCK_SCOPE = choice(
     "REMINDERS_LOCK_SCOPE",
-    "choice",
     "auto",
     "`reminders run`'s lock: `session` (batched run), `transaction` (one call of "
     "`reminders_run_day()`), `auto` (transaction behind a transaction-mode pooler)",
-    parse_choice,
-    choices=SCOPES,
+    ("auto", "session", "transaction"),
 )

@@ -1,17 +1,19 @@
 """One REMINDERS_* variable: the Setting record, its parsers, and how it reads itself.
 
 Parsing happens in Setting.get(), at call time; every error names the variable.
+A record of several settings declares each field with bound() and reads them all
+with FromEnv.from_env().
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reminders_pipeline.errors import ConfigError
@@ -34,7 +36,7 @@ class Setting(Generic[T]):
     low: int | None = None
     high: int | None = None
     choices: tuple[str, ...] = ()
-    secret: bool = False  # never shown in the Dagster UI's resource config
+    secret: bool = False  # a credential: deployed from a Secret (tests/unit/test_helm_secrets.py)
     default_text: str | None = None  # the default, when it is not a plain value
 
     def raw(self) -> str | None:
@@ -115,11 +117,16 @@ def parse_timezone(setting: Setting[Any], raw: str) -> str:
     return raw
 
 
-def parse_date(setting: Setting[Any], raw: str) -> str:
+def parse_as_of(value: str, option: str = "as-of date") -> date:
+    """Parse a YYYY-MM-DD date (never blank), with an error naming the option."""
     try:
-        date.fromisoformat(raw)
+        return date.fromisoformat(value)
     except ValueError:
-        raise setting.error(f"must be a date as YYYY-MM-DD, got {raw!r}") from None
+        raise ConfigError(f"{option} must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def parse_date(setting: Setting[Any], raw: str) -> str:
+    parse_as_of(raw, setting.name)
     return raw
 
 
@@ -137,8 +144,18 @@ def integer(
     return Setting(name, "whole number", default, doc, parse_int, low=low, high=high, **kw)
 
 
-def string(name: str, default: str | None, doc: str, **kw: Any) -> Setting[Any]:
-    return Setting(name, "text", default, doc, parse_text, **kw)
+def string(
+    name: str, default: str | None, doc: str, parse: Callable[..., Any] = parse_text, **kw: Any
+) -> Setting[Any]:
+    return Setting(name, "text", default, doc, parse, **kw)
+
+
+def choice(name: str, default: str, doc: str, choices: tuple[str, ...]) -> Setting[str]:
+    return Setting(name, "choice", default, doc, parse_choice, choices=choices)
+
+
+def switch(name: str, default: bool, doc: str) -> Setting[bool]:
+    return Setting(name, "on/off", default, doc, parse_switch)
 
 
 def collect(modules: Iterable[ModuleType]) -> dict[str, Setting[Any]]:
@@ -149,3 +166,21 @@ def collect(modules: Iterable[ModuleType]) -> dict[str, Setting[Any]]:
             if isinstance(value, Setting):
                 found.setdefault(value.name, value)
     return found
+
+
+def bound(setting: Setting[Any]) -> Any:
+    """A record's field that from_env() reads from `setting`; its default is the setting's."""
+    metadata = {"setting": setting}
+    if isinstance(setting.default, list):
+        return field(default_factory=lambda: list(setting.default), metadata=metadata)
+    return field(default=setting.default, metadata=metadata)
+
+
+class FromEnv:
+    """Base of a frozen dataclass of settings, each field declared with bound()."""
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """The record with every bound field read from the environment now."""
+        settings = {f.name: f.metadata.get("setting") for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{name: s.get() for name, s in settings.items() if s is not None})

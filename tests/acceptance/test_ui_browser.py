@@ -34,7 +34,8 @@ from dagster_graphql import DagsterGraphQLClient
 
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.orchestration.launch import run_reminders_job, shipped_instance_yaml
+from reminders_pipeline.orchestration.dagster_home import shipped_instance_yaml
+from reminders_pipeline.orchestration.launch import run_reminders_job
 from tests.helpers.data import add_assignment, add_mentor
 from tests.helpers.ports import free_port
 from tests.helpers.runs import today, wait_for

@@ -19,13 +19,11 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from reminders_pipeline.cli import main
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.orchestration.dagster_home import dagster_instance
 from reminders_pipeline.orchestration.jobs import reminders_job
-from reminders_pipeline.orchestration.launch import (
-    dagster_instance,
-    missing_days,
-    run_reminders_job,
-)
+from reminders_pipeline.orchestration.launch import run_reminders_job
 from reminders_pipeline.orchestration.ops import DAILY_REMINDERS, OUTCOME_TAG
+from reminders_pipeline.orchestration.partitions import missing_days
 from tests.helpers.data import add_assignment, add_mentor
 
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)

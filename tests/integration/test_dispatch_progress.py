@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from reminders_pipeline.orchestration import ops
-from reminders_pipeline.orchestration.launch import dagster_instance, run_reminders_job
+from reminders_pipeline.orchestration.dagster_home import dagster_instance
+from reminders_pipeline.orchestration.launch import run_reminders_job
 from tests.helpers.runs import seed_assignments, today
-from tests.helpers.settings import override
 
 
 def batch_lines(run_id: str) -> list[str]:
@@ -25,7 +25,7 @@ def test_a_quick_run_logs_its_last_batch_and_a_slow_one_every_batch(
     reminders_env, db, db_url, monkeypatch: pytest.MonkeyPatch, every_s: float
 ) -> None:
     seed_assignments(db, 20, 0.5, today())
-    override(monkeypatch, "BATCH_SIZE", 2)
+    monkeypatch.setenv("REMINDERS_BATCH_SIZE", "2")
     monkeypatch.setattr(ops, "PROGRESS_EVERY_S", every_s)
     summary = run_reminders_job(db_url, today())
     assert summary.status == "success", summary

@@ -19,8 +19,9 @@ from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_a
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.orchestration import sensors
+from reminders_pipeline.orchestration.dagster_home import dagster_instance
 from reminders_pipeline.orchestration.jobs import reminders_job
-from reminders_pipeline.orchestration.launch import dagster_instance, run_reminders_job
+from reminders_pipeline.orchestration.launch import run_reminders_job
 from reminders_pipeline.orchestration.ops import CREATED_TAG
 from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.orchestration.sensors.long_run import check_long_runs

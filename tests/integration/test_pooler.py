@@ -204,7 +204,7 @@ def test_a_direct_connection_passes_the_check_and_records_its_own_pid(db_url):
 def test_a_direct_connection_passes_while_other_sessions_change_catalogs(db_url, monkeypatch):
     """An idle backend numbers transactions of its own when it catches up on other
     sessions' catalog invalidations; on a direct connection that is no other client."""
-    from reminders_pipeline.db import pooler, pooler_wire
+    from reminders_pipeline.db import pooler
 
     real_let_go = pooler.let_go
     caught_up: list[int] = []
@@ -222,7 +222,7 @@ def test_a_direct_connection_passes_while_other_sessions_change_catalogs(db_url,
     monkeypatch.setattr(pooler, "let_go", let_go_after_catalog_churn)
     # The churn runs inside the check's window; on a loaded machine it takes longer
     # than the check's whole deadline, which would then refuse for want of time.
-    monkeypatch.setattr(pooler_wire, "PROBE_TIMEOUT_S", 300.0)
+    monkeypatch.setattr(pooler, "PROBE_TIMEOUT_S", 300.0)
     with RunLock(db_url, "run-a") as lock:
         assert lock.try_acquire()
         assert caught_up == [1]
@@ -237,7 +237,7 @@ def test_a_session_pooler_passes_while_another_database_changes_catalogs(
     """Behind a session-mode pooler the transaction count is evidence, and an idle
     backend's catch-up on catalog changes made in any database of the server moves it:
     a count moved with the pid unchanged is checked again, not refused."""
-    from reminders_pipeline.db import pooler, pooler_wire
+    from reminders_pipeline.db import pooler
 
     real_let_go, real_check = pooler.let_go, pooler._check_once
     checks: list[int] = []
@@ -258,7 +258,7 @@ def test_a_session_pooler_passes_while_another_database_changes_catalogs(
 
     monkeypatch.setattr(pooler, "let_go", let_go_after_catalog_churn)
     monkeypatch.setattr(pooler, "_check_once", counted_check)
-    monkeypatch.setattr(pooler_wire, "PROBE_TIMEOUT_S", 300.0)  # the churn is slow
+    monkeypatch.setattr(pooler, "PROBE_TIMEOUT_S", 300.0)  # the churn is slow
     with (
         running_pgbouncer(db_url, mode="session") as bouncer,
         RunLock(bouncer.url(db_url), "run-a") as lock,

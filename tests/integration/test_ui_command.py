@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reminders_pipeline.orchestration import launch
-from reminders_pipeline.orchestration.launch import (
+from reminders_pipeline.orchestration.dagster_home import (
     LEGACY_CONFIG,
     MANAGED_MARKER,
+    dagster_instance,
     prepare_dagster_home,
     shipped_instance_yaml,
 )
@@ -75,7 +75,7 @@ def test_the_clis_own_dagster_home_has_the_run_queue_and_run_monitoring(
     home = tmp_path / "reminders" / "dagster"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(LEGACY_CONFIG)  # what earlier versions wrote
-    with launch.dagster_instance() as instance:
+    with dagster_instance() as instance:
         assert instance.run_monitoring_enabled
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert limits == [{"key": "reminders/singleton", "limit": 1}]

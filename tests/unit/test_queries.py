@@ -12,7 +12,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reminders_pipeline"
 
 def test_every_query_name_used_in_the_code_is_defined():
     used: set[str] = set()
-    pattern = re.compile(r"""(?:query|fetch_one|fetch_all|execute)\(\s*["'](\w+)["']""")
+    pattern = re.compile(
+        r"""(?:query|fetch_one|fetch_all|execute|\.one|\.all|\.run)\(\s*["'](\w+)["']"""
+    )
     for path in PACKAGE.rglob("*.py"):
         used |= set(pattern.findall(path.read_text()))
     missing = used - set(all_queries())
