@@ -1,14 +1,10 @@
 """The admin API: a small FastAPI app over the reminders database.
 
-Every request first passes the guard (guard.py: sizes.py, then auth.py's token,
-failed-auth rate and scope), then a thin route that validates (models.py) and calls the services
-(AssignmentAdminService, TokenStore, RunLog, the lock holder) on a bounded pool
-(db/pool.py). Every error body says what was wrong (handlers.py): {"detail": "..."}
-for 400/401/403/404/408/409/413/429/431/503, and for 422 FastAPI's list of
-{loc, msg, type} whose loc names the field, plus a one-line "message"; an
-unknown query parameter is a 422 too (query.py). The OpenAPI document lists
-each status on every route that can answer it (models.error_responses).
-/docs is Swagger UI served from an installed package (no CDN).
+Every request passes the guard (guard.py) before any route; a route is thin: it
+validates (models.py) and calls the services (deps.py) on a bounded pool. Every error
+body says what was wrong (handlers.py, query.py), and the OpenAPI document lists each
+status every route can answer (models.error_responses). /docs is Swagger UI served
+from an installed package (no CDN).
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ HEALTH_TIMEOUT_S = 1.0
 
 @dataclass(frozen=True)
 class AdminServices:
-    url: str
     db: PooledDatabase
     health_db: PooledDatabase
     tokens: TokenStore
@@ -48,7 +47,6 @@ class AdminServices:
             application_name="reminders-admin-health",
         )
         return cls(
-            url,
             db,
             health_db,
             TokenStore(db),

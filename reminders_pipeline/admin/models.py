@@ -195,10 +195,6 @@ class Page(BaseModel, Generic[Item]):
     next_offset: int | None = Field(description="Offset of the next page; null on the last.")
 
 
-RunsPage = Page[RunEntry]
-AuditPage = Page[AuditEntry]
-
-
 class LockStatus(BaseModel):
     lock_key: list[int]
     held: bool

@@ -21,21 +21,13 @@ def _query_names(dependant: Dependant) -> Iterator[str]:
         yield from _query_names(sub)
 
 
-def _declared(route: APIRoute) -> frozenset[str]:
-    known = getattr(route, "_reminders_query", None)
-    if known is None:
-        known = frozenset(_query_names(route.dependant))
-        route._reminders_query = known  # type: ignore[attr-defined]
-    return known
-
-
 def reject_unknown_query(request: Request) -> None:
     """A dependency of every route: 422 naming each query parameter it does not take."""
     route = request.scope.get("route")
     # /healthz takes whatever a probe adds (a cache buster): it needs no token either.
     if not isinstance(route, APIRoute) or route.path == "/healthz":
         return
-    known = _declared(route)
+    known = frozenset(_query_names(route.dependant))
     unknown = sorted({name for name in request.query_params if name not in known})
     if unknown:
         raise RequestValidationError(

@@ -11,9 +11,10 @@ from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
     AssignmentFilter,
-    AuditPage,
+    AuditEntry,
     Limit,
     Offset,
+    Page,
     error_responses,
     page,
 )
@@ -21,7 +22,7 @@ from reminders_pipeline.admin.models import (
 router = APIRouter(tags=["audit"])
 
 
-@router.get("/audit", response_model=AuditPage, responses=error_responses(*TOKEN_CHECKED))
+@router.get("/audit", response_model=Page[AuditEntry], responses=error_responses(*TOKEN_CHECKED))
 def list_audit(
     token: Caller,
     services: Services,

@@ -23,13 +23,9 @@ _limiter = anyio.CapacityLimiter(2)
 async def healthz(services: Services) -> Any:
     """Liveness and database reachability; no authentication."""
     try:
-        await anyio.to_thread.run_sync(_ping, services, limiter=_limiter)
+        await anyio.to_thread.run_sync(services.health_db.fetch_one, "admin_ping", limiter=_limiter)
     except DatabaseError:
         return JSONResponse(
             status_code=503, content={"status": "unavailable", "database": "unreachable"}
         )
     return {"status": "ok", "database": "ok"}
-
-
-def _ping(services: Any) -> None:
-    services.health_db.fetch_one("admin_ping")

@@ -13,7 +13,8 @@ from reminders_pipeline.admin.models import (
     Limit,
     LockStatus,
     Offset,
-    RunsPage,
+    Page,
+    RunEntry,
     error_responses,
     page,
 )
@@ -22,7 +23,7 @@ from reminders_pipeline.db.lock_holder import find_lock_holder, lock_state
 router = APIRouter(tags=["runs"])
 
 
-@router.get("/runs", response_model=RunsPage, responses=error_responses(*TOKEN_CHECKED))
+@router.get("/runs", response_model=Page[RunEntry], responses=error_responses(*TOKEN_CHECKED))
 def list_runs(
     token: Caller,
     services: Services,
