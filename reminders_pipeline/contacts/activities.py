@@ -15,7 +15,6 @@ from datetime import date
 from typing import Any
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import ActivityRefused, ConfigError
 from reminders_pipeline.settings import ReminderSettings
 
@@ -113,18 +112,15 @@ class ContactRegistrationService:
         if not contacts:
             return Registration(via, [])
         with self.db.connection() as conn:
-            row = conn.execute(
-                query("register_contacts"),
-                {
-                    "assignment_ids": [c.assignment_id for c in contacts],
-                    "occurred_on": [c.occurred_on for c in contacts],
-                    "mentor_id": mentor_id,
-                    # The organisation's today, not the server's.
-                    "today": self.settings.today(),
-                    "registered_via": via,
-                    "registered_by": registered_by,
-                },
-            ).fetchone()
+            row = conn.one(
+                "register_contacts",
+                assignment_ids=[c.assignment_id for c in contacts],
+                occurred_on=[c.occurred_on for c in contacts],
+                mentor_id=mentor_id,
+                today=self.settings.today(),  # the organisation's today, not the server's
+                registered_via=via,
+                registered_by=registered_by,
+            )
             assert row is not None
             if row["refused"]:
                 # Raised inside the block: the transaction rolls back, locks go at once.

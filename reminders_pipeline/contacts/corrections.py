@@ -18,7 +18,6 @@ from typing import Any
 
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.lock_keys import DISPATCH_LOCK
-from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import AssignmentClosed, AssignmentNotFound, CorrectionRefused
 from reminders_pipeline.settings import ReminderSettings
 
@@ -85,8 +84,8 @@ class AssignmentAdminService:
             )
         with self.db.connection() as conn:
             # No dispatch batch in flight: the count below sees all they inserted.
-            conn.execute(query("admin_correction_guard"), DISPATCH_LOCK.params())
-            locked = conn.execute(query("admin_lock_assignment"), {"id": assignment_id}).fetchone()
+            conn.run("admin_correction_guard", **DISPATCH_LOCK.params())
+            locked = conn.one("admin_lock_assignment", id=assignment_id)
             if locked is None:
                 raise AssignmentNotFound(assignment_id)
             if locked["status"] == "closed" and not allow_closed:
@@ -97,16 +96,14 @@ class AssignmentAdminService:
                     "must not be before the assignment started "
                     f"({locked['started_on'].isoformat()})",
                 )
-            audit = conn.execute(
-                query("admin_correct_last_contact_date"),
-                {
-                    "assignment_id": assignment_id,
-                    "old_value": locked["last_contact_date"],
-                    "new_value": new_value,
-                    "reason": reason,
-                    "token_name": token_name,
-                },
-            ).fetchone()
+            audit = conn.one(
+                "admin_correct_last_contact_date",
+                assignment_id=assignment_id,
+                old_value=locked["last_contact_date"],
+                new_value=new_value,
+                reason=reason,
+                token_name=token_name,
+            )
             assert audit is not None
             row = self._row(conn, assignment_id)
             assert row is not None
@@ -129,7 +126,7 @@ class AssignmentAdminService:
         )
 
     def _row(self, conn: Session, assignment_id: int) -> dict[str, Any] | None:
-        """The assignment with the due rule applied today, in SQL (migration 0004)."""
+        """The assignment, with the due rule (its SQL functions) applied today."""
         return conn.one(
             "admin_assignment",
             id=assignment_id,
@@ -167,11 +164,10 @@ class AssignmentAdminService:
                 "created": created,
             },
             "recent_reminders": reminders,
-            "recent_activities": conn.execute(
-                query("admin_recent_activities"), {"id": row["id"], "limit": RECENT_ACTIVITIES}
-            ).fetchall(),
-            "recent_corrections": conn.execute(
-                query("admin_list_audit"),
-                {"assignment_id": row["id"], "limit": RECENT_CORRECTIONS, "offset": 0},
-            ).fetchall(),
+            "recent_activities": conn.all(
+                "admin_recent_activities", id=row["id"], limit=RECENT_ACTIVITIES
+            ),
+            "recent_corrections": conn.all(
+                "admin_list_audit", assignment_id=row["id"], limit=RECENT_CORRECTIONS, offset=0
+            ),
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 
@@ -67,31 +67,27 @@ class ReminderDispatchService:
         on_progress: Callable[[BatchProgress], None] = lambda progress: None,
     ) -> RunCounts:
         """Create the reminders due on as_of. `before_batch` may raise to stop (lock lost)."""
-        with ExitStack() as stack:
-            if transaction is None:
-                # One session for every batch, a transaction each (no reconnect per batch).
-                session = stack.enter_context(self.db.connection(autocommit=True))
-                transaction = session.transaction
-            return self._batches(as_of, run_row_id, transaction, before_batch, on_progress)
-
-    def _batches(
-        self,
-        as_of: date,
-        run_row_id: int | None,
-        in_transaction: Transaction,
-        before_batch: Callable[[], None],
-        on_progress: Callable[[BatchProgress], None],
-    ) -> RunCounts:
+        if transaction is None:
+            # One session for every batch, a transaction each (no reconnect per batch).
+            with self.db.connection(autocommit=True) as session:
+                return self.dispatch(
+                    as_of,
+                    run_row_id,
+                    transaction=session.transaction,
+                    before_batch=before_batch,
+                    on_progress=on_progress,
+                )
         started = time.perf_counter()
         after_id = 0
         batches = scanned = selected = created = 0
+        counts = RunCounts()
         # Reminders exist beyond after_id, so the anti-join may find some. Once no
         # reminder is beyond it, none ever is in this run: the run lock keeps other
         # runs out, and this one inserts only up to each batch's last id.
         probe = True
         while True:
             before_batch()
-            with in_transaction() as conn:
+            with transaction() as conn:
                 conn.execute(query("dispatch_plan_guard"))
                 # Its own statement: the INSERT's snapshot is taken once it is granted.
                 conn.execute(query("dispatch_correction_guard"), DISPATCH_LOCK.params())
@@ -131,14 +127,8 @@ class ReminderDispatchService:
             scanned += row["scanned"]
             selected += row["due"]
             created += row["created"]
-            on_progress(
-                BatchProgress(
-                    batches=batches,
-                    scanned=scanned,
-                    counts=RunCounts(selected, created, selected - created),
-                    elapsed_s=time.perf_counter() - started,
-                )
-            )
+            counts = RunCounts(selected, created, already_existed=selected - created)
+            on_progress(BatchProgress(batches, scanned, counts, time.perf_counter() - started))
             if row["scanned"] < self.settings.batch_size:
                 break
-        return RunCounts(selected=selected, created=created, already_existed=selected - created)
+        return counts

@@ -3,9 +3,9 @@
 The due rule: an 'active' assignment is due on date D when D - last_contact_date
 reaches its interval (its own, or the configured default). While the silence
 lasts, a reminder repeats every interval, up to a maximum per silence. The rule
-itself is SQL, the functions reminder_due() and next_reminder_due_on() of
-migrations 0004 and 0005, which the count, dispatch and admin queries call: applied
-set-based, in the database, in one place.
+itself is SQL, the functions reminder_due() and next_reminder_due_on() (migration
+0005), which the count, dispatch and admin queries call: applied set-based, in the
+database, in one place.
 
 Its Python twin, for tests computing what a run must create, is
 tests/helpers/due_rule.py: no production path needs one.

@@ -61,7 +61,7 @@ class RunLock:
             # the lock would land on a server connection nobody owns (db/pooler.py).
             # The server's pid, not BackendKeyData's (a pooler's own number), is
             # what pg_locks shows and what the run log records.
-            self._server_pid = require_session_binding(self._conn, self.url).server_pid
+            self._server_pid = require_session_binding(self._conn, self.url)
             self._warn_if_old_server()
             self.sessions.bounds.apply(self._conn)
         except BaseException:

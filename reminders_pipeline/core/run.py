@@ -21,13 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 
 from reminders_pipeline.core.dispatch import BatchProgress, ReminderDispatchService
 from reminders_pipeline.core.due import DueSelection, ReminderSchedulerService
 from reminders_pipeline.core.run_ports import Lock, Watch
-from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary, unrecorded
+from reminders_pipeline.core.runlog import RunCounts, RunLog, RunSummary, unrecorded, warn_skipped
 from reminders_pipeline.core.stop_signals import (
     STOP_GRACE_S,
     WakeupWatch,
@@ -95,22 +96,11 @@ class ReminderRun:
             self._close_lock()
             self.run_row_id = self.runlog.skipped(as_of, self.dagster_run_id, self.trigger, holder)
             self.outcome_recorded = True
-            log.warning(
-                "skipped the reminders run for %s: another run holds the lock (%s)",
-                as_of,
-                holder.describe() if holder else "holder unknown: it released meanwhile",
-            )
+            warn_skipped(as_of, holder)
             self.summary = self._summary("skipped", holder=holder)
             return self.summary
         with self._failing_on_error():
-            abandoned = self.runlog.mark_abandoned()
-            for row in abandoned:
-                log.warning(
-                    "marked run %s (Dagster run %s, started %s) abandoned",
-                    row["id"],
-                    row["dagster_run_id"],
-                    row["started_at"],
-                )
+            self.runlog.mark_abandoned()
             self.run_row_id = self.runlog.start(
                 as_of, self.dagster_run_id, self.trigger, self.lock.backend_pid
             )
@@ -202,7 +192,10 @@ class ReminderRun:
             # A silent server never answers the cancel: its sessions close after a grace.
             self.watch and self.watch.give_up_after(STOP_GRACE_S, reason)
             self.lock.cancel()
-            self._keep_cancelling()
+            if self._cancelling is None:
+                # A statement sent between the last check and the signal is cancelled
+                # too: whatever runs on the lock session, until the run has recorded its end.
+                self._cancelling = cancel_until(self._done, self._cancel_if_open)
 
     def watch_signals_between_steps(self) -> None:
         """Until close(), a SIGTERM/SIGINT between two steps is the run's too (read from
@@ -269,12 +262,6 @@ class ReminderRun:
                 self.fail(error)
                 raise
 
-    def _keep_cancelling(self) -> None:
-        """A statement sent between the last check and the signal is cancelled too:
-        whatever runs on the lock session, until the run has recorded its end."""
-        if self._cancelling is None:
-            self._cancelling = cancel_until(self._done, self._cancel_if_open)
-
     def _cancel_if_open(self) -> None:
         if self._lock_open:
             self.lock.cancel()
@@ -292,8 +279,8 @@ class ReminderRun:
 
     def _summary(self, status: str, **extra: Any) -> RunSummary:
         assert self.as_of is not None
-        counts, elapsed_s = self._counts, round(time.perf_counter() - self._started, 3)
+        elapsed_s = round(time.perf_counter() - self._started, 3)
         return RunSummary(
-            status, self.as_of, self.dagster_run_id, self.run_row_id, counts.selected,
-            counts.created, counts.already_existed, elapsed_s, **extra,
+            status, self.as_of, self.dagster_run_id, self.run_row_id,
+            **asdict(self._counts), duration_s=elapsed_s, **extra,
         )  # fmt: skip

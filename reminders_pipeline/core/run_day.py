@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from datetime import date
 
-from reminders_pipeline.core.runlog import MAX_ERROR_LENGTH, RunSummary
+from reminders_pipeline.core.runlog import MAX_ERROR_LENGTH, RunSummary, warn_skipped
 from reminders_pipeline.core.stop_signals import handling_stop_signals
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.pooler import PROBE_APPLICATION_NAME, require_session_binding
@@ -118,16 +118,12 @@ def run_day(url: str, settings: ReminderSettings, as_of: date, trigger: str = "c
         sessions.stop()
     summary = RunSummary.from_row(row)
     if summary.status == "skipped":
-        log.warning(
-            "skipped the reminders run for %s: another run holds the lock (%s)",
-            as_of,
-            summary.holder.describe() if summary.holder else "holder unknown",
-        )
+        warn_skipped(as_of, summary.holder)
     return replace(summary, duration_s=round(time.perf_counter() - started, 3))
 
 
 def _log_failure(url: str, as_of: date, trigger: str, error: str) -> int | None:
-    """Best effort: the database that failed the call may refuse this too."""
+    """The failed call's row, on a transaction of its own; None when it cannot be written."""
     try:
         with connect(url, application_name=APPLICATION_NAME, prepare_threshold=None) as session:
             row = session.one(

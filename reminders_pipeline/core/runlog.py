@@ -16,7 +16,7 @@ land once it is back.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -24,15 +24,12 @@ import backoff
 
 from reminders_pipeline.db.connector import Database, Session
 from reminders_pipeline.db.lock_holder import LockHolder, held_by_this_session
-from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost, first_line
+from reminders_pipeline.settings.liveness import RUN_RECORD_RETRY_S
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 4000
-# How long recording a run's failure keeps trying while the database is away
-# (a restart takes seconds; a failover up to a minute or so).
-RECORD_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,27 +106,46 @@ def unrecorded(error: str, exc: BaseException, run_row_id: int | None) -> str:
     )
 
 
+def warn_skipped(as_of: date, holder: LockHolder | None) -> None:
+    """The log line of a run that found the lock held (batched, or one SQL call)."""
+    log.warning(
+        "skipped the reminders run for %s: another run holds the lock (%s)",
+        as_of,
+        holder.describe() if holder else "holder unknown: it released meanwhile",
+    )
+
+
 class RunLog:
-    def __init__(self, db: Database, record_retry_s: float = RECORD_RETRY_S) -> None:
+    def __init__(self, db: Database, record_retry_s: float = RUN_RECORD_RETRY_S.default) -> None:
         self.db = db
         self.record_retry_s = record_retry_s
 
-    def mark_abandoned(self) -> list[dict[str, Any]]:
+    def mark_abandoned(self) -> None:
         """Mark every 'running' row abandoned. Call only while holding the run lock."""
-        return self.db.fetch_all("mark_abandoned_runs")
+        for row in self.db.fetch_all("mark_abandoned_runs"):
+            log.warning(
+                "marked run %s (Dagster run %s, started %s) abandoned",
+                row["id"],
+                row["dagster_run_id"],
+                row["started_at"],
+            )
+
+    def _insert(self, name: str, **params: Any) -> int:
+        """Write one new row with the named query; its id."""
+        row = self.db.fetch_one(name, **params)
+        assert row is not None
+        return row["id"]
 
     def start(
         self, as_of: date, dagster_run_id: str | None, trigger: str, lock_backend_pid: int
     ) -> int:
-        row = self.db.fetch_one(
+        return self._insert(
             "insert_running_run",
             as_of=as_of,
             dagster_run_id=dagster_run_id,
             trigger=trigger,
             lock_backend_pid=lock_backend_pid,
         )
-        assert row is not None
-        return row["id"]
 
     def skipped(
         self, as_of: date, dagster_run_id: str | None, trigger: str, holder: LockHolder | None
@@ -138,7 +154,7 @@ class RunLog:
         reason = "another run holds the run lock"
         if holder is not None:
             reason += f" ({holder.describe()})"
-        return self._skipped_row(as_of, dagster_run_id, trigger, reason, holder, None)
+        return self._skipped_row(as_of, dagster_run_id, trigger, reason, holder=holder)
 
     def succeeded(self, run_row_id: int, counts: RunCounts, conn: Session) -> None:
         """Record success on `conn`, the lock's own session, only while it holds the lock.
@@ -149,15 +165,7 @@ class RunLog:
         """
         row = None
         if held_by_this_session(conn):
-            row = conn.execute(
-                query("finish_run_success"),
-                {
-                    "id": run_row_id,
-                    "selected": counts.selected,
-                    "created": counts.created,
-                    "already_existed": counts.already_existed,
-                },
-            ).fetchone()
+            row = conn.one("finish_run_success", id=run_row_id, **asdict(counts))
         if row is None:
             raise LockLost(
                 f"reminder_runs row {run_row_id} was not recorded as success: this run's session "
@@ -166,51 +174,44 @@ class RunLog:
 
     def failed(self, run_row_id: int, error: str, counts: RunCounts | None = None) -> None:
         """Record failure; while the database is unreachable, retry with backoff for a while."""
-        counts = counts or RunCounts()
 
-        def record() -> None:
-            self.db.fetch_one(
-                "finish_run_failed",
-                id=run_row_id,
-                error=error[:MAX_ERROR_LENGTH],
-                selected=counts.selected,
-                created=counts.created,
-                already_existed=counts.already_existed,
-            )
-
-        self._retrying(record, f"recording run {run_row_id} as failed")()
-
-    def _retrying(self, fn: Any, what: str) -> Any:
         def on_backoff(details: Any) -> None:
             log.warning(
-                "%s: the database is unreachable (%s); retrying in %.1fs",
-                what,
+                "recording run %s as failed: the database is unreachable (%s); retrying in %.1fs",
+                run_row_id,
                 details.get("exception"),
                 details.get("wait", 0.0),
             )
 
-        return backoff.on_exception(
+        @backoff.on_exception(
             backoff.expo,
             (DatabaseUnavailable, ConnectionLost),
             max_time=self.record_retry_s,
             max_value=5,
             on_backoff=on_backoff,
             logger=None,
-        )(fn)
+        )
+        def record() -> None:
+            self.db.fetch_one(
+                "finish_run_failed",
+                id=run_row_id,
+                error=error[:MAX_ERROR_LENGTH],
+                **asdict(counts or RunCounts()),
+            )
+
+        record()
 
     def failed_before_start(
         self, as_of: date, dagster_run_id: str | None, trigger: str, error: str
     ) -> int:
         """Log an invocation that failed before it had a 'running' row."""
-        row = self.db.fetch_one(
+        return self._insert(
             "insert_failed_run",
             as_of=as_of,
             dagster_run_id=dagster_run_id,
             trigger=trigger,
             error=error[:MAX_ERROR_LENGTH],
         )
-        assert row is not None
-        return row["id"]
 
     def recent(self, limit: int = 20, offset: int = 0, status: str | None = None) -> list[dict]:
         return self.db.fetch_all("list_runs", limit=limit, offset=offset, status=status)
@@ -220,17 +221,9 @@ class RunLog:
 
     # -- for the Dagster schedule and sensors ------------------------------------
 
-    def tick_skipped(
-        self,
-        as_of: date,
-        reason: str,
-        *,
-        trigger: str = "schedule",
-        blocking_run_id: str | None = None,
-        holder: LockHolder | None = None,
-    ) -> int:
+    def tick_skipped(self, as_of: date, reason: str, *, blocking_run_id: str) -> int:
         """A schedule tick that launched no run: a 'skipped' row with the reason as error."""
-        return self._skipped_row(as_of, None, trigger, reason, holder, blocking_run_id)
+        return self._skipped_row(as_of, None, "schedule", reason, blocking_run_id=blocking_run_id)
 
     def _skipped_row(
         self,
@@ -238,10 +231,11 @@ class RunLog:
         dagster_run_id: str | None,
         trigger: str,
         reason: str,
-        holder: LockHolder | None,
-        blocking_run_id: str | None,
+        *,
+        holder: LockHolder | None = None,
+        blocking_run_id: str | None = None,
     ) -> int:
-        row = self.db.fetch_one(
+        return self._insert(
             "insert_skipped_run",
             as_of=as_of,
             dagster_run_id=dagster_run_id,
@@ -252,8 +246,6 @@ class RunLog:
             blocked_by_run_id=blocking_run_id or (holder.run_id if holder else None),
             blocked_since=holder.since if holder else None,
         )
-        assert row is not None
-        return row["id"]
 
     def running_started_before(self, older_than_s: float) -> list[dict[str, Any]]:
         """'running' rows that started more than older_than_s seconds ago."""

@@ -1,8 +1,8 @@
 """The only door to psycopg: sessions that run named queries, driver errors turned into ours.
 
 Everything above db/ talks to PostgreSQL through a `Session` (one connection) or a
-`Database` (short sessions per unit of work). A psycopg error never leaves this
-module as such: it becomes DatabaseUnavailable (cannot connect) or DatabaseError
+`Database` (short sessions per unit of work). A psycopg error never leaves db/
+as such: it becomes DatabaseUnavailable (cannot connect) or DatabaseError
 (a statement failed, or the session died), with one clear line and the driver's
 error as the cause.
 """
@@ -19,17 +19,11 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import pq
-from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import (
-    ConnectionLost,
-    DatabaseError,
-    DatabaseUnavailable,
-    first_line,
-)
+from reminders_pipeline.errors import ConnectionLost, DatabaseError, DatabaseUnavailable, first_line
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +150,7 @@ class Session:
     def busy(self) -> bool:
         """A statement is in flight (readable from another thread)."""
         return not self._conn.closed and (
-            self._conn.pgconn.transaction_status == TransactionStatus.ACTIVE
+            self._conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE
         )
 
     @property

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import overload
 
@@ -70,16 +69,10 @@ MAX_PROBE_CONNECTIONS = 64
 XID_ATTEMPTS = 3  # a catalog catch-up lands between S1 and S2 rarely, twice in a row more so
 
 
-@dataclass(frozen=True)
-class SessionBinding:
-    """What the check found about the lock connection."""
-
-    server_pid: int  # pg_backend_pid(): what pg_locks shows for this session
-    key_pid: int  # BackendKeyData's pid: the pooler's own number behind a pooler
-
-
-def require_session_binding(session: Session, url: str) -> SessionBinding:
-    """Confirm that `session` keeps one server connection; raise UnsupportedPooler if not.
+def require_session_binding(session: Session, url: str) -> int:
+    """Confirm that `session` keeps one server connection, and return that server
+    connection's pid (pg_locks shows it; behind a pooler `backend_pid` is the pooler's
+    own number); raise UnsupportedPooler if not.
 
     `session` must be a fresh autocommit one on which nothing else runs meanwhile;
     `url` is the URL it was opened with (the probes use the same pool).
@@ -99,7 +92,7 @@ class _TransactionCountMoved(UnsupportedPooler):
     """The only evidence: the lock session's local transaction id moved (same pid)."""
 
 
-def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> SessionBinding:
+def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> int:
     where = describe(url)
     slowest = 0.0  # the slowest answer so far: how busy the server and pooler are now
 
@@ -174,16 +167,15 @@ def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> SessionB
             f"mode: {evidence}. A session advisory lock needs one server connection for the "
             "whole run. " + USE_INSTEAD
         )
-    binding = SessionBinding(server_pid, conn.info.backend_pid)
-    if binding.server_pid != binding.key_pid:
+    if not direct:
         log.info(
             "the run lock's connection to %s goes through a session-mode pooler "
             "(server pid %s, pooler's pid %s)",
             where,
-            binding.server_pid,
-            binding.key_pid,
+            server_pid,
+            conn.info.backend_pid,
         )
-    return binding
+    return server_pid
 
 
 # -- the check's conversations: probe connections, a named query whose every wait

@@ -24,6 +24,7 @@ from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
     RemindersDatabaseResource,
 )
+from reminders_pipeline.orchestration.sensors.common import ZOMBIE_TAG, alert_destinations
 from reminders_pipeline.orchestration.sensors.failure import alert_failed_run
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import evaluate_sensor, failure_sensor_ticks, job_run, report
@@ -364,7 +365,7 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
         raise_on_error=False,
         resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
     )
-    zombie = job_run(instance, DagsterRunStatus.FAILURE, **{sensors.ZOMBIE_TAG: "true"})
+    zombie = job_run(instance, DagsterRunStatus.FAILURE, **{ZOMBIE_TAG: "true"})
     messages.clear()
     failure_sensor_ticks(instance, resources, cursor, ticks=3, messages=messages)
 
@@ -401,11 +402,11 @@ def test_sensor_descriptions_say_what_they_watch_the_threshold_and_where_alerts_
 
     for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_HOST", "EMAIL_TO"):
         monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)
-    assert "log only (no REMINDERS_ALERT_* destination set)" in sensors.alert_destinations()
+    assert "log only (no REMINDERS_ALERT_* destination set)" in alert_destinations()
     monkeypatch.setenv("REMINDERS_ALERT_WEBHOOK_URL", "https://secret.example/hook?token=s3cr3t")
     monkeypatch.setenv("REMINDERS_ALERT_SMTP_HOST", "smtp.example")
     monkeypatch.setenv("REMINDERS_ALERT_EMAIL_TO", "ops@example.org")
-    where = sensors.alert_destinations()
+    where = alert_destinations()
     assert "the JSON webhook (REMINDERS_ALERT_WEBHOOK_URL)" in where
     assert "email to ops@example.org" in where
     assert "s3cr3t" not in where

@@ -13,10 +13,8 @@ from dagster import (
 )
 
 from reminders_pipeline.orchestration.ops import CREATED_TAG, OUTCOME_TAG
-from reminders_pipeline.orchestration.sensors import (
-    ZOMBIE_TAG,
-    reminders_run_failure_sensor,
-)
+from reminders_pipeline.orchestration.sensors import reminders_run_failure_sensor
+from reminders_pipeline.orchestration.sensors.common import ZOMBIE_TAG
 from tests.helpers.dagster_runs import after_run_sensor, job_run
 from tests.helpers.sensor_fakes import FakeReads, SentAlerts, tick
 

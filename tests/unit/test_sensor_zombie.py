@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from reminders_pipeline.orchestration.sensors import ZOMBIE_TAG, zombie_run_sensor
+from reminders_pipeline.orchestration.sensors import zombie_run_sensor
+from reminders_pipeline.orchestration.sensors.common import ZOMBIE_TAG
 from tests.helpers.dagster_runs import job_run, report
 from tests.helpers.sensor_fakes import FakeReads, tick
 
