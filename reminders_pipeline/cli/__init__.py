@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import traceback
+from datetime import timedelta
 
 import click
 
@@ -174,8 +175,6 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     `reminders backfill --from DAY --missing` queues runs for exactly these days
     (the UI's backfill dialog leaves skipped days out unless "Completed" is ticked).
     """
-    from datetime import timedelta
-
     from reminders_pipeline.orchestration.dagster_home import dagster_instance
     from reminders_pipeline.orchestration.partitions import missing_days
 

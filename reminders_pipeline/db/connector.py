@@ -1,8 +1,8 @@
 """The only door to psycopg: sessions that run named queries, driver errors turned into ours.
 
 Everything above db/ talks to PostgreSQL through a `Session` (one connection) or a
-`Database` (short sessions per unit of work). A psycopg error never leaves this
-module as such: it becomes DatabaseUnavailable (cannot connect) or DatabaseError
+`Database` (short sessions per unit of work). A psycopg error never leaves db/
+as such: it becomes DatabaseUnavailable (cannot connect) or DatabaseError
 (a statement failed, or the session died), with one clear line and the driver's
 error as the cause.
 """

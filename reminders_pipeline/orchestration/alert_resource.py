@@ -17,8 +17,6 @@ from reminders_pipeline.alerts.sinks import (
     deliver,
 )
 
-DEFAULT_UI_URL = settings.DAGSTER_UI_URL.default
-
 
 class AlertResource(ConfigurableResource):
     """Sends alerts to the log and to every configured sink; never raises."""
@@ -33,7 +31,7 @@ class AlertResource(ConfigurableResource):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     # Base URL of the Dagster UI, for links to runs.
-    ui_base_url: str | None = DEFAULT_UI_URL
+    ui_base_url: str | None = settings.DAGSTER_UI_URL.default
     max_tries: int = 3
     backoff_factor_s: float = 0.5
     timeout_s: float = DEFAULT_TIMEOUT_S

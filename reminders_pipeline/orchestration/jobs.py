@@ -1,11 +1,11 @@
-"""The daily follow-up reminders job."""
+"""The jobs: the daily follow-up reminders, and the delivery of what they created."""
 
 from __future__ import annotations
 
-from dagster import in_process_executor, job
+from dagster import HookContext, HookDefinition, failure_hook, in_process_executor, job
 
 from reminders_pipeline import settings
-from reminders_pipeline.orchestration.hooks import next_step_on_failure
+from reminders_pipeline.alerts.messages import next_step_after_failure
 from reminders_pipeline.orchestration.ops import (
     acquire_run_lock,
     deliver_reminders,
@@ -17,6 +17,19 @@ from reminders_pipeline.orchestration.partitions import reminder_partitions
 from reminders_pipeline.settings import delivery_settings
 
 SINGLETON_TAG = "reminders/singleton"
+
+
+def next_step_on_failure(delivery: bool) -> HookDefinition:
+    """A hook that logs, in the failed step's run log, what to do next (as the failure
+    alert says it)."""
+
+    @failure_hook(name="delivery_next_step" if delivery else "reminders_next_step")
+    def log_next_step(context: HookContext) -> None:
+        run = context.instance.get_run_by_id(context.run_id)
+        partition = run.tags.get("dagster/partition") if run else None
+        context.log.error(f"Next: {next_step_after_failure(delivery, partition)}")
+
+    return log_next_step
 
 
 @job(

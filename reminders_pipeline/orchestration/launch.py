@@ -34,7 +34,7 @@ from reminders_pipeline.orchestration.dagster_home import dagster_instance
 from reminders_pipeline.orchestration.definitions import resolved_reminders_job
 from reminders_pipeline.orchestration.jobs import reminders_job
 from reminders_pipeline.orchestration.partitions import check_partition
-from reminders_pipeline.orchestration.resources import ENDED_IN_THIS_PROCESS
+from reminders_pipeline.orchestration.resources import ENDED_IN_THIS_PROCESS, TRIGGER_TAG
 
 # The code location's name in every workspace (workspace.yaml, workspace.grpc.yaml,
 # `reminders ui`'s, the code server's --location-name).
@@ -59,7 +59,7 @@ def run_reminders_job(
         result = execute_job(
             reconstructable(resolved_reminders_job),
             instance=instance,
-            tags={**UI_LAUNCH_TAGS, "dagster/partition": key, "reminders/trigger": trigger},
+            tags={**UI_LAUNCH_TAGS, "dagster/partition": key, TRIGGER_TAG: trigger},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     ended = ENDED_IN_THIS_PROCESS.pop(result.run_id, None)

@@ -24,8 +24,7 @@ from dagster import (
 )
 
 from reminders_pipeline.core.dispatch import BatchProgress
-from reminders_pipeline.core.run import RunSummary
-from reminders_pipeline.db.connector import Database
+from reminders_pipeline.core.runlog import RunSummary
 from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
@@ -236,7 +235,7 @@ def deliver_reminders(context: OpExecutionContext, reminders_db: RemindersDataba
     # start a fifth of a second, and only this job sends anything.
     from reminders_pipeline.delivery.deliverer import deliverer_from_env
 
-    deliverer = deliverer_from_env(Database(reminders_db.resolved_database_url()))
+    deliverer = deliverer_from_env(reminders_db.database())
     try:
         report = deliverer.drain()
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dagster import (
     ConfigurableResource,
@@ -39,14 +39,20 @@ class EndedRun:
 ENDED_IN_THIS_PROCESS: dict[str, EndedRun] = {}
 
 
+# What launched a run, as its launcher tags it (`reminders run`: cli, the schedules:
+# schedule); Dagster's own backfill, schedule and sensor tags win (trigger_from_tags).
+TRIGGER_TAG = "reminders/trigger"
+
+
 def trigger_from_tags(tags: dict[str, str]) -> str:
+    """The trigger a run records in reminder_runs, from its Dagster tags."""
     if "dagster/backfill" in tags:
         return "backfill"
     if "dagster/schedule_name" in tags:
         return "schedule"
     if "dagster/sensor_name" in tags:
         return "sensor"
-    return tags.get("reminders/trigger", "manual")
+    return tags.get(TRIGGER_TAG, "manual")
 
 
 def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str], str]:
@@ -82,15 +88,18 @@ def dagster_stop_cause(instance: DagsterInstance, run_id: str) -> Callable[[str]
     return describe
 
 
-def _database_url(configured: str | None) -> str:
-    """A resource's database_url when configured; otherwise the environment's
-    (ensure_database_url: the embedded server is started when none is set)."""
-    if configured:
-        return validate_url(configured, "the resource's database_url")
-    return ensure_database_url()
+class _DatabaseUrlResource(ConfigurableResource):
+    database_url: str | None = None
+
+    def resolved_database_url(self) -> str:
+        """The configured database_url; otherwise the environment's
+        (ensure_database_url: the embedded server is started when none is set)."""
+        if self.database_url:
+            return validate_url(self.database_url, "the resource's database_url")
+        return ensure_database_url()
 
 
-class ReminderRunResource(ConfigurableResource):
+class ReminderRunResource(_DatabaseUrlResource):
     """The run's ReminderRun, with its lock connection open exactly as long as the run.
 
     Run-scoped: with the in-process executor it is set up once before the first
@@ -98,7 +107,6 @@ class ReminderRunResource(ConfigurableResource):
     skipped, so teardown is where the lock is released on every path.
     """
 
-    database_url: str | None = None
     default_interval_days: int | None = None
     max_reminders_per_silence: int | None = None
     batch_size: int | None = None
@@ -107,30 +115,17 @@ class ReminderRunResource(ConfigurableResource):
 
     def settings(self) -> ReminderSettings:
         """The environment's settings, overridden by this resource's config where given."""
-        env = ReminderSettings.from_env()
-
-        def pick(setting: settings.Setting[int], field: str, value: int | None, default: int):
-            return default if value is None else setting.check(value, f"resource config {field}")
-
-        return ReminderSettings(
-            timezone=env.timezone,
-            default_interval_days=pick(
-                settings.DEFAULT_INTERVAL_DAYS,
-                "default_interval_days",
-                self.default_interval_days,
-                env.default_interval_days,
-            ),
-            max_reminders_per_silence=pick(
-                settings.MAX_PER_SILENCE,
-                "max_reminders_per_silence",
-                self.max_reminders_per_silence,
-                env.max_reminders_per_silence,
-            ),
-            batch_size=pick(settings.BATCH_SIZE, "batch_size", self.batch_size, env.batch_size),
-        )
-
-    def resolved_database_url(self) -> str:
-        return _database_url(self.database_url)
+        bounds = {  # each field's setting, whose bounds the config is held to
+            "default_interval_days": settings.DEFAULT_INTERVAL_DAYS,
+            "max_reminders_per_silence": settings.MAX_PER_SILENCE,
+            "batch_size": settings.BATCH_SIZE,
+        }
+        overrides = {
+            field: setting.check(value, f"resource config {field}")
+            for field, setting in bounds.items()
+            if (value := getattr(self, field)) is not None
+        }
+        return replace(ReminderSettings.from_env(), **overrides)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         tags = dict(context.dagster_run.tags) if context.dagster_run else {}
@@ -165,20 +160,18 @@ class ReminderRunResource(ConfigurableResource):
         return self._run
 
 
-class RemindersDatabaseResource(ConfigurableResource):
+class RemindersDatabaseResource(_DatabaseUrlResource):
     """The reminders database for schedules and sensors; what sensors read (core/sensor_reads.py).
 
     Short connections per call, the URL resolved at each, so a sensor that cannot
     resolve it reports it like any other failed read; never takes the run lock.
     """
 
-    database_url: str | None = None
-
-    def resolved_database_url(self) -> str:
-        return _database_url(self.database_url)
+    def database(self) -> Database:
+        return Database(self.resolved_database_url())
 
     def runlog(self) -> RunLog:
-        return RunLog(Database(self.resolved_database_url()))
+        return RunLog(self.database())
 
     def lock_holder(self) -> LockHolder | None:
         return lock_holder(self.resolved_database_url())
@@ -193,13 +186,12 @@ class RemindersDatabaseResource(ConfigurableResource):
         return self.runlog().running_started_before(older_than_s)
 
     def delivery_health(self, after_finished_at: str | None, after_dead_id: int) -> Row:
-        db = Database(self.resolved_database_url())
-        row = db.fetch_one(
+        row = self.database().fetch_one(
             "delivery_health", after_finished_at=after_finished_at, after_dead_id=after_dead_id
         )
         assert row is not None  # one row always: the query selects from (SELECT 1)
         return row
 
     def live_run_ids(self) -> set[str]:
-        db = Database(self.resolved_database_url())
-        return {r["run_id"] for r in db.fetch_all("live_run_sessions", prefix=APPLICATION_PREFIX)}
+        rows = self.database().fetch_all("live_run_sessions", prefix=APPLICATION_PREFIX)
+        return {r["run_id"] for r in rows}

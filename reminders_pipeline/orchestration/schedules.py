@@ -24,18 +24,20 @@ from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     RunsFilter,
-    ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
 )
 
 from reminders_pipeline import settings
-from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.work import drain_needed
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.partitions import reminder_partitions
-from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
+from reminders_pipeline.orchestration.resources import (
+    TRIGGER_TAG,
+    RemindersDatabaseResource,
+    trigger_from_tags,
+)
 from reminders_pipeline.settings import delivery_settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,6 @@ BACKFILL_TAG = "dagster/backfill"
 PRIORITY_TAG = "dagster/priority"
 # Above the default 0 of backfill and manual runs: today's run goes first in the queue.
 SCHEDULED_RUN_PRIORITY = 10
-TRIGGER_TAG = "reminders/trigger"
 
 # Queued or in progress. NOT_STARTED is left out: a run created but never
 # submitted stays NOT_STARTED forever and would block every tick.
@@ -81,22 +82,34 @@ def describe_run(instance: DagsterInstance, run: DagsterRun) -> str:
         datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds") if moment else "?"
     )
     partition = run.tags.get("dagster/partition", "no partition")
-    trigger = run.tags.get(TRIGGER_TAG) or (
-        "schedule" if "dagster/schedule_name" in run.tags else "manual"
-    )
+    trigger = trigger_from_tags(run.tags)
     return f"run {run.run_id} is {run.status.value} ({partition}, {trigger}, since {since})"
 
 
-def evaluate_tick(
-    instance: DagsterInstance,
-    tick_time: datetime | None,
-    policy: str,
-    timezone: str,
-    reminders_db: RemindersDatabaseResource,
+# The schedule's time is fixed when the code location loads (its timezone is the
+# partitions'); the overlap policy is read at each tick.
+SCHEDULE_HOUR, SCHEDULE_MINUTE = settings.SCHEDULE_HOUR.get(), settings.SCHEDULE_MINUTE.get()
+
+
+@schedule(
+    job=reminders_job,
+    cron_schedule=f"{SCHEDULE_MINUTE} {SCHEDULE_HOUR} * * *",
+    execution_timezone=reminder_partitions.timezone,
+    name="daily_reminders_schedule",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description=(
+        f"Daily at {SCHEDULE_HOUR:02d}:{SCHEDULE_MINUTE:02d} {reminder_partitions.timezone}:"
+        " that day's partition. Overlap policy (REMINDERS_OVERLAP_POLICY, read at each tick):"
+        f" {settings.OVERLAP_POLICY.get()}."
+    ),
+)
+def daily_reminders_schedule(
+    context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
 ) -> RunRequest | SkipReason:
-    as_of = partition_date_for_tick(tick_time, timezone)
+    instance = context.instance
+    as_of = partition_date_for_tick(context.scheduled_execution_time, reminder_partitions.timezone)
     key = as_of.isoformat()
-    if policy == "skip":
+    if settings.OVERLAP_POLICY.get() == "skip":
         blocker = blocking_run(instance, reminders_job.name)
         if blocker is not None:
             reason = (
@@ -119,52 +132,7 @@ def evaluate_tick(
     )
 
 
-def build_schedule() -> ScheduleDefinition:
-    """The daily schedule; its time and timezone are fixed when the code location loads."""
-    hour, minute = settings.SCHEDULE_HOUR.get(), settings.SCHEDULE_MINUTE.get()
-    zone = settings.TIMEZONE.get()
-
-    @schedule(
-        job=reminders_job,
-        cron_schedule=f"{minute} {hour} * * *",
-        execution_timezone=zone,
-        name="daily_reminders_schedule",
-        default_status=DefaultScheduleStatus.STOPPED,
-        description=(
-            f"Daily at {hour:02d}:{minute:02d} {zone}: that day's partition. "
-            f"Overlap policy (REMINDERS_OVERLAP_POLICY, read at each tick): "
-            f"{settings.OVERLAP_POLICY.get()}."
-        ),
-    )
-    def daily_reminders_schedule(
-        context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
-    ) -> RunRequest | SkipReason:
-        return evaluate_tick(
-            context.instance,
-            context.scheduled_execution_time,
-            settings.OVERLAP_POLICY.get(),
-            reminder_partitions.timezone or zone,
-            reminders_db,
-        )
-
-    return daily_reminders_schedule
-
-
-daily_reminders_schedule = build_schedule()
-
-
 # ------------------------------------------------------------------ delivery retries
-
-
-def evaluate_retry_tick(
-    context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
-) -> RunRequest | SkipReason:
-    blocker = blocking_run(context.instance, delivery_job.name)
-    if blocker is not None:
-        return SkipReason(f"run {blocker.run_id} of {delivery_job.name} is not finished yet")
-    if drain_needed(Database(reminders_db.resolved_database_url())) is None:
-        return SkipReason("no delivery is due, no reminder waits to be expanded")
-    return RunRequest(tags={"reminders/trigger": "schedule"})
 
 
 @schedule(
@@ -182,4 +150,9 @@ def evaluate_retry_tick(
 def delivery_retry_schedule(
     context: ScheduleEvaluationContext, reminders_db: RemindersDatabaseResource
 ) -> RunRequest | SkipReason:
-    return evaluate_retry_tick(context, reminders_db)
+    blocker = blocking_run(context.instance, delivery_job.name)
+    if blocker is not None:
+        return SkipReason(f"run {blocker.run_id} of {delivery_job.name} is not finished yet")
+    if drain_needed(reminders_db.database()) is None:
+        return SkipReason("no delivery is due, no reminder waits to be expanded")
+    return RunRequest(tags={TRIGGER_TAG: "schedule"})

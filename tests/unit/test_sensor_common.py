@@ -8,7 +8,12 @@ import pytest
 
 from reminders_pipeline import settings
 from reminders_pipeline.orchestration import sensors
-from reminders_pipeline.orchestration.sensors.common import attempt, load_cursor, summary
+from reminders_pipeline.orchestration.sensors.common import (
+    alert_destinations,
+    attempt,
+    load_cursor,
+    summary,
+)
 from tests.helpers.sensor_fakes import FakeReads, tick
 
 
@@ -92,13 +97,13 @@ def test_alert_destinations_name_the_settings_never_a_secret(
 ) -> None:
     for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "SMTP_HOST", "EMAIL_TO"):
         monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)
-    assert sensors.alert_destinations() == (
+    assert alert_destinations() == (
         "Alerts go to the sensor's log only (no REMINDERS_ALERT_* destination set)."
     )
     monkeypatch.setenv("REMINDERS_ALERT_SLACK_WEBHOOK_URL", "https://hooks.example/T0/s3cr3t")
     monkeypatch.setenv("REMINDERS_ALERT_SMTP_HOST", "smtp.example")
     monkeypatch.setenv("REMINDERS_ALERT_EMAIL_TO", "ops@example.org,oncall@example.org")
-    where = sensors.alert_destinations()
+    where = alert_destinations()
     assert f"the Slack webhook ({settings.ALERT_SLACK_WEBHOOK_URL.name})" in where
     assert "email to ops@example.org, oncall@example.org" in where
     assert "s3cr3t" not in where
@@ -108,4 +113,4 @@ def test_email_without_recipients_is_no_destination(monkeypatch: pytest.MonkeyPa
     for name in ("SLACK_WEBHOOK_URL", "WEBHOOK_URL", "EMAIL_TO"):
         monkeypatch.delenv(f"REMINDERS_ALERT_{name}", raising=False)
     monkeypatch.setenv("REMINDERS_ALERT_SMTP_HOST", "smtp.example")
-    assert "only (no REMINDERS_ALERT_* destination set)" in sensors.alert_destinations()
+    assert "only (no REMINDERS_ALERT_* destination set)" in alert_destinations()

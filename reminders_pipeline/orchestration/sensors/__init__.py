@@ -16,11 +16,6 @@ shared decorator -> check -> cursor -> summary shape is common.alerting_sensor.
 """
 
 from reminders_pipeline.orchestration.sensors.after_run import delivery_after_run_sensor
-from reminders_pipeline.orchestration.sensors.common import (
-    ZOMBIE_TAG,
-    Checked,
-    alert_destinations,
-)
 from reminders_pipeline.orchestration.sensors.deliveries import delivery_health_sensor
 from reminders_pipeline.orchestration.sensors.failure import reminders_run_failure_sensor
 from reminders_pipeline.orchestration.sensors.long_run import long_running_reminders_sensor
@@ -36,18 +31,4 @@ all_sensors = [
     repeated_skips_sensor,
     stale_lock_sensor,
     zombie_run_sensor,
-]
-
-__all__ = [
-    "ZOMBIE_TAG",
-    "Checked",
-    "alert_destinations",
-    "all_sensors",
-    "delivery_after_run_sensor",
-    "delivery_health_sensor",
-    "long_running_reminders_sensor",
-    "reminders_run_failure_sensor",
-    "repeated_skips_sensor",
-    "stale_lock_sensor",
-    "zombie_run_sensor",
 ]

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from dagster import (
-    DagsterRunStatus,
     DefaultSensorStatus,
     SensorDefinition,
     SensorEvaluationContext,
@@ -29,7 +28,6 @@ from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 log = logging.getLogger("reminders_pipeline.orchestration.sensors")
 T = TypeVar("T")
 
-RUNNING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 # Set on a run that zombie_run_sensor failed (its alert already went out).
 ZOMBIE_TAG = "reminders/failed_as_zombie"
 

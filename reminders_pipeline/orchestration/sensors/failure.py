@@ -86,7 +86,9 @@ def alert_failed_run(context: RunFailureSensorContext, alerts: AlertResource) ->
             error=error,
             partition=run.tags.get("dagster/partition"),
             link=alerts.run_url(run.run_id),
-            next_step=next_step(run.job_name, run.tags.get("dagster/partition")),
+            next_step=next_step_after_failure(
+                run.job_name == delivery_job.name, run.tags.get("dagster/partition")
+            ),
         ),
         logger=context.log,
     )
@@ -133,7 +135,3 @@ def reminders_run_failure_sensor(
         ).for_run_failure()
         return alert_failed_run(failed, alerts)
     return SkipReason(f"no failed run of {' or '.join(MONITORED_JOBS)} since the last tick")
-
-
-def next_step(job_name: str, partition: str | None) -> str:
-    return next_step_after_failure(job_name == delivery_job.name, partition)

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagster import DagsterInstance, RunsFilter, SensorEvaluationContext
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, SensorEvaluationContext
 
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import duration, elapsed_for, long_run_alert, now_utc
@@ -17,13 +17,14 @@ from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.sensors.common import (
-    RUNNING_STATUSES,
     Checked,
     alert_destinations,
     alerting_sensor,
     attempt,
     load_cursor,
 )
+
+RUNNING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 def check_long_runs(

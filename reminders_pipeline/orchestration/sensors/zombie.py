@@ -47,7 +47,7 @@ def _timestamp(moment: datetime | float | None) -> datetime | None:
     if moment is None:
         return None
     if isinstance(moment, datetime):
-        # SQLite run storage returns naive UTC.
+        # Naive means UTC: SQLite run storage returns it so.
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return datetime.fromtimestamp(moment, UTC)
 
@@ -120,10 +120,9 @@ def check_zombie_runs(
 
 def _parse_time(value: Any) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(value)
+        return _timestamp(datetime.fromisoformat(value))
     except (TypeError, ValueError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _evaluate(
