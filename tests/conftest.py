@@ -11,17 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-
-# A suite started in the background (`.ci/run &`, nohup, some CI agents) inherits
-# SIGINT ignored, and so would every process it starts: `dagster dev` would ignore
-# the tests' Ctrl-C. Children get the default action back from a handled SIGINT.
-if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-# The tests' as-of dates go back to 2025. orchestration/partitions.py defines the job's
-# partitions when imported (the schedules, sensors and asset import the job), so this
-# is set before any test module is collected; subprocesses inherit it.
-os.environ.setdefault("REMINDERS_PARTITIONS_START", "2025-01-01")
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +23,12 @@ from reminders_pipeline.db.embedded import start_embedded
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.url import with_database
 from tests.helpers.runs import RemindersCli
+
+# A suite started in the background (`.ci/run &`, nohup, some CI agents) inherits
+# SIGINT ignored, and so would every process it starts: `dagster dev` would ignore
+# the tests' Ctrl-C. Children get the default action back from a handled SIGINT.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TEST_URL_VAR = "REMINDERS_TEST_DATABASE_URL"
 

@@ -19,7 +19,7 @@ from reminders_pipeline.admin.deps import AdminServices
 from reminders_pipeline.admin.guard import RequestGuard
 from reminders_pipeline.admin.handlers import install_error_handlers
 from reminders_pipeline.admin.query import reject_unknown_query
-from reminders_pipeline.admin.routers import assignments, audit, health, runs
+from reminders_pipeline.admin.routers import assignments, health, runs
 from reminders_pipeline.admin.scrub import install_access_log_scrubber
 from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
@@ -55,6 +55,6 @@ def create_app(
     app.add_middleware(RequestGuard, services=services)
     install_error_handlers(app)
     install_access_log_scrubber()
-    for module in (health, assignments, runs, audit):
+    for module in (health, assignments, runs):
         app.include_router(module.router)
     return app

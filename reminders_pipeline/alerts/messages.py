@@ -13,11 +13,17 @@ from reminders_pipeline.db.lock_holder import LockHolder
 
 @dataclass(frozen=True)
 class Alert:
+    """facts: shown in their order; a fact whose value is None is left out."""
+
     kind: str
     title: str
     text: str
-    facts: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, str | None] = field(default_factory=dict)
     link: str | None = None
+
+    def __post_init__(self) -> None:
+        facts = {key: value for key, value in self.facts.items() if value is not None}
+        object.__setattr__(self, "facts", facts)
 
     def as_text(self) -> str:
         lines = [self.title, self.text]
@@ -59,10 +65,6 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else "unknown"
 
 
-def _minutes(elapsed: timedelta) -> str:
-    return f"{elapsed.total_seconds() / 60:.0f} min"
-
-
 def duration(elapsed: timedelta) -> str:
     """Exact to the second and never rounded up: "45 s", "30 min", "1 min 30 s"
     (REMINDERS_LONG_RUN_S=90 reads "1 min 30 s", not "2 min")."""
@@ -92,31 +94,23 @@ def long_run_alert(
     link: str | None = None,
     reminder_runs_id: int | None = None,
 ) -> Alert:
-    facts = {
-        "run id": run_id or "none (run outside Dagster)",
-        "started": _when(started_at),
-        "elapsed": elapsed_for(elapsed, threshold),
-        "threshold": duration(threshold),
-        "seen in": source,
-    }
-    if reminder_runs_id is not None:
-        facts["reminder_runs id"] = str(reminder_runs_id)
-    text = f"A reminders run has been in progress for {elapsed_for(elapsed, threshold)}."
+    how_long = elapsed_for(elapsed, threshold)
+    text = f"A reminders run has been in progress for {how_long}."
     if holds_lock is False:
-        facts["holds the run lock"] = "no"
         text += (
             " It does not hold the reminders run lock, so its worker is probably gone"
             " (host crash?): if so, terminate the run in the Dagster UI to free the queue."
         )
-    elif holds_lock:
-        facts["holds the run lock"] = "yes"
-    return Alert(
-        "long_run",
-        f"Reminders run running for {elapsed_for(elapsed, threshold)}",
-        text,
-        facts,
-        link,
-    )
+    facts = {
+        "run id": run_id or "none (run outside Dagster)",
+        "started": _when(started_at),
+        "elapsed": how_long,
+        "threshold": duration(threshold),
+        "seen in": source,
+        "reminder_runs id": None if reminder_runs_id is None else str(reminder_runs_id),
+        "holds the run lock": None if holds_lock is None else ("yes" if holds_lock else "no"),
+    }
+    return Alert("long_run", f"Reminders run running for {how_long}", text, facts, link)
 
 
 def next_step_after_failure(delivery: bool, partition: str | None) -> str:
@@ -143,14 +137,14 @@ def run_failed_alert(
     link: str | None,
     next_step: str | None = None,
 ) -> Alert:
-    facts = {"run id": run_id, "job": job_name}
-    if partition:
-        facts["partition"] = partition
-    facts["error"] = error
-    text = error
-    if next_step:
-        facts["next step"] = next_step
-        text += f"\n\nNext: {next_step}"
+    facts = {
+        "run id": run_id,
+        "job": job_name,
+        "partition": partition or None,
+        "error": error,
+        "next step": next_step or None,
+    }
+    text = f"{error}\n\nNext: {next_step}" if next_step else error
     return Alert(
         "run_failed", f"Reminders run failed ({partition or run_id[:8]})", text, facts, link
     )
@@ -164,14 +158,14 @@ def repeated_skips_alert(
     holder: LockHolder | None,
     recorded_holder: str | None,
 ) -> Alert:
-    facts = {"skipped in a row": str(count), "first skip": _when(since)}
-    if last_reason:
-        facts["last reason"] = last_reason
-    if recorded_holder:
-        facts["blocked by (last skip)"] = recorded_holder
-    facts["lock holder now"] = holder.describe() if holder is not None else "nobody"
-    if holder is not None:
-        facts["pid"] = str(holder.pid)
+    facts = {
+        "skipped in a row": str(count),
+        "first skip": _when(since),
+        "last reason": last_reason or None,
+        "blocked by (last skip)": recorded_holder or None,
+        "lock holder now": holder.describe() if holder is not None else "nobody",
+        "pid": str(holder.pid) if holder is not None else None,
+    }
     return Alert(
         "repeated_skips",
         f"Reminders skipped {count} times in a row",
@@ -204,22 +198,21 @@ def stale_lock_alert(*, holder: LockHolder, why: str, link: str | None = None) -
 
 def zombie_alert(zombie: Zombie, now: datetime, grace: timedelta, link: str | None) -> Alert:
     run = zombie.run
-    facts: dict[str, Any] = {
+    facts = {
         "run id": run.run_id,
         "status was": run.status,
         "in that status since": _when(run.since),
         "no session since": _when(zombie.missing_since),
-        "grace": _minutes(grace),
+        "grace": duration(grace),
+        "partition": run.partition or None,
     }
-    if run.partition:
-        facts["partition"] = run.partition
     return Alert(
         "zombie_run",
         f"Reminders run {run.run_id[:8]} marked failed: its worker is gone",
         f"Dagster showed the run {run.status} but no reminders database session existed for"
-        f" it for {_minutes(zombie.missing_for(now))}. It was marked failed to free the"
-        " run queue; queued runs start now. Check the host that ran it.",
-        {key: str(value) for key, value in facts.items()},
+        f" it for {elapsed_for(zombie.missing_for(now), grace)}. It was marked failed to free"
+        " the run queue; queued runs start now. Check the host that ran it.",
+        facts,
         link,
     )
 

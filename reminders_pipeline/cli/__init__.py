@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import traceback
+from datetime import timedelta
 
 import click
 
@@ -174,8 +175,6 @@ def missing(since: str | None, until: str | None, as_json: bool) -> None:
     `reminders backfill --from DAY --missing` queues runs for exactly these days
     (the UI's backfill dialog leaves skipped days out unless "Completed" is ticked).
     """
-    from datetime import timedelta
-
     from reminders_pipeline.orchestration.dagster_home import dagster_instance
     from reminders_pipeline.orchestration.partitions import missing_days
 
@@ -253,10 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(1)
-    except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # a usage error's exit_code is 2
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except RemindersError as exc:

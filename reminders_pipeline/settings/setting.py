@@ -73,7 +73,7 @@ class Setting(Generic[T]):
 
     def describe_bounds(self) -> str:
         if self.choices:
-            return " or ".join(f"`{choice}`" for choice in self.choices)
+            return " or ".join(f"`{option}`" for option in self.choices)
         if self.low is not None and self.high is not None:
             return f"{self.low} to {self.high}"
         if self.low is not None:

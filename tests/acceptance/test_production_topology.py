@@ -276,8 +276,6 @@ def deployment(
     code_env = {
         **common,
         **{k: v for k, v in reminders_env.items() if k.startswith("REMINDERS_")},
-        # The test's days (2025) are before the shipped partition start.
-        "REMINDERS_PARTITIONS_START": os.environ["REMINDERS_PARTITIONS_START"],
         "REMINDERS_DAGSTER_UI_URL": f"http://127.0.0.1:{web_port}",
     }
     ui_env = {

@@ -36,7 +36,7 @@ from tests.helpers.runs import NotificationsGate, wait_for
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
 pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
-AS_OF = date(2025, 3, 1)
+AS_OF = date(2026, 3, 1)
 SKIPS = 2
 LONG_RUN_S = 20
 # Long enough for two more ticks of every sensor.

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
 # Well above the few seconds a queued run takes from launch to its lock connection.
 GRACE_S = 20
-AS_OF = date(2025, 3, 1)
+AS_OF = date(2026, 3, 1)
 
 
 @pytest.fixture(autouse=True)

@@ -90,7 +90,7 @@ def job_run(
         status=DagsterRunStatus.NOT_STARTED,
         # Only queued runs need an origin; without one a run matches sensors built in tests.
         remote_job_origin=_ORIGIN if status == DagsterRunStatus.QUEUED else None,
-        tags={"dagster/partition": "2025-03-29", **tags},
+        tags={"dagster/partition": "2026-03-29", **tags},
     )
     if status == DagsterRunStatus.NOT_STARTED:
         return run.run_id

@@ -8,7 +8,7 @@ from reminders_pipeline.db.connector import Database
 
 # Three consecutive days (a backfill, a queue) and, from seed_three_days, assignments
 # whose reminders differ from day to day.
-D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
+D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
 
 def add_mentor(db: Database, name: str = "Mentor") -> int:

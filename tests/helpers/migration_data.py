@@ -7,7 +7,7 @@ from datetime import date
 import psycopg
 
 # The day the seeded assignments are dated from.
-AS_OF = date(2025, 3, 1)
+AS_OF = date(2026, 3, 1)
 
 
 def add_runs_and_reminders(url: str, as_of: date, label: str) -> int:

@@ -13,7 +13,7 @@ from reminders_pipeline.delivery.reminder import Sender
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import db_rows
 
-AS_OF = date(2025, 3, 20)
+AS_OF = date(2026, 3, 20)
 LAST_CONTACT = AS_OF - timedelta(days=12)
 
 

@@ -214,16 +214,16 @@ def field_errors(response) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("body", "field", "says"),
     [
-        ({"last_contact_date": "2025-13-01", "reason": "r"}, "last_contact_date", "date"),
-        ({"last_contact_date": "1 May 2025", "reason": "r"}, "last_contact_date", "YYYY-MM-DD"),
+        ({"last_contact_date": "2026-13-01", "reason": "r"}, "last_contact_date", "date"),
+        ({"last_contact_date": "1 May 2026", "reason": "r"}, "last_contact_date", "YYYY-MM-DD"),
         ({"last_contact_date": 1700000000, "reason": "r"}, "last_contact_date", "YYYY-MM-DD"),
         ({"reason": "r"}, "last_contact_date", "required"),
-        ({"last_contact_date": "2025-01-01"}, "reason", "required"),
-        ({"last_contact_date": "2025-01-01", "reason": ""}, "reason", "at least 1"),
-        ({"last_contact_date": "2025-01-01", "reason": "   "}, "reason", "required"),
-        ({"last_contact_date": "2025-01-01", "reason": "x" * 501}, "reason", "at most 500"),
-        ({"last_contact_date": "2025-01-01", "reason": "a\x00b"}, "reason", "control"),
-        ({"last_contact_date": "2025-01-01", "reason": "r", "extra": 1}, "extra", "not permitted"),
+        ({"last_contact_date": "2026-01-01"}, "reason", "required"),
+        ({"last_contact_date": "2026-01-01", "reason": ""}, "reason", "at least 1"),
+        ({"last_contact_date": "2026-01-01", "reason": "   "}, "reason", "required"),
+        ({"last_contact_date": "2026-01-01", "reason": "x" * 501}, "reason", "at most 500"),
+        ({"last_contact_date": "2026-01-01", "reason": "a\x00b"}, "reason", "control"),
+        ({"last_contact_date": "2026-01-01", "reason": "r", "extra": 1}, "extra", "not permitted"),
     ],
 )
 def test_an_invalid_body_is_422_naming_the_field(client, tokens, assignment, body, field, says):

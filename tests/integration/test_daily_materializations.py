@@ -26,7 +26,7 @@ from reminders_pipeline.orchestration.ops import DAILY_REMINDERS, OUTCOME_TAG
 from reminders_pipeline.orchestration.partitions import missing_days
 from tests.helpers.data import add_assignment, add_mentor
 
-D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
+D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
 
 def materializations(instance: DagsterInstance) -> dict[str, dict]:

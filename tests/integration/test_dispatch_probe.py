@@ -18,7 +18,7 @@ from reminders_pipeline.db.seed import seed
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.data import db_rows
 
-AS_OF = date(2025, 6, 2)
+AS_OF = date(2026, 6, 2)
 SETTINGS = ReminderSettings(batch_size=500)
 
 

@@ -42,7 +42,7 @@ from tests.helpers.runs import (
 )
 from tests.helpers.settings import override
 
-D1 = date(2025, 3, 1)
+D1 = date(2026, 3, 1)
 
 
 def alerts_of(webhook: WebhookServer, kind: str) -> list[dict]:
@@ -204,7 +204,7 @@ def test_failure_alert_names_the_next_step(
     cursor = failure_sensor_ticks(instance, resources, None)
     result = reminders_job.execute_in_process(
         instance=instance,
-        partition_key="2025-03-30",
+        partition_key="2026-03-30",
         raise_on_error=False,
         resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
     )
@@ -212,7 +212,7 @@ def test_failure_alert_names_the_next_step(
     failure_sensor_ticks(instance, resources, cursor, ticks=2)
     [alert] = alerts_of(webhook, "run_failed")
     step = alert["facts"]["next step"]
-    assert "reminders backfill --from 2025-03-30 --to 2025-03-30" in step
+    assert "reminders backfill --from 2026-03-30 --to 2026-03-30" in step
     assert "Next: fix the cause" in alert["text"]
 
 
@@ -254,13 +254,13 @@ def test_admin_serve_without_an_active_token_says_so(reminders_cli):
 def test_the_failed_runs_page_names_the_next_step(instance: DagsterInstance) -> None:
     result = reminders_job.execute_in_process(
         instance=instance,
-        partition_key="2025-03-30",
+        partition_key="2026-03-30",
         raise_on_error=False,
         resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
     )
     assert not result.success
     logged = [record.user_message for record in instance.all_logs(result.run_id)]
     assert any(
-        m.startswith("Next: fix the cause") and "reminders backfill --from 2025-03-30" in m
+        m.startswith("Next: fix the cause") and "reminders backfill --from 2026-03-30" in m
         for m in logged
     ), logged

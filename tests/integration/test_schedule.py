@@ -55,11 +55,11 @@ def tick(instance: DagsterInstance, db_url: str, at: datetime) -> RunRequest | S
 def test_tick_requests_that_days_partition_with_the_partition_as_run_key(
     instance: DagsterInstance, db_url: str
 ) -> None:
-    with schedule_context(instance, db_url, datetime(2025, 6, 2, 6, 0, tzinfo=OSLO)) as context:
+    with schedule_context(instance, db_url, datetime(2026, 6, 2, 6, 0, tzinfo=OSLO)) as context:
         data = daily_reminders_schedule.evaluate_tick(context)
     [request] = data.run_requests
-    assert request.partition_key == "2025-06-02"
-    assert request.run_key == "2025-06-02"
+    assert request.partition_key == "2026-06-02"
+    assert request.run_key == "2026-06-02"
     assert request.tags["reminders/trigger"] == "schedule"
     assert int(request.tags["dagster/priority"]) > 0
 
@@ -68,8 +68,8 @@ def test_the_schedule_runs_at_six_oslo_time_across_daylight_saving_changes(
     instance: DagsterInstance, db_url: str
 ) -> None:
     assert daily_reminders_schedule.execution_timezone == "Europe/Oslo"
-    # Oslo springs forward on 2025-03-30 and falls back on 2025-10-26.
-    for first_day, days in ((date(2025, 3, 28), 4), (date(2025, 10, 24), 4)):
+    # Oslo springs forward on 2026-03-29 and falls back on 2026-10-25.
+    for first_day, days in ((date(2026, 3, 27), 4), (date(2026, 10, 23), 4)):
         start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=OSLO).timestamp()
         ticks = cron_string_iterator(start, daily_reminders_schedule.cron_schedule, "Europe/Oslo")
         seen = []
@@ -88,10 +88,10 @@ def test_the_schedule_runs_at_six_oslo_time_across_daylight_saving_changes(
 
 
 def test_partition_is_the_local_date_not_the_utc_date(instance: DagsterInstance) -> None:
-    # 00:30 in Oslo on 2025-10-26 is still 2025-10-25 in UTC.
-    at = datetime(2025, 10, 26, 0, 30, tzinfo=OSLO)
-    assert at.astimezone(ZoneInfo("UTC")).date() == date(2025, 10, 25)
-    assert schedules.partition_date_for_tick(at, "Europe/Oslo") == date(2025, 10, 26)
+    # 00:30 in Oslo on 2026-10-25 is still 2026-10-24 in UTC.
+    at = datetime(2026, 10, 25, 0, 30, tzinfo=OSLO)
+    assert at.astimezone(ZoneInfo("UTC")).date() == date(2026, 10, 24)
+    assert schedules.partition_date_for_tick(at, "Europe/Oslo") == date(2026, 10, 25)
 
 
 @pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.QUEUED])
@@ -100,7 +100,7 @@ def test_tick_is_skipped_while_a_run_is_queued_or_in_progress(
 ) -> None:
     blocking = job_run(instance, status)
 
-    result = tick(instance, db_url, datetime(2025, 3, 30, 6, 0, tzinfo=OSLO))
+    result = tick(instance, db_url, datetime(2026, 3, 30, 6, 0, tzinfo=OSLO))
 
     assert isinstance(result, SkipReason)
     message = result.skip_message or ""
@@ -109,7 +109,7 @@ def test_tick_is_skipped_while_a_run_is_queued_or_in_progress(
     assert "overlap policy 'skip'" in message
     [row] = runs(db)
     assert row["status"] == "skipped"
-    assert row["as_of"] == date(2025, 3, 30)
+    assert row["as_of"] == date(2026, 3, 30)
     assert row["trigger"] == "schedule"
     assert row["dagster_run_id"] is None
     assert row["blocked_by_run_id"] == blocking
@@ -124,7 +124,7 @@ def test_finished_runs_do_not_block_the_tick(instance: DagsterInstance, db_url: 
         DagsterRunStatus.NOT_STARTED,
     ):
         job_run(instance, status)
-    assert isinstance(tick(instance, db_url, datetime(2025, 3, 30, 6, tzinfo=OSLO)), RunRequest)
+    assert isinstance(tick(instance, db_url, datetime(2026, 3, 30, 6, tzinfo=OSLO)), RunRequest)
 
 
 def test_a_backfill_in_progress_does_not_swallow_the_tick(
@@ -133,10 +133,10 @@ def test_a_backfill_in_progress_does_not_swallow_the_tick(
     job_run(instance, DagsterRunStatus.STARTED, **{"dagster/backfill": "bf1"})
     job_run(instance, DagsterRunStatus.QUEUED, **{"dagster/backfill": "bf1"})
 
-    result = tick(instance, db_url, datetime(2025, 3, 30, 6, tzinfo=OSLO))
+    result = tick(instance, db_url, datetime(2026, 3, 30, 6, tzinfo=OSLO))
 
     assert isinstance(result, RunRequest)
-    assert result.partition_key == "2025-03-30"
+    assert result.partition_key == "2026-03-30"
     assert int(result.tags["dagster/priority"]) > 0  # dequeued before the backfill's rest
     assert runs(db) == []
 
@@ -147,10 +147,10 @@ def test_queue_policy_launches_behind_the_running_run(
     monkeypatch.setenv("REMINDERS_OVERLAP_POLICY", "queue")
     job_run(instance, DagsterRunStatus.STARTED)
 
-    result = tick(instance, db_url, datetime(2025, 3, 30, 6, tzinfo=OSLO))
+    result = tick(instance, db_url, datetime(2026, 3, 30, 6, tzinfo=OSLO))
 
     assert isinstance(result, RunRequest)
-    assert result.partition_key == "2025-03-30"
+    assert result.partition_key == "2026-03-30"
     assert runs(db) == []
 
 
@@ -159,7 +159,7 @@ def test_skip_reason_reaches_the_ui_even_when_the_log_cannot_be_written(
 ) -> None:
     blocking = job_run(instance, DagsterRunStatus.STARTED)
     result = tick(
-        instance, "postgresql://nobody@127.0.0.1:1/none", datetime(2025, 3, 30, 6, tzinfo=OSLO)
+        instance, "postgresql://nobody@127.0.0.1:1/none", datetime(2026, 3, 30, 6, tzinfo=OSLO)
     )
     assert isinstance(result, SkipReason)
     assert blocking in (result.skip_message or "")

@@ -46,7 +46,7 @@ class DatabaseWorld:
         return self._insert(
             "INSERT INTO reminder_runs (status, as_of, started_at, dagster_run_id, trigger, error,"
             " blocked_by_pid, blocked_by_run_id, lock_backend_pid)"
-            " VALUES (%(status)s, '2025-03-30', clock_timestamp() - make_interval(secs => %(s)s),"
+            " VALUES (%(status)s, '2026-03-30', clock_timestamp() - make_interval(secs => %(s)s),"
             " %(dagster_run_id)s, %(trigger)s, %(error)s, %(blocked_by_pid)s,"
             " %(blocked_by_run_id)s, %(lock_backend_pid)s) RETURNING id",
             {"status": status, "s": minutes_ago * 60, **values},

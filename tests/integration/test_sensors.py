@@ -56,7 +56,7 @@ def running_row(db: Database, dagster_run_id: str | None, minutes_ago: int, pid:
     with db.connection() as conn:
         row = conn.execute(
             "INSERT INTO reminder_runs (status, as_of, dagster_run_id, trigger, started_at,"
-            " lock_backend_pid) VALUES ('running', '2025-03-30', %s, 'cli',"
+            " lock_backend_pid) VALUES ('running', '2026-03-30', %s, 'cli',"
             " now() - make_interval(mins => %s), %s) RETURNING id",
             (dagster_run_id, minutes_ago, pid),
         ).fetchone()
@@ -133,7 +133,7 @@ def test_failed_run_alerts_once_with_its_error_and_a_link(
 
     result = reminders_job.execute_in_process(
         instance=instance,
-        partition_key="2025-03-30",
+        partition_key="2026-03-30",
         raise_on_error=False,
         resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
     )
@@ -143,7 +143,7 @@ def test_failed_run_alerts_once_with_its_error_and_a_link(
 
     [alert] = alerts_of(webhook, "run_failed")
     assert alert["facts"]["run id"] == result.run_id
-    assert alert["facts"]["partition"] == "2025-03-30"
+    assert alert["facts"]["partition"] == "2026-03-30"
     assert "cannot connect to the reminders database" in alert["text"]
     assert alert["link"] == f"http://dagster.test/runs/{result.run_id}"
 
@@ -361,7 +361,7 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
 
     result = reminders_job.execute_in_process(
         instance=instance,
-        partition_key="2025-03-30",
+        partition_key="2026-03-30",
         raise_on_error=False,
         resources={"reminders": ReminderRunResource(database_url="postgresql://x@127.0.0.1:1/x")},
     )
@@ -371,11 +371,11 @@ def test_failure_sensor_ticks_name_the_failed_run_and_its_reason(
 
     alerted, already, quiet = messages
     assert alerted is not None and alerted.startswith(
-        f"alerted: run {result.run_id} (2025-03-30) failed: "
+        f"alerted: run {result.run_id} (2026-03-30) failed: "
     ), alerted
     assert "cannot connect to the reminders database" in alerted
     assert already == (
-        f"already alerted: run {zombie} (2025-03-29) was failed by zombie_run_sensor"
+        f"already alerted: run {zombie} (2026-03-29) was failed by zombie_run_sensor"
     )
     assert quiet == "no failed run of reminders_job or delivery_job since the last tick"
     assert [a["facts"]["run id"] for a in alerts_of(webhook, "run_failed")] == [result.run_id]

@@ -83,7 +83,7 @@ def test_a_started_run_without_a_session_is_failed_and_alerted_once_a_live_one_i
     [alert] = zombie_alerts(webhook)
     assert alert["facts"]["run id"] == dead
     assert alert["facts"]["status was"] == "STARTED"
-    assert alert["facts"]["partition"] == "2025-03-29"
+    assert alert["facts"]["partition"] == "2026-03-29"
     assert alert["link"] == f"http://dagster.test/runs/{dead}"
 
     failure = instance.get_records_for_run(dead).records[-1].event_log_entry

@@ -17,9 +17,9 @@ from tests.helpers.ports import free_port
 
 ALERT = Alert(
     kind="run_failed",
-    title="Reminders run failed (2025-03-30)",
+    title="Reminders run failed (2026-03-30)",
     text="dispatch_reminders: LockLost: the run lock connection is gone",
-    facts={"run id": "abc", "partition": "2025-03-30"},
+    facts={"run id": "abc", "partition": "2026-03-30"},
     link="http://dagster.example/runs/abc",
 )
 
@@ -58,20 +58,20 @@ def test_every_configured_sink_receives_the_alert(
     by_path = {r.path: r.body for r in webhook.received}
     assert set(by_path) == {"/slack", "/json"}
     slack = by_path["/slack"]["text"]
-    assert "Reminders run failed (2025-03-30)" in slack and "LockLost" in slack
+    assert "Reminders run failed (2026-03-30)" in slack and "LockLost" in slack
     assert "<http://dagster.example/runs/abc|Open in Dagster>" in slack
     assert by_path["/json"] == {
         "source": "reminders_pipeline",
         "kind": "run_failed",
         "title": ALERT.title,
         "text": ALERT.text,
-        "facts": {"run id": "abc", "partition": "2025-03-30"},
+        "facts": {"run id": "abc", "partition": "2026-03-30"},
         "link": "http://dagster.example/runs/abc",
     }
     [(sender, recipients, message)] = smtp.messages
     assert sender == "dagster@example.org"
     assert recipients == ["ops@example.org", "oncall@example.org"]
-    assert message["Subject"] == "[reminders] Reminders run failed (2025-03-30)"
+    assert message["Subject"] == "[reminders] Reminders run failed (2026-03-30)"
     assert "http://dagster.example/runs/abc" in message.get_payload()
     assert "ALERT [run_failed]" in caplog.text
 
@@ -139,7 +139,7 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_long_run_alert_flags_a_run_that_lost_its_lock() -> None:
-    started = datetime(2025, 3, 30, 4, 0, tzinfo=UTC)
+    started = datetime(2026, 3, 30, 4, 0, tzinfo=UTC)
     alert = long_run_alert(
         run_id="r1",
         started_at=started,
@@ -149,13 +149,13 @@ def test_long_run_alert_flags_a_run_that_lost_its_lock() -> None:
         holds_lock=False,
     )
     assert alert.facts["run id"] == "r1"
-    assert alert.facts["started"] == "2025-03-30T04:00:00+00:00"
+    assert alert.facts["started"] == "2026-03-30T04:00:00+00:00"
     assert alert.facts["elapsed"] == "47 min"
     assert "worker is probably gone" in alert.text
 
 
 def test_stale_lock_alert_names_the_pid_to_terminate() -> None:
-    holder = LockHolder(4242, "reminders-run:r9", datetime(2025, 1, 1, tzinfo=UTC), None, "r9")
+    holder = LockHolder(4242, "reminders-run:r9", datetime(2026, 1, 1, tzinfo=UTC), None, "r9")
     alert = stale_lock_alert(holder=holder, why="its Dagster run is SUCCESS")
     assert alert.facts["to free it"] == "SELECT pg_terminate_backend(4242);"
     assert "not terminated automatically" in alert.text

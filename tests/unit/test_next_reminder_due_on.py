@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers.due_rule import next_reminder_due_on, reminder_due_on
 
-LAST = date(2025, 3, 1)
+LAST = date(2026, 3, 1)
 
 
 @pytest.mark.parametrize(

@@ -44,11 +44,11 @@ def test_a_failed_run_alerts_once_with_a_link_and_the_next_step(instance, alerts
     cursor = started(instance, alerts)
     run_id = job_run(instance, DagsterRunStatus.FAILURE)
     message, cursor = evaluate(instance, alerts, cursor)
-    assert message == f"alerted: run {run_id} (2025-03-29) failed: the run failed"
+    assert message == f"alerted: run {run_id} (2026-03-29) failed: the run failed"
     [alert] = alerts.sent
     assert alert.kind == "run_failed"
-    assert alert.facts["partition"] == "2025-03-29"
-    assert "reminders backfill --from 2025-03-29 --to 2025-03-29" in alert.facts["next step"]
+    assert alert.facts["partition"] == "2026-03-29"
+    assert "reminders backfill --from 2026-03-29 --to 2026-03-29" in alert.facts["next step"]
     assert alert.link == f"http://dagster.test/runs/{run_id}"
     again, _ = evaluate(instance, alerts, cursor)
     assert again == QUIET
@@ -74,7 +74,7 @@ def test_a_run_failed_as_a_zombie_is_already_alerted(instance, alerts):
     cursor = started(instance, alerts)
     run_id = job_run(instance, DagsterRunStatus.FAILURE, **{ZOMBIE_TAG: "true"})
     message, _ = evaluate(instance, alerts, cursor)
-    assert message == f"already alerted: run {run_id} (2025-03-29) was failed by zombie_run_sensor"
+    assert message == f"already alerted: run {run_id} (2026-03-29) was failed by zombie_run_sensor"
     assert alerts.sent == []
 
 

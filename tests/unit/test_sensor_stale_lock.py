@@ -22,7 +22,7 @@ def evaluate(instance, reads, alerts, cursor=None):
 
 
 def test_a_free_lock_is_quiet_and_clears_the_cursor(instance, reads, alerts):
-    message, cursor = evaluate(instance, reads, alerts, "4242@2025-03-30T00:00:00")
+    message, cursor = evaluate(instance, reads, alerts, "4242@2026-03-30T00:00:00")
     assert (message, cursor) == (QUIET, "")
     assert alerts.sent == []
 
@@ -195,6 +195,6 @@ def test_a_lock_taken_over_while_being_judged_does_not_alert_on_the_new_session(
 
 def test_a_lock_that_cannot_be_read_is_reported_and_the_cursor_kept(instance, reads, alerts):
     reads.down = OSError("connection refused")
-    message, cursor = evaluate(instance, reads, alerts, "4242@2025-03-30T00:00:00")
+    message, cursor = evaluate(instance, reads, alerts, "4242@2026-03-30T00:00:00")
     assert message == f"{QUIET} | reading the lock holder failed: OSError: connection refused"
-    assert cursor == "4242@2025-03-30T00:00:00"
+    assert cursor == "4242@2026-03-30T00:00:00"

@@ -65,7 +65,7 @@ def test_a_run_missing_for_the_grace_is_failed_tagged_and_alerted(instance, read
     assert alert.kind == "zombie_run"
     assert alert.facts["run id"] == run_id
     assert alert.facts["status was"] == "STARTED"
-    assert alert.facts["partition"] == "2025-03-29"
+    assert alert.facts["partition"] == "2026-03-29"
     assert alert.link == f"http://dagster.test/runs/{run_id}"
 
 

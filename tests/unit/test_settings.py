@@ -93,8 +93,9 @@ def test_only_the_settings_module_reads_the_environment() -> None:
 def test_nothing_is_parsed_at_import() -> None:
     probe = (
         "from reminders_pipeline import settings\n"
+        "from reminders_pipeline.errors import ConfigError\n"
         "try:\n    settings.SKIP_ALERT_AFTER.get()\n"
-        "except settings.ConfigError as exc:\n    print(exc)"
+        "except ConfigError as exc:\n    print(exc)"
     )
     env = {**os.environ, "REMINDERS_SKIP_ALERT_AFTER": "many"}
     result = subprocess.run(

@@ -9,12 +9,12 @@ from pathlib import Path
 from reminders_pipeline.core import zombies
 from reminders_pipeline.core.zombies import RunSeen, Zombie, find_zombies, zombie_failure_message
 
-T0 = datetime(2025, 3, 30, 6, 0, tzinfo=UTC)
+T0 = datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=5)
 
 
 def run(run_id: str, started_minutes_before_t0: float = 60, status: str = "STARTED") -> RunSeen:
-    return RunSeen(run_id, status, T0 - timedelta(minutes=started_minutes_before_t0), "2025-03-30")
+    return RunSeen(run_id, status, T0 - timedelta(minutes=started_minutes_before_t0), "2026-03-30")
 
 
 def at(minutes: float) -> datetime:

@@ -1,1 +1,1 @@
-"""The admin API's routes, one router per resource; thin: they call the services."""
+"""The admin API's routes, one module per concern; thin: they call the services."""

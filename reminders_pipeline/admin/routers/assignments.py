@@ -1,4 +1,5 @@
-"""An assignment's state, and the manual correction of its last contact date."""
+"""An assignment's state, the manual correction of its last contact date, and the
+audit of those corrections."""
 
 from __future__ import annotations
 
@@ -11,19 +12,26 @@ from reminders_pipeline.admin.auth import Caller
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
+    AssignmentFilter,
     AssignmentId,
     AssignmentView,
+    AuditEntry,
     CorrectedAssignment,
     LastContactCorrection,
+    Limit,
+    Offset,
+    Page,
     error_responses,
+    page,
 )
 
 log = logging.getLogger("reminders_pipeline.admin")
-router = APIRouter(tags=["assignments"])
+router = APIRouter()
 
 
 @router.get(
     "/assignments/{assignment_id}",
+    tags=["assignments"],
     response_model=AssignmentView,
     responses=error_responses(*TOKEN_CHECKED, 404),
 )
@@ -34,6 +42,7 @@ def get_assignment(assignment_id: AssignmentId, token: Caller, services: Service
 
 @router.put(
     "/assignments/{assignment_id}/last-contact-date",
+    tags=["assignments"],
     response_model=CorrectedAssignment,
     responses=error_responses(*TOKEN_CHECKED, 404),
 )
@@ -58,3 +67,21 @@ def correct_last_contact_date(
         result["correction"]["audit_id"],
     )
     return result
+
+
+@router.get(
+    "/audit",
+    tags=["audit"],
+    response_model=Page[AuditEntry],
+    responses=error_responses(*TOKEN_CHECKED),
+)
+def list_audit(
+    token: Caller,
+    services: Services,
+    assignment_id: AssignmentFilter = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """Manual corrections, newest first."""
+    items = services.assignments.audit(limit=limit, offset=offset, assignment_id=assignment_id)
+    return page(items, limit, offset)
