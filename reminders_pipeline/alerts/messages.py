@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -33,14 +33,7 @@ class Alert:
         return "\n".join(line for line in lines if line)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "source": "reminders_pipeline",
-            "kind": self.kind,
-            "title": self.title,
-            "text": self.text,
-            "facts": dict(self.facts),
-            "link": self.link,
-        }
+        return {"source": "reminders_pipeline", **asdict(self)}
 
     def as_slack(self) -> dict[str, Any]:
         """The `text` field is all a Slack-compatible incoming webhook needs (also Mattermost)."""
