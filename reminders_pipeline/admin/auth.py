@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, HTTPException, Request
@@ -22,12 +22,10 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from reminders_pipeline.admin.asgi import Refusal
+from reminders_pipeline.admin.deps import AdminServices
 from reminders_pipeline.admin.handlers import database_refusal
 from reminders_pipeline.admin.tokens import CORRECT, READ, TokenCheck, TokenIdentity, key_id_of
 from reminders_pipeline.errors import DatabaseError
-
-if TYPE_CHECKING:
-    from reminders_pipeline.admin.deps import AdminServices
 
 log = logging.getLogger("reminders_pipeline.admin")
 
