@@ -41,13 +41,10 @@ def main() -> None:
         record_early_signals()
     from reminders_pipeline.cli import main as cli_main
 
-    if command not in RUN_COMMANDS:
-        cli_main()
-        return
     try:
         cli_main()
     except SystemExit as done:
-        if done.code is None or isinstance(done.code, int):
+        if command in RUN_COMMANDS and (done.code is None or isinstance(done.code, int)):
             _exit_without_teardown(done.code or 0)
         raise
 

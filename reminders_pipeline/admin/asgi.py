@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
-Headers = list[tuple[bytes, bytes]]
-
 
 @dataclass(frozen=True)
 class Refusal:
@@ -18,11 +16,6 @@ class Refusal:
     status: int
     detail: str
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def header(headers: Headers, name: bytes) -> bytes | None:
-    """The first value of a header (`name` in lower case, as ASGI gives it)."""
-    return next((value for key, value in headers if key == name), None)
 
 
 async def answer(scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBearer
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from reminders_pipeline.admin.asgi import Headers, Refusal, header
+from reminders_pipeline.admin.asgi import Refusal
+from reminders_pipeline.admin.deps import AdminServices
 from reminders_pipeline.admin.handlers import database_refusal
 from reminders_pipeline.admin.tokens import CORRECT, READ, TokenCheck, TokenIdentity, key_id_of
 from reminders_pipeline.errors import DatabaseError
-
-if TYPE_CHECKING:
-    from reminders_pipeline.admin.deps import AdminServices
 
 log = logging.getLogger("reminders_pipeline.admin")
 
@@ -46,7 +45,7 @@ async def authenticate(
     the refusal (401, 403, 429, or the database's answer). `where` names the
     request in log lines (method, scrubbed path, client)."""
     limiter = services.auth_failures
-    token = _bearer_token(scope["headers"])
+    token = _bearer_token(Headers(scope=scope).get("authorization", ""))
     key_id = key_id_of(token) if token is not None else None
     # Without a well-formed token nothing can verify: past the address's limit
     # such a request is refused before any work. A token is always checked, so
@@ -85,11 +84,8 @@ def _too_many(where: str, wait: int) -> Refusal:
     return Refusal(429, detail, {"Retry-After": str(wait)})
 
 
-def _bearer_token(headers: Headers) -> str | None:
-    value = header(headers, b"authorization")
-    if value is None:
-        return None
-    match = _BEARER.fullmatch(value.decode("latin-1").strip())
+def _bearer_token(authorization: str) -> str | None:
+    match = _BEARER.fullmatch(authorization.strip())
     return match.group(1) if match else None
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 
 import anyio
+from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
-from reminders_pipeline.admin.asgi import Refusal, header
+from reminders_pipeline.admin.asgi import Refusal
 from reminders_pipeline.settings import AdminApiSettings
 
 log = logging.getLogger("reminders_pipeline.admin")
@@ -18,15 +19,15 @@ log = logging.getLogger("reminders_pipeline.admin")
 def head_refusal(scope: Scope, limits: AdminApiSettings) -> Refusal | None:
     """431 for a request line and headers over the limit; 400 for a Content-Length
     that is not a number, 413 for one over the body limit."""
-    headers = scope["headers"]
     head_size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-    head_size += sum(len(k) + len(v) + 4 for k, v in headers)
+    head_size += sum(len(k) + len(v) + 4 for k, v in scope["headers"])
     if head_size > limits.max_header_bytes:
         return Refusal(431, f"request line and headers exceed {limits.max_header_bytes} bytes")
-    declared = header(headers, b"content-length")
+    declared = Headers(scope=scope).get("content-length")
     if declared is None:
         return None
-    if not declared.isdigit():
+    # ASCII digits only: Starlette decodes as latin-1, where '²'.isdigit() is true too.
+    if not (declared.isascii() and declared.isdigit()):
         return Refusal(400, "Content-Length is not a number")
     return _too_large(limits) if int(declared) > limits.max_body_bytes else None
 

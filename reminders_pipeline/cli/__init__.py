@@ -252,10 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(1)
-    except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # a usage error's exit_code is 2
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except RemindersError as exc:

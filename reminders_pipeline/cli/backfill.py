@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from datetime import date
 
 import click
 
@@ -35,6 +34,8 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
     and wait in the run queue: the daemon (`reminders ui`, or the deployment's)
     starts them one at a time. A day that was done creates nothing again.
     """
+    from dagster import PartitionKeyRange
+
     from reminders_pipeline.orchestration.dagster_home import (
         dagster_instance,
         default_dagster_home,
@@ -50,13 +51,12 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
     last = parse_as_of(until, "--to") if until else ReminderSettings.from_env().today()
     if first > last:
         raise ConfigError(f"--from {first} is after --to {last}")
-    check_partition(first)
-    check_partition(last)
+    every_day = PartitionKeyRange(check_partition(first), check_partition(last))
     with dagster_instance() as instance:  # prepares the CLI's home when DAGSTER_HOME is unset
         days = (
             missing_days(instance, first, last)
             if only_missing
-            else _days(reminder_partitions.get_partition_keys(), first, last)
+            else reminder_partitions.get_partition_keys_in_range(every_day)
         )
     if not days:
         click.echo(f"nothing to backfill: every day from {first} to {last} is done")
@@ -77,7 +77,3 @@ def backfill(since: str, until: str | None, only_missing: bool) -> None:
         f"backfill {launched.group(1)}: {len(days)} run(s) queued, {days[0]} to {days[-1]}; "
         "the Dagster daemon (`reminders ui`, or the deployment's) starts them one at a time"
     )
-
-
-def _days(keys: list[str], first: date, last: date) -> list[str]:
-    return [key for key in keys if first.isoformat() <= key <= last.isoformat()]

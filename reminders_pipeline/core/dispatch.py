@@ -110,7 +110,9 @@ class ReminderDispatchService:
                         "run_id": run_row_id,
                     },
                 ).fetchone()
-                if run_row_id is not None and row is not None and row["last_id"] is not None:
+                if row["last_id"] is None:  # no active assignment after after_id: done
+                    break
+                if run_row_id is not None:
                     conn.execute(
                         query("add_run_batch_counts"),
                         {
@@ -120,8 +122,6 @@ class ReminderDispatchService:
                             "already_existed": row["due"] - row["created"],
                         },
                     )
-            if row is None or row["last_id"] is None:
-                break
             after_id = row["last_id"]
             batches += 1
             scanned += row["scanned"]

@@ -22,18 +22,14 @@ from reminders_pipeline.db.lock_holder import (
 )
 from reminders_pipeline.db.lock_keys import LOCK_KEY
 from reminders_pipeline.db.pooler import require_session_binding
-from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.run_sessions import RunSessions
 from reminders_pipeline.errors import ConnectionLost, DatabaseError, LockLost, first_line
 
 log = logging.getLogger(__name__)
 
-# The lock session's TCP keepalives, tcp_user_timeout, idle timeouts and client
-# connection check all come from REMINDERS_RUN_SILENCE_S (db/run_sessions.py): a
-# vanished host, a killed client, and a peer that keeps the socket open but says
-# nothing all lose the lock within that bound on the server. On PostgreSQL < 14
-# (no idle_session_timeout, no client_connection_check_interval) only the idle
-# in-transaction timeout and the TCP bounds apply.
+# The lock session's server-side bounds (keepalives, timeouts, the client connection
+# check) come from REMINDERS_RUN_SILENCE_S (db/run_sessions.py): a vanished host, a
+# killed client and a silent peer all lose the lock within that bound.
 
 
 class RunLock:
@@ -96,7 +92,7 @@ class RunLock:
         return self._server_pid
 
     def try_acquire(self) -> bool:
-        row = self.conn.execute(query("try_run_lock"), LOCK_KEY.params()).fetchone()
+        row = self.conn.one("try_run_lock", **LOCK_KEY.params())
         self.acquired = bool(row and row["acquired"])
         return self.acquired
 
@@ -130,10 +126,9 @@ class RunLock:
         Safe to call from a signal handler or another thread: the cancel request
         goes on a connection of its own.
         """
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        conn.cancel_in_flight(timeout_s=5.0)
+        conn = self._conn  # close() may clear it meanwhile, from the run's thread
+        if conn is not None:
+            conn.cancel_in_flight()
 
     def ensure_held(self) -> None:
         """Raise LockLost unless this session still holds the lock."""
@@ -155,7 +150,7 @@ class RunLock:
             log.warning("the run lock session is gone: PostgreSQL dropped the lock with it")
             return False
         try:
-            row = self.conn.execute(query("release_run_lock"), LOCK_KEY.params()).fetchone()
+            row = self.conn.one("release_run_lock", **LOCK_KEY.params())
         except DatabaseError as exc:
             # The session is gone, and the lock with it.
             log.warning("could not release the run lock (connection lost: %s)", exc)

@@ -34,27 +34,23 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "reminders-run-day"
 
 
-def keeps_session(url: str) -> bool:
-    """Whether `url` keeps one server connection per client (direct, or a session pooler).
+def choose_lock_scope(url: str) -> str:
+    """REMINDERS_LOCK_SCOPE, with `auto` resolved against the connection.
 
-    False when the pooler check (db/pooler.py) refuses the connection for any
+    'session' when `url` keeps one server connection per client (direct, or a session
+    pooler); 'transaction' when the pooler check (db/pooler.py) refuses it for any
     reason: a transaction-level lock is correct on every kind of connection.
     """
+    scope = LOCK_SCOPE.get()
+    if scope != "auto":
+        return scope
     with connect(url, autocommit=True, application_name=PROBE_APPLICATION_NAME) as session:
         try:
             require_session_binding(session, url)
         except UnsupportedPooler as exc:
             log.info("the run uses the transaction-level lock: %s", exc)
-            return False
-    return True
-
-
-def choose_lock_scope(url: str) -> str:
-    """REMINDERS_LOCK_SCOPE, with `auto` resolved against the connection."""
-    scope = LOCK_SCOPE.get()
-    if scope == "auto":
-        return "session" if keeps_session(url) else "transaction"
-    return scope
+            return "transaction"
+    return "session"
 
 
 def check_day(day: date, settings: ReminderSettings) -> None:

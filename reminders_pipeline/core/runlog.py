@@ -22,7 +22,7 @@ from typing import Any
 
 import backoff
 
-from reminders_pipeline.db.connector import Database, Session
+from reminders_pipeline.db.connector import Database, Session, record_from_row
 from reminders_pipeline.db.lock_holder import LockHolder, held_by_this_session
 from reminders_pipeline.errors import ConnectionLost, DatabaseUnavailable, LockLost, first_line
 from reminders_pipeline.settings.liveness import RUN_RECORD_RETRY_S
@@ -66,17 +66,15 @@ class RunSummary:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunSummary:
         """From a reminder_runs row (list_runs, runs_for_dagster_run)."""
-        return cls(
-            status=row["status"],
-            as_of=row["as_of"],
-            dagster_run_id=row["dagster_run_id"],
+        return record_from_row(
+            cls,
+            row,
             run_row_id=row["id"],
             selected=row["selected"] or 0,
             created=row["created"] or 0,
             already_existed=row["already_existed"] or 0,
             duration_s=round(row["duration_s"] or 0.0, 3),
             holder=LockHolder.from_blocked_row(row) if row["status"] == "skipped" else None,
-            error=row["error"],
             lock_scope=row.get("lock_scope") or "session",
         )
 

@@ -101,17 +101,13 @@ def find_zombies(
     return ZombieVerdict(zombies, still_missing)
 
 
-def _minutes(elapsed: timedelta) -> str:
-    return f"{elapsed.total_seconds() / 60:.0f} min"
-
-
 def zombie_failure_message(zombie: Zombie, now: datetime) -> str:
     """What the failed run says in Dagster (and in the run-failure alert)."""
     return (
         f"No reminders database session (application_name "
         f"'{APPLICATION_PREFIX}{zombie.run.run_id}') for this run for "
-        f"{_minutes(zombie.missing_for(now))}: the run worker is gone (host crash, or the "
-        "process killed together with whatever would have reported it). Marked failed by "
-        "zombie_run_sensor so the run queue moves on; the next run marks its reminder_runs "
-        "row abandoned and creates any reminder it did not."
+        f"{zombie.missing_for(now).total_seconds() / 60:.0f} min: the run worker is gone "
+        "(host crash, or the process killed together with whatever would have reported it). "
+        "Marked failed by zombie_run_sensor so the run queue moves on; the next run marks "
+        "its reminder_runs row abandoned and creates any reminder it did not."
     )

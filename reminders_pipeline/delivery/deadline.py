@@ -20,6 +20,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -75,20 +76,15 @@ def call_with_deadline(fn: Callable[[], T], limit_s: float, name: str) -> T:
     """fn() in a daemon thread: its value or its exception, or DeadlinePassed after
     limit_s (the thread is left to end by itself; fn must not act after its own
     deadline, as SmtpSender's watchdog ensures)."""
-    outcome: dict[str, object] = {}
-    done = threading.Event()
+    outcome: Future[T] = Future()
 
     def target() -> None:
         try:
-            outcome["value"] = fn()
+            outcome.set_result(fn())
         except BaseException as exc:  # handed to the caller
-            outcome["error"] = exc
-        finally:
-            done.set()
+            outcome.set_exception(exc)
 
     threading.Thread(target=target, name=name, daemon=True).start()
-    if not done.wait(limit_s):
+    if not wait([outcome], limit_s).done:
         raise DeadlinePassed(f"the send did not end within {limit_s:g}s")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    return outcome.result()

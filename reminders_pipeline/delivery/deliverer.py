@@ -6,14 +6,11 @@ only). It waits while a run holds the run lock (reads pg_locks, never takes the
 lock) and goes only up to the highest notifications id handed out before that
 check, so a reminder still being written is never skipped.
 
-Sending: one lane (delivery/lane.py: a thread with its own database session) per
-channel, so a dead SMTP server never slows the webhooks. A lane leases no more
-deliveries than the channel has free threads, each claim with a fresh lease token, and
-records each outcome only where that token still holds the lease (fenced: a late
-outcome changes nothing and is logged). No transaction is open during a send, and
-every send ends by its deadline, well inside the lease. A crash or a freeze leaves the
-leased deliveries due when the lease ends: they are sent again, once, with the same
-Idempotency-Key (at least once; docs/decisions/delivery-outbox.md).
+Sending: one lane per channel (delivery/lane.py: leases, fenced outcomes), a thread
+with its own database session, so a dead SMTP server never slows the webhooks. A
+crash or a freeze leaves the leased deliveries due when the lease ends: they are sent
+again, once, with the same Idempotency-Key (at least once;
+docs/decisions/delivery-outbox.md).
 """
 
 from __future__ import annotations

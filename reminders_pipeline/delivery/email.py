@@ -11,6 +11,7 @@ import smtplib
 import socket
 import ssl
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
 
@@ -56,24 +57,18 @@ class _WatchedSMTPSSL(smtplib.SMTP_SSL, _WatchedSMTP):
     so a handshake that stalls is shut down too (a failed one closes the socket)."""
 
 
+@dataclass
 class SmtpSender:
     channel = EMAIL
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        sender: str,
-        *,
-        security: str = "starttls",
-        username: str | None = None,
-        password: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.host, self.port, self.sender = host, port, sender
-        self.security = security
-        self.username, self.password = username, password
-        self.ssl_context = ssl_context or ssl.create_default_context()
+    host: str
+    port: int
+    sender: str
+    _: KW_ONLY
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log
+    ssl_context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
 
     def message(self, reminder: Reminder, address: Mailbox) -> EmailMessage:
         """The email; ValueError naming the field when a header cannot hold a value. To

@@ -7,7 +7,7 @@ from typing import Any
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.address import InvalidAddress, mailbox
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.settings.delivery import CHANNEL_NAMES, LANGUAGES
+from reminders_pipeline.settings.delivery import CHANNEL_NAMES, CHANNELS, LANGUAGES, parse_channels
 
 DEFAULT = "default"  # back to the organisation's value
 
@@ -16,14 +16,13 @@ def parse_mentor_channels(value: str) -> list[str] | None:
     """`email,in_app` -> ['email', 'in_app']; `default` -> None."""
     if value.strip().lower() == DEFAULT:
         return None
-    channels = list(dict.fromkeys(c.strip().lower() for c in value.split(",") if c.strip()))
-    unknown = [c for c in channels if c not in CHANNEL_NAMES]
-    if unknown or not channels:
+    try:  # the rule of REMINDERS_CHANNELS, said in the CLI's terms
+        return parse_channels(CHANNELS, value)
+    except ConfigError:
         raise ConfigError(
             f"channels must be a comma list of {', '.join(CHANNEL_NAMES)} (or {DEFAULT}),"
             f" got {value!r}"
-        )
-    return channels
+        ) from None
 
 
 def configure_mentor(

@@ -1,8 +1,12 @@
 """The webhook channel: a signed JSON POST per reminder (httpx), with an Idempotency-Key.
 
-Signed per Standard Webhooks (delivery/signing.py: webhook-id, webhook-timestamp,
-webhook-signature), so a receiver verifies the body and refuses replays with the
-`standardwebhooks` library of its language (README: verifying a webhook).
+Signed per Standard Webhooks (https://www.standardwebhooks.com) with its
+`standardwebhooks` library, so a receiver verifies the body and refuses replays with the
+library of its language (README: verifying a webhook): `webhook-id` (the delivery's
+idempotency key: the same on every retry), `webhook-timestamp` (unix seconds) and
+`webhook-signature`: `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw body>">`, one per
+configured secret, space-separated, so a secret can be rotated without a gap (sign with
+old and new, move the receivers, drop the old).
 
 httpx's timeouts bound each network step, so a receiver trickling its status line,
 headers or body a byte at a time would outlast them. Each send therefore runs on the
@@ -18,12 +22,13 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+from standardwebhooks.webhooks import Webhook
 
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed
-from reminders_pipeline.delivery.signing import Signer
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 
 WEBHOOK = "webhook"
@@ -45,6 +50,25 @@ def retry_after_s(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+class Signer:
+    """Signs with each of the secrets (whsec_ form, already validated by the setting)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        if not secrets:
+            raise ValueError("at least one webhook secret is needed")
+        self._webhooks = [Webhook(secret) for secret in secrets]
+
+    def headers(self, message_id: str, body: bytes) -> dict[str, str]:
+        timestamp = datetime.now(UTC).replace(microsecond=0)
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(timestamp.timestamp())),
+            "webhook-signature": " ".join(
+                w.sign(message_id, timestamp, body) for w in self._webhooks
+            ),
+        }
 
 
 class WebhookSender:

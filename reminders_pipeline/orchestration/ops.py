@@ -7,6 +7,7 @@ after the one before it yielded, and is skipped when it did not (the lock was
 held by another run). Values reach the UI as metadata, not as inputs.
 """
 
+from contextlib import closing
 from datetime import date
 from typing import Any
 
@@ -235,11 +236,8 @@ def deliver_reminders(context: OpExecutionContext, reminders_db: RemindersDataba
     # start a fifth of a second, and only this job sends anything.
     from reminders_pipeline.delivery.deliverer import deliverer_from_env
 
-    deliverer = deliverer_from_env(reminders_db.database())
-    try:
+    with closing(deliverer_from_env(reminders_db.database())) as deliverer:
         report = deliverer.drain()
-    finally:
-        deliverer.close()
     totals = report.totals()
     metadata = {
         **{name: MetadataValue.int(value) for name, value in totals.items()},

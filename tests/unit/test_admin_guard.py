@@ -47,6 +47,8 @@ def test_a_head_over_the_limit_is_431_and_a_declared_body_over_it_413() -> None:
     assert head_refusal(declared, LIMITS) == Refusal(413, "request body exceeds 100 bytes")
     not_a_number = scope("PUT", headers=[(b"content-length", b"1e3")])
     assert head_refusal(not_a_number, LIMITS) == Refusal(400, "Content-Length is not a number")
+    superscript = scope("PUT", headers=[(b"content-length", "\u00b2".encode("latin-1"))])
+    assert head_refusal(superscript, LIMITS) == Refusal(400, "Content-Length is not a number")
     assert head_refusal(scope("PUT", headers=[(b"content-length", b"100")]), LIMITS) is None
 
 

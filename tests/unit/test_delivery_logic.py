@@ -10,8 +10,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from reminders_pipeline.delivery.lane import MAX_RETRY_DELAY_S, retry_delay_s
-from reminders_pipeline.delivery.signing import Signer
-from reminders_pipeline.delivery.webhook import retry_after_s
+from reminders_pipeline.delivery.webhook import Signer, retry_after_s
 from reminders_pipeline.errors import ConfigError
 from reminders_pipeline.settings import delivery_settings as s
 

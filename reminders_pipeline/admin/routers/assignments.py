@@ -26,14 +26,14 @@ from reminders_pipeline.admin.models import (
 )
 
 log = logging.getLogger("reminders_pipeline.admin")
-router = APIRouter()
+router = APIRouter(responses=error_responses(*TOKEN_CHECKED))
 
 
 @router.get(
     "/assignments/{assignment_id}",
     tags=["assignments"],
     response_model=AssignmentView,
-    responses=error_responses(*TOKEN_CHECKED, 404),
+    responses=error_responses(404),
 )
 def get_assignment(assignment_id: AssignmentId, token: Caller, services: Services) -> Any:
     """An assignment: last contact, next reminder due date, recent reminders."""
@@ -44,7 +44,7 @@ def get_assignment(assignment_id: AssignmentId, token: Caller, services: Service
     "/assignments/{assignment_id}/last-contact-date",
     tags=["assignments"],
     response_model=CorrectedAssignment,
-    responses=error_responses(*TOKEN_CHECKED, 404),
+    responses=error_responses(404),
 )
 def correct_last_contact_date(
     assignment_id: AssignmentId, body: LastContactCorrection, token: Caller, services: Services
@@ -69,12 +69,7 @@ def correct_last_contact_date(
     return result
 
 
-@router.get(
-    "/audit",
-    tags=["audit"],
-    response_model=Page[AuditEntry],
-    responses=error_responses(*TOKEN_CHECKED),
-)
+@router.get("/audit", tags=["audit"], response_model=Page[AuditEntry])
 def list_audit(
     token: Caller,
     services: Services,

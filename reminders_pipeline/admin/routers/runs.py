@@ -20,10 +20,10 @@ from reminders_pipeline.admin.models import (
 )
 from reminders_pipeline.db.lock_holder import find_lock_holder, lock_state
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=error_responses(*TOKEN_CHECKED))
 
 
-@router.get("/runs", response_model=Page[RunEntry], responses=error_responses(*TOKEN_CHECKED))
+@router.get("/runs", response_model=Page[RunEntry])
 def list_runs(
     token: Caller,
     services: Services,
@@ -38,7 +38,7 @@ def list_runs(
     return page(services.runlog.recent(limit=limit, offset=offset, status=status), limit, offset)
 
 
-@router.get("/lock", response_model=LockStatus, responses=error_responses(*TOKEN_CHECKED))
+@router.get("/lock", response_model=LockStatus)
 def lock_status(token: Caller, services: Services) -> Any:
     """The run lock: free, or who holds it."""
     with services.db.connection() as conn:  # a pooled one, like every route's

@@ -1,8 +1,8 @@
 """What every reminders sensor shares: one decorator -> check -> cursor -> summary shape.
 
-Each sensor is a check function that returns what it alerted, what went wrong
-and its new cursor; alerting_sensor() wraps it in a Dagster sensor that stores
-the cursor and reports a one-line summary in the UI's tick history. No
+Each sensor is an evaluation that returns what it alerted, what went wrong and
+its new cursor (`Checked`); @alerting_sensor makes it a Dagster sensor of its name
+that stores the cursor and reports a one-line summary in the UI's tick history. No
 `from __future__ import annotations` here: Dagster reads the sensor function's
 annotations to inject resources.
 """
@@ -105,32 +105,34 @@ Evaluate = Callable[[SensorEvaluationContext, SensorReads, AlertResource], Check
 
 def alerting_sensor(
     *,
-    name: str,
     description: str,
-    evaluate: Evaluate,
     interval_s: int | None = None,
     default_status: DefaultSensorStatus | None = None,
-) -> SensorDefinition:
-    """A sensor that runs `evaluate`, keeps its cursor and summarises the tick.
+) -> Callable[[Evaluate], SensorDefinition]:
+    """Make the decorated evaluation a sensor of its name that keeps its cursor and
+    summarises the tick.
 
-    `evaluate` reads the reminders database through the SensorReads port only: the
-    resource bound as `reminders_db`, or an in-memory fake in the unit tests.
+    The evaluation reads the reminders database through the SensorReads port only:
+    the resource bound as `reminders_db`, or an in-memory fake in the unit tests.
     """
 
-    @sensor(
-        name=name,
-        minimum_interval_seconds=interval_s or settings.SENSOR_INTERVAL_S.get(),
-        default_status=default_status or sensor_status(),
-        description=description,
-    )
-    def _alerting_sensor(
-        context: SensorEvaluationContext,
-        reminders_db: RemindersDatabaseResource,
-        alerts: AlertResource,
-    ) -> SkipReason:
-        outcome = evaluate(context, reminders_db, alerts)
-        if outcome.cursor is not None:
-            context.update_cursor(outcome.cursor)
-        return summary(outcome.fired, outcome.problems, outcome.quiet, outcome.still)
+    def decorate(evaluate: Evaluate) -> SensorDefinition:
+        @sensor(
+            name=evaluate.__name__,
+            minimum_interval_seconds=interval_s or settings.SENSOR_INTERVAL_S.get(),
+            default_status=default_status or sensor_status(),
+            description=description,
+        )
+        def _alerting_sensor(
+            context: SensorEvaluationContext,
+            reminders_db: RemindersDatabaseResource,
+            alerts: AlertResource,
+        ) -> SkipReason:
+            outcome = evaluate(context, reminders_db, alerts)
+            if outcome.cursor is not None:
+                context.update_cursor(outcome.cursor)
+            return summary(outcome.fired, outcome.problems, outcome.quiet, outcome.still)
 
-    return _alerting_sensor
+        return _alerting_sensor
+
+    return decorate

@@ -76,19 +76,15 @@ def max_pending_age() -> timedelta:
     return timedelta(seconds=delivery_settings.DELIVERY_MAX_PENDING_AGE_S.get())
 
 
-def _evaluate(
-    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
-) -> Checked:
-    checked = check_deliveries(reads, alerts, context.cursor, max_pending_age(), context.log)
-    return checked.saying("no new dead delivery, no old pending one")
-
-
-delivery_health_sensor = alerting_sensor(
-    name="delivery_health_sensor",
+@alerting_sensor(
     description=(
         "Watches the delivery outbox: alerts when deliveries become dead, and when the oldest"
         f" pending one is older than {duration(max_pending_age())}"
         f" (REMINDERS_DELIVERY_MAX_PENDING_AGE_S). {alert_destinations()}"
     ),
-    evaluate=_evaluate,
 )
+def delivery_health_sensor(
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
+) -> Checked:
+    checked = check_deliveries(reads, alerts, context.cursor, max_pending_age(), context.log)
+    return checked.saying("no new dead delivery, no old pending one")

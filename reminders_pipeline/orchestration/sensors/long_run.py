@@ -133,18 +133,7 @@ def long_run_threshold() -> timedelta:
     return timedelta(seconds=settings.long_run_s())
 
 
-def _evaluate(
-    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
-) -> Checked:
-    threshold = long_run_threshold()
-    checked = check_long_runs(
-        context.instance, reads, alerts, context.cursor, threshold, context.log
-    )
-    return checked.saying(f"no run over {duration(threshold)}")
-
-
-long_running_reminders_sensor = alerting_sensor(
-    name="long_running_reminders_sensor",
+@alerting_sensor(
     description=(
         f"Watches reminders runs in progress (Dagster runs of {reminders_job.name} and"
         f" {delivery_job.name}, and"
@@ -152,5 +141,12 @@ long_running_reminders_sensor = alerting_sensor(
         f" {duration(long_run_threshold())} (REMINDERS_LONG_RUN_MINUTES or"
         f" REMINDERS_LONG_RUN_S). {alert_destinations()}"
     ),
-    evaluate=_evaluate,
 )
+def long_running_reminders_sensor(
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
+) -> Checked:
+    threshold = long_run_threshold()
+    checked = check_long_runs(
+        context.instance, reads, alerts, context.cursor, threshold, context.log
+    )
+    return checked.saying(f"no run over {duration(threshold)}")

@@ -72,20 +72,16 @@ def check_repeated_skips(
     return Checked([f"{len(streak)} skipped runs in a row"], problems, streak_id)
 
 
-def _evaluate(
-    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
-) -> Checked:
-    threshold = settings.SKIP_ALERT_AFTER.get()
-    checked = check_repeated_skips(reads, alerts, context.cursor, threshold, context.log)
-    return checked.saying(f"no streak of {threshold} skipped runs")
-
-
-repeated_skips_sensor = alerting_sensor(
-    name="repeated_skips_sensor",
+@alerting_sensor(
     description=(
         "Watches the latest rows of reminder_runs: alerts once per streak of"
         f" {settings.SKIP_ALERT_AFTER.get()} or more skipped runs in a row"
         f" (REMINDERS_SKIP_ALERT_AFTER), naming who holds the lock. {alert_destinations()}"
     ),
-    evaluate=_evaluate,
 )
+def repeated_skips_sensor(
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
+) -> Checked:
+    threshold = settings.SKIP_ALERT_AFTER.get()
+    checked = check_repeated_skips(reads, alerts, context.cursor, threshold, context.log)
+    return checked.saying(f"no streak of {threshold} skipped runs")

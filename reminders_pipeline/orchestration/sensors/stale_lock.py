@@ -77,20 +77,16 @@ def check_stale_lock(
     return Checked([f"stale lock held by pid {holder.pid} ({why})"], problems, key)
 
 
-def _evaluate(
-    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
-) -> Checked:
-    checked = check_stale_lock(context.instance, reads, alerts, context.cursor, context.log)
-    return checked.saying("the run lock is free or held by a run in progress")
-
-
-stale_lock_sensor = alerting_sensor(
-    name="stale_lock_sensor",
+@alerting_sensor(
     description=(
         "Watches the reminders run lock (pg_locks): alerts once per session holding it whose"
         " run is finished, failed or unknown to Dagster, after a"
         f" {settings.STALE_LOCK_GRACE_S.get()} s grace (REMINDERS_STALE_LOCK_GRACE_S)."
         f" Never terminates the session. {alert_destinations()}"
     ),
-    evaluate=_evaluate,
 )
+def stale_lock_sensor(
+    context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
+) -> Checked:
+    checked = check_stale_lock(context.instance, reads, alerts, context.cursor, context.log)
+    return checked.saying("the run lock is free or held by a run in progress")

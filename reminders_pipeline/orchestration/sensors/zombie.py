@@ -125,7 +125,17 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _evaluate(
+@alerting_sensor(
+    description=(
+        "Watches reminders runs shown STARTED or STARTING: one with no reminders database"
+        f" session for {settings.ZOMBIE_GRACE_S.get()} s (REMINDERS_ZOMBIE_GRACE_S) has lost"
+        " its worker; it is marked failed, which frees the run queue, and alerted once."
+        f" Off with REMINDERS_ZOMBIE_SENSOR=off. {alert_destinations()}"
+    ),
+    interval_s=settings.zombie_interval_s(),
+    default_status=sensor_status() if settings.ZOMBIE_SENSOR.get() else DefaultSensorStatus.STOPPED,
+)
+def zombie_run_sensor(
     context: SensorEvaluationContext, reads: SensorReads, alerts: AlertResource
 ) -> Checked:
     if not settings.ZOMBIE_SENSOR.get():
@@ -139,17 +149,3 @@ def _evaluate(
         context.log,
     )
     return checked.saying("no zombie run")
-
-
-zombie_run_sensor = alerting_sensor(
-    name="zombie_run_sensor",
-    description=(
-        "Watches reminders runs shown STARTED or STARTING: one with no reminders database"
-        f" session for {settings.ZOMBIE_GRACE_S.get()} s (REMINDERS_ZOMBIE_GRACE_S) has lost"
-        " its worker; it is marked failed, which frees the run queue, and alerted once."
-        f" Off with REMINDERS_ZOMBIE_SENSOR=off. {alert_destinations()}"
-    ),
-    evaluate=_evaluate,
-    interval_s=settings.zombie_interval_s(),
-    default_status=sensor_status() if settings.ZOMBIE_SENSOR.get() else DefaultSensorStatus.STOPPED,
-)
