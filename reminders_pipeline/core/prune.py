@@ -1,13 +1,13 @@
 """Pruning old reminders, so a year of daily runs stays as fast as the first day.
 
 Deletes, in short committed batches (no long lock, no bloat spike), reminders
-created before a cutoff whose silence is over. Two kinds always stay:
+created before a cutoff whose silence is over. What always stays (the rule is
+`prune_reminders_batch` in queries.sql):
 - reminders of a silence still running (the assignment's last contact is still
   their silence's start): their natural key is what stops the next run from
   creating them again;
-- 'pending' reminders, not delivered yet. When a deliveries table references
-  reminders, a reminder with a delivery not done must stay too: that condition
-  belongs in `prune_reminders_batch` (queries.sql), beside the 'pending' one.
+- reminders not delivered yet: 'pending' ones, those the deliverer has not
+  expanded yet, and those with a delivery still to send.
 The run lock is not needed: dispatch only inserts rows of running silences,
 which pruning never deletes.
 """
@@ -18,7 +18,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.queries import query
 from reminders_pipeline.errors import ConfigError
 
 PRUNE_BATCH = 10_000
@@ -35,10 +34,7 @@ def prune_reminders(db: Database, before: datetime, *, batch_size: int = PRUNE_B
     """Delete prunable reminders created before `before`; how many were deleted."""
     total = 0
     while True:
-        with db.connection() as conn:
-            row = conn.execute(
-                query("prune_reminders_batch"), {"before": before, "batch_size": batch_size}
-            ).fetchone()
+        row = db.fetch_one("prune_reminders_batch", before=before, batch_size=batch_size)
         deleted = row["deleted"] if row else 0
         total += deleted
         if deleted < batch_size:
