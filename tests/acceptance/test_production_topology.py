@@ -15,28 +15,31 @@ dispatch INSERT waits), so states are observed, not raced.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.instance.ref import InstanceRef
-from dagster_graphql import DagsterGraphQLClient
+from dagster import DagsterRunStatus, RunsFilter
 from psycopg.conninfo import conninfo_to_dict
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.orchestration.jobs import reminders_job
+from tests.helpers.dagster_dev import (
+    BIN,
+    LOCATION,
+    REPO,
+    TERMINAL,
+    Dagster,
+    Service,
+    prepared_instance,
+    serving,
+)
 from tests.helpers.dagster_storage import drop_database, postgres_storage_home
 from tests.helpers.data import D1, D2, D3, notifications, runs, seed_three_days
 from tests.helpers.ports import free_port
@@ -46,211 +49,12 @@ from tests.helpers.runs import NotificationsGate, lock_holder, wait_for
 # (.ci/run) they share one worker, so one Dagster deployment starts at a time.
 pytestmark = [pytest.mark.acceptance, pytest.mark.xdist_group("dagster")]
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-STARTUP_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 120
 # The daemon refreshes a workspace that failed to load every 60 s; with the code
 # server back, a queued run is launched at the next retry after that.
 OUTAGE_RECOVERY_TIMEOUT_S = 150
 POLL_S = 0.5
-LOCATION = "reminders_pipeline"
-TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 RETRY_MESSAGE = "Run dequeue failed to reach the user code server, re-submitting the run"
-
-
-# ------------------------------------------------------------------ processes
-
-
-@dataclass
-class Service:
-    """One long-running Dagster process, in its own process group, logging to a file."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    workdir: Path
-    popen: subprocess.Popen | None = None
-    starts: int = 0
-    wanted: bool = False  # started and not stopped on purpose
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        self.wanted = True
-        with self.log_path.open("a") as log:
-            log.write(f"\n===== start {self.starts} =====\n")
-            log.flush()
-            self.popen = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # killed as one group, children included
-            )
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        """Send sig to the whole group; SIGKILL whatever is left after timeout."""
-        self.wanted = False
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
-
-    def tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
-@dataclass
-class Deployment:
-    """Code server, daemon and webserver on one Dagster instance, and ways to look at it."""
-
-    home: Path
-    env: dict[str, str]
-    code_server: Service
-    daemon: Service
-    webserver: Service
-    webserver_port: int
-    instance: DagsterInstance
-    client: DagsterGraphQLClient
-    launched: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def services(self) -> list[Service]:
-        return [self.code_server, self.daemon, self.webserver]
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {s.name}:\n{s.tail()}" for s in self.services)
-
-    def check_alive(self) -> None:
-        for service in self.services:
-            if service.wanted and not service.alive():
-                code = service.popen.returncode if service.popen else None
-                pytest.fail(f"{service.name} exited {code}:\n{self.logs()}")
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        return self.client._execute(query, variables or {})
-
-    def code_location_loaded(self) -> bool:
-        self.check_alive()
-        try:
-            result = self.graphql(
-                "{ workspaceOrError { ... on Workspace { locationEntries { name "
-                "locationOrLoadError { __typename } } } } }"
-            )
-        except Exception:
-            return False
-        entries = result.get("workspaceOrError", {}).get("locationEntries", [])
-        return any(
-            e["name"] == LOCATION
-            and (e.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation"
-            for e in entries
-        )
-
-    def reload_location(self) -> None:
-        """What the UI's Reload button does; the webserver then talks to the new server."""
-        self.graphql(
-            "mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name)"
-            " { __typename } }",
-            {"name": LOCATION},
-        )
-        wait_for(
-            self.code_location_loaded,
-            timeout=STARTUP_TIMEOUT_S,
-            interval=POLL_S,
-            what="the webserver to load the code location again",
-        )
-
-    def submit(self, partition: date) -> str:
-        started = time.time()
-        run_id = self.client.submit_job_execution(
-            reminders_job.name, tags={"dagster/partition": partition.isoformat()}
-        )
-        self.launched[run_id] = started
-        return run_id
-
-    def launch_backfill(self, days: list[date]) -> str:
-        started = time.time()
-        result = self.graphql(
-            """
-            mutation($params: LaunchBackfillParams!) {
-              launchPartitionBackfill(backfillParams: $params) {
-                __typename
-                ... on LaunchBackfillSuccess { backfillId }
-                ... on Error { message }
-              }
-            }
-            """,
-            {
-                "params": {
-                    "selector": {
-                        "partitionSetName": f"{reminders_job.name}_partition_set",
-                        "repositorySelector": {
-                            "repositoryLocationName": LOCATION,
-                            "repositoryName": "__repository__",
-                        },
-                    },
-                    "partitionNames": [d.isoformat() for d in days],
-                }
-            },
-        )["launchPartitionBackfill"]
-        assert result["__typename"] == "LaunchBackfillSuccess", result
-        self.launched[result["backfillId"]] = started
-        return result["backfillId"]
-
-    def status(self, run_id: str) -> DagsterRunStatus:
-        run = self.instance.get_run_by_id(run_id)
-        assert run is not None, f"run {run_id} is unknown"
-        return run.status
-
-    def wait_status(
-        self, run_id: str, *statuses: DagsterRunStatus, timeout: float = RUN_TIMEOUT_S
-    ) -> DagsterRunStatus:
-        def probe() -> DagsterRunStatus | None:
-            self.check_alive()
-            status = self.status(run_id)
-            if status in statuses:
-                return status
-            if status in TERMINAL:
-                messages = [e.message for e in self.instance.all_logs(run_id) if e.message][-8:]
-                pytest.fail(
-                    f"run {run_id} ended {status.value}, expected {statuses}:\n"
-                    + "\n".join(messages)
-                    + f"\n{self.logs()}"
-                )
-            return None
-
-        return wait_for(
-            probe, timeout=timeout, interval=POLL_S, what=f"run {run_id} to be {statuses}"
-        )
-
-    def window(self, run_id: str) -> tuple[float, float]:
-        record = self.instance.get_run_record_by_id(run_id)
-        assert record and record.start_time and record.end_time
-        return record.start_time, record.end_time
-
-    def engine_messages(self, run_id: str) -> list[str]:
-        return [
-            e.message
-            for e in self.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
-            if e.message
-        ]
 
 
 @pytest.fixture
@@ -259,7 +63,7 @@ def deployment(
     reminders_env: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Deployment]:
+) -> Iterator[Dagster]:
     home = tmp_path / "dagster_home"  # docs: mkdir -p, then cp
     name, pg_env = postgres_storage_home(pg_server_url, "dagster_prod", home)
     code_port, web_port = free_port(), free_port()
@@ -304,31 +108,18 @@ def deployment(
         ui_env,
         workdir,
     )
-    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))  # creates the schema
-    dep = Deployment(
-        home,
-        common,
-        code_server,
-        daemon,
-        webserver,
+    dep = Dagster(
+        [code_server, daemon, webserver],
         web_port,
-        instance,
-        DagsterGraphQLClient("127.0.0.1", port_number=web_port),
+        home,
+        prepared_instance(home),
+        run_timeout_s=RUN_TIMEOUT_S,
+        poll_s=POLL_S,
     )
     try:
-        for service in dep.services:
-            service.start()
-        wait_for(
-            dep.code_location_loaded,
-            timeout=STARTUP_TIMEOUT_S,
-            interval=POLL_S,
-            what=f"the webserver to serve the code server's location:\n{dep.logs()}",
-        )
-        yield dep
+        with serving(dep):
+            yield dep
     finally:
-        for service in dep.services:
-            service.stop()
-        instance.dispose()
         drop_database(pg_server_url, name)
 
 
@@ -389,9 +180,10 @@ class ConnectionPeaks:
 
 @pytest.fixture
 def connection_peaks(
-    pg_server_url: str, deployment: Deployment, db_url: str
+    pg_server_url: str, deployment: Dagster, db_url: str
 ) -> Iterator[ConnectionPeaks]:
-    databases = [deployment.env["DAGSTER_PG_DB"], str(conninfo_to_dict(db_url)["dbname"])]
+    storage = deployment.service("webserver").env["DAGSTER_PG_DB"]
+    databases = [storage, str(conninfo_to_dict(db_url)["dbname"])]
     with ConnectionPeaks(pg_server_url, databases) as peaks:
         yield peaks
 
@@ -400,7 +192,7 @@ def connection_peaks(
 
 
 def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_lock(
-    deployment: Deployment,
+    deployment: Dagster,
     second_deployment_home: tuple[Path, dict[str, str]],
     db: Database,
     db_url: str,
@@ -453,7 +245,7 @@ def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_l
 
         # 3. SIGKILL the daemon mid-run: the run's worker lives under the code server and
         #    finishes; the queued run waits (no daemon to dequeue it).
-        dep.daemon.stop(signal.SIGKILL)
+        dep.service("daemon").stop(signal.SIGKILL)
         gate.open()
         dep.wait_status(first, DagsterRunStatus.SUCCESS)
         figure("run 1 (held by the test, daemon killed)", first, dep.launched[first])
@@ -466,8 +258,8 @@ def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_l
     #    back meanwhile and cannot reach the code; the run stays queued (run_queue
     #    retries) and succeeds once the code server is back.
     outage_started = time.monotonic()
-    dep.code_server.stop(signal.SIGTERM)
-    dep.daemon.start()
+    dep.service("code-server").stop(signal.SIGTERM)
+    dep.service("daemon").start()
 
     def dequeue_retried() -> bool:
         messages = dep.engine_messages(second)
@@ -482,7 +274,7 @@ def test_production_topology_queues_survives_restarts_and_kills_and_shares_the_l
         what=f"the daemon to fail to reach the code server for the queued run:\n{dep.logs()}",
     )
     assert dep.status(second) == DagsterRunStatus.QUEUED, dep.engine_messages(second)
-    dep.code_server.start()
+    dep.service("code-server").start()
     dep.wait_status(second, DagsterRunStatus.SUCCESS, timeout=OUTAGE_RECOVERY_TIMEOUT_S)
     figures.append(
         f"code-server outage to queued run's SUCCESS: {time.monotonic() - outage_started:.1f}s"
