@@ -170,7 +170,7 @@ class RunLog:
                 "no longer holds the run lock, or another run took the lock and marked it abandoned"
             )
 
-    def failed(self, run_row_id: int, error: str, counts: RunCounts | None = None) -> None:
+    def failed(self, run_row_id: int, error: str, counts: RunCounts) -> None:
         """Record failure; while the database is unreachable, retry with backoff for a while."""
 
         def on_backoff(details: Any) -> None:
@@ -194,7 +194,7 @@ class RunLog:
                 "finish_run_failed",
                 id=run_row_id,
                 error=error[:MAX_ERROR_LENGTH],
-                **asdict(counts or RunCounts()),
+                **asdict(counts),
             )
 
         record()
