@@ -100,5 +100,7 @@ def _caller(request: Request, _: Annotated[object, Depends(_bearer)]) -> TokenId
     return identity
 
 
-# The identity the guard checked, scope included (needed_scope).
-Caller = Annotated[TokenIdentity, Depends(_caller)]
+# The identity the guard checked, scope included (needed_scope): a route's parameter
+# when it needs the name, else a router's dependency (the same check, the same schema).
+CHECKED_TOKEN = Depends(_caller)
+Caller = Annotated[TokenIdentity, CHECKED_TOKEN]

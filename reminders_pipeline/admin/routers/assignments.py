@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from reminders_pipeline.admin.auth import Caller
+from reminders_pipeline.admin.auth import CHECKED_TOKEN, Caller
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
@@ -26,7 +26,7 @@ from reminders_pipeline.admin.models import (
 )
 
 log = logging.getLogger("reminders_pipeline.admin")
-router = APIRouter(responses=error_responses(*TOKEN_CHECKED))
+router = APIRouter(dependencies=[CHECKED_TOKEN], responses=error_responses(*TOKEN_CHECKED))
 
 
 @router.get(
@@ -35,7 +35,7 @@ router = APIRouter(responses=error_responses(*TOKEN_CHECKED))
     response_model=AssignmentView,
     responses=error_responses(404),
 )
-def get_assignment(assignment_id: AssignmentId, token: Caller, services: Services) -> Any:
+def get_assignment(assignment_id: AssignmentId, services: Services) -> Any:
     """An assignment: last contact, next reminder due date, recent reminders."""
     return services.assignments.assignment(assignment_id)
 
@@ -71,7 +71,6 @@ def correct_last_contact_date(
 
 @router.get("/audit", tags=["audit"], response_model=Page[AuditEntry])
 def list_audit(
-    token: Caller,
     services: Services,
     assignment_id: AssignmentFilter = None,
     limit: Limit = 50,

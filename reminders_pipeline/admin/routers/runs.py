@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from reminders_pipeline.admin.auth import Caller
+from reminders_pipeline.admin.auth import CHECKED_TOKEN
 from reminders_pipeline.admin.deps import Services
 from reminders_pipeline.admin.models import (
     TOKEN_CHECKED,
@@ -20,12 +20,13 @@ from reminders_pipeline.admin.models import (
 )
 from reminders_pipeline.db.lock_holder import find_lock_holder, lock_state
 
-router = APIRouter(tags=["runs"], responses=error_responses(*TOKEN_CHECKED))
+router = APIRouter(
+    tags=["runs"], dependencies=[CHECKED_TOKEN], responses=error_responses(*TOKEN_CHECKED)
+)
 
 
 @router.get("/runs", response_model=Page[RunEntry])
 def list_runs(
-    token: Caller,
     services: Services,
     status: Annotated[
         Literal["running", "success", "skipped", "failed", "abandoned"] | None,
@@ -39,7 +40,7 @@ def list_runs(
 
 
 @router.get("/lock", response_model=LockStatus)
-def lock_status(token: Caller, services: Services) -> Any:
+def lock_status(services: Services) -> Any:
     """The run lock: free, or who holds it."""
     with services.db.connection() as conn:  # a pooled one, like every route's
         return lock_state(find_lock_holder(conn))
