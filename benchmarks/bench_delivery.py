@@ -114,13 +114,11 @@ def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
 
 
 def main() -> int:
-    from reminders_pipeline.settings import delivery_settings
+    from reminders_pipeline.settings.delivery import DELIVERY_CONCURRENCY
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=10_000)
-    parser.add_argument(
-        "--concurrency", type=int, default=delivery_settings.DELIVERY_CONCURRENCY.default
-    )
+    parser.add_argument("--concurrency", type=int, default=DELIVERY_CONCURRENCY.default)
     parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(

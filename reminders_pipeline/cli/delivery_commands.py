@@ -25,13 +25,9 @@ def deliver(ctx: click.Context, as_json: bool) -> None:
     """
     url = ensure_migrated_database_url()
     # Imported here: the senders' HTTP client (httpx) would slow every other command's start.
-    from reminders_pipeline.delivery.deliverer import deliverer_from_env
+    from reminders_pipeline.delivery.deliverer import drain_from_env
 
-    deliverer = deliverer_from_env(Database(url))
-    try:
-        report = deliverer.drain()
-    finally:
-        deliverer.close()
+    report = drain_from_env(Database(url))
     if as_json:
         print_json({**report.totals(), "late": report.late})
     else:

@@ -7,22 +7,37 @@ from dataclasses import dataclass
 from reminders_pipeline.delivery.email import SmtpSender
 from reminders_pipeline.delivery.reminder import Sender
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.settings import delivery_settings as s
+from reminders_pipeline.settings.delivery import (
+    CHANNELS,
+    DELIVERY_BATCH_SIZE,
+    DELIVERY_CONCURRENCY,
+    DELIVERY_MAX_ATTEMPTS,
+    DELIVERY_MAX_RUNTIME_S,
+    DELIVERY_RETRY_BASE_S,
+    DELIVERY_TIMEOUT_S,
+    EMAIL_FROM,
+    LANGUAGE,
+    SMTP_SECURITY,
+    SMTP_URL,
+    WEBHOOK_SECRET,
+    WEBHOOK_URL,
+    smtp_server,
+)
 from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
 from reminders_pipeline.settings.setting import FromEnv, bound
 
 
 @dataclass(frozen=True)
 class DeliveryConfig(FromEnv):
-    org_channels: list[str] = bound(s.CHANNELS)
-    language: str = bound(s.LANGUAGE)
-    timeout_s: float = bound(s.DELIVERY_TIMEOUT_S)
+    org_channels: list[str] = bound(CHANNELS)
+    language: str = bound(LANGUAGE)
+    timeout_s: float = bound(DELIVERY_TIMEOUT_S)
     lease_s: float = bound(DELIVERY_LEASE_S)
-    concurrency: int = bound(s.DELIVERY_CONCURRENCY)
-    batch_size: int = bound(s.DELIVERY_BATCH_SIZE)
-    retry_base_s: float = bound(s.DELIVERY_RETRY_BASE_S)
-    max_attempts: int = bound(s.DELIVERY_MAX_ATTEMPTS)
-    max_runtime_s: float = bound(s.DELIVERY_MAX_RUNTIME_S)
+    concurrency: int = bound(DELIVERY_CONCURRENCY)
+    batch_size: int = bound(DELIVERY_BATCH_SIZE)
+    retry_base_s: float = bound(DELIVERY_RETRY_BASE_S)
+    max_attempts: int = bound(DELIVERY_MAX_ATTEMPTS)
+    max_runtime_s: float = bound(DELIVERY_MAX_RUNTIME_S)
 
     def __post_init__(self) -> None:
         check_lease(self.lease_s, self.timeout_s)
@@ -31,8 +46,8 @@ class DeliveryConfig(FromEnv):
 # Per sending channel (in_app is never sent): the setting that turns it on, and the one
 # it needs with it.
 CHANNEL_SETTINGS = {
-    "email": (s.SMTP_URL, s.EMAIL_FROM),
-    "webhook": (s.WEBHOOK_URL, s.WEBHOOK_SECRET),
+    "email": (SMTP_URL, EMAIL_FROM),
+    "webhook": (WEBHOOK_URL, WEBHOOK_SECRET),
 }
 
 
@@ -70,12 +85,12 @@ def senders_from_env(concurrency: int) -> dict[str, Sender]:
             raise ConfigError(f"{needed.name} is required when {url.name} is set")
     senders: dict[str, Sender] = {}
     if "email" in channels:
-        server = s.smtp_server(s.SMTP_URL.get())
+        server = smtp_server(SMTP_URL.get())
         senders["email"] = SmtpSender(
             server["host"],
             server["port"],
-            s.EMAIL_FROM.get(),
-            security=s.SMTP_SECURITY.get(),
+            EMAIL_FROM.get(),
+            security=SMTP_SECURITY.get(),
             username=server["username"],
             password=server["password"],
         )
@@ -84,6 +99,6 @@ def senders_from_env(concurrency: int) -> dict[str, Sender]:
         from reminders_pipeline.delivery.webhook import WebhookSender
 
         senders["webhook"] = WebhookSender(
-            s.WEBHOOK_URL.get(), s.WEBHOOK_SECRET.get(), concurrency=concurrency
+            WEBHOOK_URL.get(), WEBHOOK_SECRET.get(), concurrency=concurrency
         )
     return senders

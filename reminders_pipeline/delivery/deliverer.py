@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,9 +102,11 @@ class Deliverer:
                     session.run("advance_delivery_cursor", upto=upto)
 
 
-def deliverer_from_env(db: Database) -> Deliverer:
-    """A Deliverer with the configuration and senders of the environment."""
+def drain_from_env(db: Database) -> DrainReport:
+    """Drain once with the configuration and senders of the environment, then close them."""
     config = DeliveryConfig.from_env()
-    return Deliverer(
+    deliverer = Deliverer(
         db, config, senders_from_env(config.concurrency), ReminderSettings.from_env().today
     )
+    with closing(deliverer):
+        return deliverer.drain()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.delivery.config import configured_channels
-from reminders_pipeline.settings import delivery_settings as s
+from reminders_pipeline.settings.delivery import CHANNELS
 
 
 def drain_needed(db: Database) -> str | None:
@@ -13,7 +13,7 @@ def drain_needed(db: Database) -> str | None:
     reminders past the expansion cursor that some mentor gets by email or webhook (a
     failed or skipped expansion must not wait for the next day's run)."""
     row = db.fetch_one(
-        "delivery_work_waiting", channels=configured_channels(), org_channels=s.CHANNELS.get()
+        "delivery_work_waiting", channels=configured_channels(), org_channels=CHANNELS.get()
     )
     assert row is not None
     if row["due"]:

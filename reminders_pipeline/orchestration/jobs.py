@@ -14,7 +14,7 @@ from reminders_pipeline.orchestration.ops import (
     select_due_assignments,
 )
 from reminders_pipeline.orchestration.partitions import reminder_partitions
-from reminders_pipeline.settings import delivery_settings
+from reminders_pipeline.settings.delivery import DELIVERY_MAX_RUNTIME_S
 
 SINGLETON_TAG = "reminders/singleton"
 
@@ -63,11 +63,7 @@ DELIVERY_MAX_RUNTIME_MARGIN_S = 300
 
 @job(
     executor_def=in_process_executor,
-    tags={
-        "dagster/max_runtime": str(
-            delivery_settings.DELIVERY_MAX_RUNTIME_S.get() + DELIVERY_MAX_RUNTIME_MARGIN_S
-        )
-    },
+    tags={"dagster/max_runtime": str(DELIVERY_MAX_RUNTIME_S.get() + DELIVERY_MAX_RUNTIME_MARGIN_S)},
     description="Send the reminders due for email and webhook (never takes the run lock).",
     hooks={next_step_on_failure(delivery=True)},
 )

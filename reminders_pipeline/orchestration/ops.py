@@ -7,7 +7,6 @@ after the one before it yielded, and is skipped when it did not (the lock was
 held by another run). Values reach the UI as metadata, not as inputs.
 """
 
-from contextlib import closing
 from datetime import date
 from typing import Any
 
@@ -234,10 +233,9 @@ def release_run_lock(context: OpExecutionContext, reminders: ReminderRunResource
 def deliver_reminders(context: OpExecutionContext, reminders_db: RemindersDatabaseResource):
     # Here, not at the top: the senders' HTTP client (httpx) costs the daily run's
     # start a fifth of a second, and only this job sends anything.
-    from reminders_pipeline.delivery.deliverer import deliverer_from_env
+    from reminders_pipeline.delivery.deliverer import drain_from_env
 
-    with closing(deliverer_from_env(reminders_db.database())) as deliverer:
-        report = deliverer.drain()
+    report = drain_from_env(reminders_db.database())
     totals = report.totals()
     metadata = {
         **{name: MetadataValue.int(value) for name, value in totals.items()},

@@ -38,7 +38,7 @@ from reminders_pipeline.orchestration.resources import (
     RemindersDatabaseResource,
     trigger_from_tags,
 )
-from reminders_pipeline.settings import delivery_settings
+from reminders_pipeline.settings.delivery import DELIVERY_RETRY_MINUTES
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,11 @@ def daily_reminders_schedule(
 
 @schedule(
     job=delivery_job,
-    cron_schedule=f"*/{delivery_settings.DELIVERY_RETRY_MINUTES.get()} * * * *",
+    cron_schedule=f"*/{DELIVERY_RETRY_MINUTES.get()} * * * *",
     name="delivery_retry_schedule",
     default_status=DefaultScheduleStatus.STOPPED,
     description=(
-        f"Every {delivery_settings.DELIVERY_RETRY_MINUTES.get()} min: launches"
+        f"Every {DELIVERY_RETRY_MINUTES.get()} min: launches"
         f" {delivery_job.name} when deliveries are due on a configured channel (retries)"
         " or reminders wait to be expanded, and none of its runs is"
         " in progress; launches nothing otherwise."

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reminders_pipeline.settings import delivery as delivery_settings  # noqa: F401 (its door)
 from reminders_pipeline.settings.admin import AdminApiSettings as AdminApiSettings
 from reminders_pipeline.settings.setting import (
     FromEnv,

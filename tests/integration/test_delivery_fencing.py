@@ -79,11 +79,11 @@ def test_a_lease_a_send_could_outlive_is_refused() -> None:
 def test_the_deliverer_refuses_a_short_lease_from_the_environment(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reminders_pipeline.delivery.deliverer import deliverer_from_env
+    from reminders_pipeline.delivery.deliverer import drain_from_env
 
     with ReminderReceiver() as receiver:
         monkeypatch.setenv("REMINDERS_WEBHOOK_URL", receiver.url())
         monkeypatch.setenv("REMINDERS_WEBHOOK_SECRET", "whsec_" + "A" * 32)
         monkeypatch.setenv("REMINDERS_DELIVERY_TIMEOUT_S", "60")
         with pytest.raises(ConfigError, match="REMINDERS_DELIVERY_LEASE_S \\(60\\) must be longer"):
-            deliverer_from_env(db)
+            drain_from_env(db)

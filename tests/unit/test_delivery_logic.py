@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from reminders_pipeline.delivery.lane import MAX_RETRY_DELAY_S, retry_delay_s
 from reminders_pipeline.delivery.webhook import Signer, retry_after_s
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.settings import delivery_settings as s
+from reminders_pipeline.settings.delivery import CHANNELS, SMTP_URL, WEBHOOK_SECRET, smtp_server
 
 
 def test_retry_delay_doubles_with_full_jitter_and_respects_retry_after() -> None:
@@ -65,10 +65,10 @@ def test_a_secret_that_is_not_whsec_base64_is_refused_naming_the_variable(
 ) -> None:
     monkeypatch.setenv("REMINDERS_WEBHOOK_SECRET", value)
     with pytest.raises(ConfigError, match="REMINDERS_WEBHOOK_SECRET") as caught:
-        s.WEBHOOK_SECRET.get()
+        WEBHOOK_SECRET.get()
     assert problem in str(caught.value)
     monkeypatch.setenv("REMINDERS_WEBHOOK_SECRET", f"{OLD} {NEW}")
-    assert s.WEBHOOK_SECRET.get() == [OLD, NEW]
+    assert WEBHOOK_SECRET.get() == [OLD, NEW]
 
 
 def test_retry_after_takes_seconds_or_a_date() -> None:
@@ -80,14 +80,14 @@ def test_retry_after_takes_seconds_or_a_date() -> None:
 
 def test_channels_and_smtp_url_settings_name_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REMINDERS_CHANNELS", "in_app, Email ,email")
-    assert s.CHANNELS.get() == ["in_app", "email"]
+    assert CHANNELS.get() == ["in_app", "email"]
     monkeypatch.setenv("REMINDERS_CHANNELS", "sms,email")
     with pytest.raises(ConfigError, match=r"REMINDERS_CHANNELS names unknown channels \['sms'\]"):
-        s.CHANNELS.get()
+        CHANNELS.get()
     monkeypatch.setenv("REMINDERS_SMTP_URL", "smtp://u%40x:p%3Aw@mail.example:587")
-    assert s.smtp_server(s.SMTP_URL.get()) == {
+    assert smtp_server(SMTP_URL.get()) == {
         "host": "mail.example", "port": 587, "username": "u@x", "password": "p:w"
     }  # fmt: skip
     monkeypatch.setenv("REMINDERS_SMTP_URL", "http://mail.example:25")
     with pytest.raises(ConfigError, match="REMINDERS_SMTP_URL must be smtp://"):
-        s.SMTP_URL.get()
+        SMTP_URL.get()

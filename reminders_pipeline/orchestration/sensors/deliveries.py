@@ -21,7 +21,7 @@ from reminders_pipeline.orchestration.sensors.common import (
     attempt,
     load_cursor,
 )
-from reminders_pipeline.settings import delivery_settings
+from reminders_pipeline.settings.delivery import DELIVERY_MAX_PENDING_AGE_S
 
 
 def check_deliveries(
@@ -73,7 +73,7 @@ def check_deliveries(
 
 
 def max_pending_age() -> timedelta:
-    return timedelta(seconds=delivery_settings.DELIVERY_MAX_PENDING_AGE_S.get())
+    return timedelta(seconds=DELIVERY_MAX_PENDING_AGE_S.get())
 
 
 @alerting_sensor(
