@@ -14,13 +14,35 @@ import time
 from dataclasses import KW_ONLY, dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
+from functools import cache
+from importlib import resources
+from string import Template
 
 from reminders_pipeline.delivery.address import InvalidAddress, Mailbox, mailbox
 from reminders_pipeline.delivery.deadline import DeadlinePassed, SocketWatchdog, call_with_deadline
-from reminders_pipeline.delivery.reminder import Reminder, SendFailed, render_email
+from reminders_pipeline.delivery.reminder import Reminder, SendFailed
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 
-EMAIL = "email"
+
+@cache
+def _template(language: str) -> tuple[Template, Template]:
+    path = resources.files(__package__).joinpath("templates", f"{language}.txt")
+    text = path.read_text(encoding="utf-8")
+    subject, body = text.split("\n", 1)
+    return Template(subject), Template(body)
+
+
+def render_email(reminder: Reminder) -> tuple[str, str]:
+    """Subject and body in the mentor's language (templates/<language>.txt)."""
+    subject, body = _template(reminder.language)
+    values = {
+        "mentor_name": reminder.mentor_name,
+        "mentee_name": reminder.mentee_name,
+        "days": reminder.days_since_contact,
+        "last_contact_date": reminder.last_contact_date.isoformat(),
+        "sequence": reminder.sequence,
+    }
+    return subject.substitute(values), body.substitute(values)
 
 
 def _left(deadline: float) -> float:
@@ -59,7 +81,7 @@ class _WatchedSMTPSSL(smtplib.SMTP_SSL, _WatchedSMTP):
 
 @dataclass
 class SmtpSender:
-    channel = EMAIL
+    channel = "email"
 
     host: str
     port: int
@@ -154,7 +176,7 @@ class SmtpSender:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out
             raise SendFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
-        except ValueError as exc:  # a header retrying cannot fix (CR/LF, a bad address)
+        except ValueError as exc:  # a header retrying cannot fix (CR/LF)
             raise SendFailed(
                 f"cannot write the email to mentor {reminder.mentor_id}: {exc}", permanent=True
             ) from None

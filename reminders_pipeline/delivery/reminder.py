@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
-from importlib import resources
-from string import Template
 from typing import Any, Protocol
 
 from reminders_pipeline.db.connector import record_from_row
@@ -75,24 +72,3 @@ class Sender(Protocol):
     def send(self, reminder: Reminder, timeout_s: float) -> str: ...
 
     def close(self) -> None: ...
-
-
-@cache
-def _template(language: str) -> tuple[Template, Template]:
-    path = resources.files(__package__).joinpath("templates", f"{language}.txt")
-    text = path.read_text(encoding="utf-8")
-    subject, body = text.split("\n", 1)
-    return Template(subject), Template(body)
-
-
-def render_email(reminder: Reminder) -> tuple[str, str]:
-    """Subject and body in the mentor's language (templates/<language>.txt)."""
-    subject, body = _template(reminder.language)
-    values = {
-        "mentor_name": reminder.mentor_name,
-        "mentee_name": reminder.mentee_name,
-        "days": reminder.days_since_contact,
-        "last_contact_date": reminder.last_contact_date.isoformat(),
-        "sequence": reminder.sequence,
-    }
-    return subject.substitute(values), body.substitute(values)

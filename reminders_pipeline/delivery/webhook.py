@@ -31,7 +31,6 @@ from standardwebhooks.webhooks import Webhook
 from reminders_pipeline.delivery.reminder import Reminder, SendFailed
 from reminders_pipeline.settings.delivery_lease import SEND_MARGIN_S
 
-WEBHOOK = "webhook"
 # Statuses a retry may fix; any other 4xx is the receiver refusing this reminder.
 RETRYABLE = {408, 409, 425, 429}
 # The start of the answer kept as provider_response; the rest is not read.
@@ -72,7 +71,7 @@ class Signer:
 
 
 class WebhookSender:
-    channel = WEBHOOK
+    channel = "webhook"
 
     def __init__(self, url: str, secrets: str | Sequence[str], *, concurrency: int = 16) -> None:
         """secrets: whsec_ secrets (REMINDERS_WEBHOOK_SECRET), each signature in the header."""
