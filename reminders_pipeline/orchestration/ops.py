@@ -7,6 +7,7 @@ after the one before it yielded, and is skipped when it did not (the lock was
 held by another run). Values reach the UI as metadata, not as inputs.
 """
 
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -172,14 +173,7 @@ def dispatch_reminders(context: OpExecutionContext, reminders: ReminderRunResour
     finally:  # a failed dispatch too: where it got to
         if seen["last"] is not None and seen["last"] is not seen["logged"]:
             log(seen["last"])
-    yield Output(
-        None,
-        metadata={
-            "selected": counts.selected,
-            "created": counts.created,
-            "already_existed": counts.already_existed,
-        },
-    )
+    yield Output(None, metadata=asdict(counts))  # selected, created, already_existed
 
 
 @op(
