@@ -46,7 +46,7 @@ class WebhookSink:
     """A POST of the alert as JSON: `render` is Alert.as_slack (a Slack-compatible
     incoming webhook) or Alert.as_json (the generic shape)."""
 
-    url: str
+    url: str = field(repr=False)  # a Slack webhook URL is a credential: never in a log
     render: Callable[[Alert], dict[str, Any]]
     name: str
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -69,7 +69,7 @@ class SmtpSink:
     recipients: list[str] = field(default_factory=list)
     port: int = 25
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log
     starttls: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
     name: str = "email"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reminders_pipeline.alerts.messages import Alert, long_run_alert, stale_lock_alert
-from reminders_pipeline.alerts.sinks import SmtpSink, deliver
+from reminders_pipeline.alerts.sinks import SmtpSink, WebhookSink, deliver
 from reminders_pipeline.db.lock_holder import LockHolder
 from reminders_pipeline.orchestration.alert_resource import AlertResource, alert_resource_from_env
 from tests.helpers.alert_servers import SmtpServer, WebhookServer
@@ -159,3 +159,10 @@ def test_stale_lock_alert_names_the_pid_to_terminate() -> None:
     alert = stale_lock_alert(holder=holder, why="its Dagster run is SUCCESS")
     assert alert.facts["to free it"] == "SELECT pg_terminate_backend(4242);"
     assert "not terminated automatically" in alert.text
+
+
+def test_a_sink_prints_without_its_credentials() -> None:
+    smtp = SmtpSink("mail.example.org", "dagster@example.org", username="u", password="s3cret-pw")
+    slack = WebhookSink("https://hooks.example.org/T0/B0/s3cret-path", Alert.as_slack, "slack")
+    assert "s3cret" not in repr(smtp) and "s3cret" not in repr(slack)
+    assert "mail.example.org" in repr(smtp) and "'slack'" in repr(slack)
