@@ -55,7 +55,6 @@ PROGRESS_EVERY_S = 5.0
     ),
 )
 def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource):
-    """Take the run lock; when another run holds it, record 'skipped' and end the run here."""
     as_of = reminders.as_of
     skipped = reminders.run.start(as_of)
     if skipped is None:
