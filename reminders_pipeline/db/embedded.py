@@ -87,11 +87,6 @@ class EmbeddedStatus:
     socket_dir: str | None = None
     users: list[int] = field(default_factory=list)  # live processes holding a handle
 
-    def url(self) -> str | None:
-        if not self.running:
-            return None
-        return f"postgresql://postgres@{self.socket_dir or 'localhost'}:{self.port}/postgres"
-
 
 def embedded_status(pgdata: Path) -> EmbeddedStatus:
     """Read the server's state without starting it."""

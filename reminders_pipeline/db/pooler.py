@@ -47,7 +47,7 @@ from psycopg import pq
 from reminders_pipeline.db.connector import Session, raw_connection, results_within
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import UnsupportedPooler
+from reminders_pipeline.errors import UnsupportedPooler, first_line
 
 log = logging.getLogger(__name__)
 
@@ -241,15 +241,15 @@ def ask_within(
 
 
 def _failed(where: str, message: str) -> UnsupportedPooler:
-    first_line = message.strip().splitlines()[0] if message.strip() else "connection closed"
-    if "statement pooling" in first_line or "transaction blocks" in first_line:
+    line = first_line(message) or "connection closed"
+    if "statement pooling" in line or "transaction blocks" in line:
         return UnsupportedPooler(
             f"the connection to {where} goes through a pooler in statement mode: it refuses "
-            f"a transaction block ({first_line}). " + USE_INSTEAD
+            f"a transaction block ({line}). " + USE_INSTEAD
         )
     return UnsupportedPooler(
         f"cannot confirm that the connection to {where} keeps one server connection per "
-        f"client: the check's query failed ({first_line}). " + USE_INSTEAD
+        f"client: the check's query failed ({line}). " + USE_INSTEAD
     )
 
 
