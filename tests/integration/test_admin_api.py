@@ -341,7 +341,14 @@ def test_openapi_docs_are_served(client):
 def test_a_database_outage_is_503_not_500(tokens):
     app = create_app("postgresql://nobody@127.0.0.1:1/none", SETTINGS, FAST)
     with TestClient(app) as client:
-        assert client.get("/healthz").status_code == 503
+        health = client.get("/healthz")
+        published = client.get("/openapi.json").json()["paths"]["/healthz"]["get"]["responses"]
         response = client.get("/runs", headers=bearer(tokens["reader"]))
+    assert health.status_code == 503
+    assert health.json() == {"status": "unavailable", "database": "unreachable"}
+    # ...and the published document says that body, not the guard's {"detail": ...}.
+    assert published["503"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Health"
+    }
     assert response.status_code == 503
     assert response.json() == {"detail": "the reminders database is unavailable"}
