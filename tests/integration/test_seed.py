@@ -44,3 +44,17 @@ def test_bad_arguments_are_refused_before_writing(db, count, fraction):
     with pytest.raises(ConfigError):
         seed(db, assignments=count, due_fraction=fraction, today=TODAY, default_interval_days=10)
     assert db_rows(db, "SELECT count(*) AS n FROM mentors") == [{"n": 0}]
+
+
+def test_the_status_spread_goes_by_position_so_one_assignment_is_due(db):
+    """The README seeds one assignment with --due-fraction 1 and shows "1 due": the
+    first of a seed is always active (88 of each 100 are)."""
+    seed(db, assignments=1, due_fraction=1.0, today=TODAY, default_interval_days=10)
+    assert ReminderSchedulerService(db, ReminderSettings()).select_due(TODAY).due == 1
+    seed(db, assignments=200, due_fraction=0.5, today=TODAY, default_interval_days=10, reset=True)
+    rows = db_rows(db, "SELECT status, count(*) AS n FROM assignments GROUP BY 1 ORDER BY 1")
+    assert rows == [
+        {"status": "active", "n": 176},
+        {"status": "closed", "n": 10},
+        {"status": "paused", "n": 14},
+    ]
