@@ -15,8 +15,6 @@ import os
 import sys
 import threading
 
-# The commands that own a run and must log every invocation.
-RUN_COMMANDS = frozenset({"run"})
 # Objects allocated between two young-generation collections (Python's default: 700).
 # Start-up creates a few hundred thousand long-lived objects (click, Dagster,
 # SQLAlchemy, the Dagster instance) and almost no garbage; at 700 the collector
@@ -34,8 +32,8 @@ def _command(argv: list[str]) -> str | None:
 
 def main() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD)  # the older generations keep theirs
-    command = _command(sys.argv[1:])
-    if command in RUN_COMMANDS:
+    is_run = _command(sys.argv[1:]) == "run"  # the command that must log every invocation
+    if is_run:
         from reminders_pipeline.core.stop_signals import record_early_signals
 
         record_early_signals()
@@ -44,7 +42,7 @@ def main() -> None:
     try:
         cli_main()
     except SystemExit as done:
-        if command in RUN_COMMANDS and (done.code is None or isinstance(done.code, int)):
+        if is_run and (done.code is None or isinstance(done.code, int)):
             _exit_without_teardown(done.code or 0)
         raise
 

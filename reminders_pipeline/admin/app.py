@@ -25,11 +25,11 @@ from reminders_pipeline.settings import AdminApiSettings, ReminderSettings
 
 
 def create_app(
-    url: str, settings: ReminderSettings | None = None, limits: AdminApiSettings | None = None
+    url: str, settings: ReminderSettings, limits: AdminApiSettings | None = None
 ) -> FastAPI:
     """The admin API over the reminders database at `url`."""
     limits = limits or AdminApiSettings.from_env()
-    services = AdminServices.build(url, settings or ReminderSettings.from_env(), limits)
+    services = AdminServices.build(url, settings, limits)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

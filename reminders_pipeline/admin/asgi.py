@@ -1,5 +1,5 @@
-"""Raw ASGI for the guard: the types, a refusal answered before any route, HEAD
-answered as GET without a body, and a body read once and handed on."""
+"""Raw ASGI for the guard: a refusal answered before any route, HEAD answered as
+GET without a body, and a body read once and handed on."""
 
 from __future__ import annotations
 

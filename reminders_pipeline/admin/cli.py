@@ -14,14 +14,11 @@ from reminders_pipeline.admin.tokens import READ, SCOPES, TokenStore
 from reminders_pipeline.db.connector import Database
 
 
-def _database_url() -> str:
+def _token_store() -> TokenStore:
+    """The database's tokens: a missing or unmigrated database fails here, in one line."""
     from reminders_pipeline.db.schema_version import ensure_migrated_database_url
 
-    return ensure_migrated_database_url()
-
-
-def _token_store() -> TokenStore:
-    return TokenStore(Database(_database_url()))
+    return TokenStore(Database(ensure_migrated_database_url()))
 
 
 @click.group()
@@ -40,8 +37,7 @@ def serve(host: str, port: int) -> None:
     from reminders_pipeline.settings import AdminApiSettings
 
     limits = AdminApiSettings.from_env()
-    url = _database_url()  # a missing or unmigrated database fails here, with one line
-    if not any(t["revoked_at"] is None for t in TokenStore(Database(url)).list()):
+    if not any(t["revoked_at"] is None for t in _token_store().list()):
         click.echo(
             "warning: no active token, so every request but /healthz will be refused (401);"
             " create one: reminders admin create-token NAME --scope read",

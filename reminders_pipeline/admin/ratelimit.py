@@ -32,8 +32,8 @@ class FailedAuthLimiter:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     @staticmethod
-    def _key(key_id: str) -> str:
-        return f"key {key_id}"
+    def _buckets(client: str, key_id: str | None) -> list[str]:
+        return [client] if key_id is None else [client, f"key {key_id}"]
 
     def _wait(self, bucket: str) -> int | None:
         if self._limiter.test(self._item, bucket):
@@ -44,14 +44,10 @@ class FailedAuthLimiter:
     def retry_after_s(self, client: str, key_id: str | None = None) -> int | None:
         """Seconds until failures from `client` (or naming the real `key_id`) are
         under the limit again, or None when they are now."""
-        waits = [self._wait(client)]
-        if key_id is not None:
-            waits.append(self._wait(self._key(key_id)))
-        known = [w for w in waits if w is not None]
-        return max(known) if known else None
+        waits = [self._wait(bucket) for bucket in self._buckets(client, key_id)]
+        return max((w for w in waits if w is not None), default=None)
 
     def failed(self, client: str, key_id: str | None = None) -> None:
         """Count a failure from `client`; `key_id` only when that key exists."""
-        self._limiter.hit(self._item, client)
-        if key_id is not None:
-            self._limiter.hit(self._item, self._key(key_id))
+        for bucket in self._buckets(client, key_id):
+            self._limiter.hit(self._item, bucket)

@@ -38,7 +38,6 @@ _DUMMY_HASH = hashlib.sha256(b"no such token").digest()
 class TokenIdentity:
     """Who a valid token belongs to."""
 
-    id: int
     name: str
     scopes: frozenset[str]
 
@@ -57,15 +56,6 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
-def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise TokenError(
-            f"token name {name!r} is not valid: 1-63 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
 class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -73,7 +63,11 @@ class TokenStore:
     def create(self, name: str, scopes: Iterable[str]) -> str:
         """Create a token and return it: the only time it is ever shown. The scopes
         are the CLI's choices (click.Choice), and the table's CHECK holds them to SCOPES."""
-        name = check_name(name)
+        if not _NAME.fullmatch(name):
+            raise TokenError(
+                f"token name {name!r} is not valid: 1-63 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
         key_id = secrets.token_hex(8)
         token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         row = self.db.fetch_one(
@@ -119,7 +113,7 @@ class TokenStore:
             if row["revoked_at"] is not None:
                 return TokenCheck(None, f"revoked token {row['name']!r}", True)
             conn.run("admin_token_used", id=row["id"])
-        return TokenCheck(TokenIdentity(row["id"], row["name"], frozenset(row["scopes"])))
+        return TokenCheck(TokenIdentity(row["name"], frozenset(row["scopes"])))
 
 
 def key_id_of(presented: str) -> str | None:

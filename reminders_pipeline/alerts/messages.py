@@ -128,16 +128,16 @@ def run_failed_alert(
     error: str,
     partition: str | None,
     link: str | None,
-    next_step: str | None = None,
+    next_step: str,
 ) -> Alert:
     facts = {
         "run id": run_id,
         "job": job_name,
         "partition": partition or None,
         "error": error,
-        "next step": next_step or None,
+        "next step": next_step,
     }
-    text = f"{error}\n\nNext: {next_step}" if next_step else error
+    text = f"{error}\n\nNext: {next_step}"
     return Alert(
         "run_failed", f"Reminders run failed ({partition or run_id[:8]})", text, facts, link
     )

@@ -83,9 +83,6 @@ def seed(count: int, due_fraction: float, reset: bool) -> None:
     )
 
 
-# ------------------------------------------------------------------ run
-
-
 def _run(as_of: str | None, as_json: bool) -> RunSummary:
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of, "--as-of") if as_of is not None else settings.today()
@@ -249,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every expected error is one line on stderr and a non-zero exit."""
     try:
         code = cli.main(args=argv, prog_name="reminders", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:  # a usage error's exit_code is 2
@@ -271,7 +268,3 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    main()

@@ -14,7 +14,7 @@ import click
 from reminders_pipeline import settings
 
 WORKSPACE_YAML = """\
-# Written by `reminders ui`: the code location, named as in the repository's workspace.yaml.
+# Written by `reminders ui`/`backfill`: the code location, named as in the repo's workspace.yaml.
 load_from:
   - python_module:
       module_name: reminders_pipeline.orchestration.definitions

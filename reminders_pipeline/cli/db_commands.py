@@ -8,7 +8,13 @@ import click
 
 from reminders_pipeline import settings
 from reminders_pipeline.cli.common import print_json
-from reminders_pipeline.db.embedded import ensure_database_url
+from reminders_pipeline.db.embedded import (
+    embedded_pgdata,
+    embedded_status,
+    ensure_database_url,
+    stop_embedded,
+)
+from reminders_pipeline.db.url import configured_database_url, describe
 from reminders_pipeline.errors import ConfigError
 
 
@@ -43,9 +49,7 @@ def db_status(as_json: bool) -> None:
 
     Never starts the embedded server: when it is not running, says so.
     """
-    from reminders_pipeline.db.embedded import embedded_pgdata, embedded_status
     from reminders_pipeline.db.migrate import current_revision, head_revision
-    from reminders_pipeline.db.url import configured_database_url, describe
 
     data: dict[str, Any] = {"code": head_revision(), "database": None, "embedded": None}
     url = configured_database_url()
@@ -85,8 +89,6 @@ def db_status(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Stop it even while other processes use it.")
 def db_stop(force: bool) -> None:
     """Stop the embedded PostgreSQL (it also stops when the last process using it exits)."""
-    from reminders_pipeline.db.embedded import embedded_pgdata, stop_embedded
-
     if settings.DATABASE_URL.is_set():
         raise ConfigError(
             "REMINDERS_DATABASE_URL is set: that server is not embedded, stop it where it runs"

@@ -57,10 +57,7 @@ class AssignmentAdminService:
     def assignment(self, assignment_id: int) -> dict[str, Any]:
         """The assignment, its next reminder due date and its recent history."""
         with self.db.connection() as conn:
-            row = self._row(conn, assignment_id)
-            if row is None:
-                raise AssignmentNotFound(assignment_id)
-            return self._view(conn, row)
+            return self._view(conn, assignment_id)
 
     def correct_last_contact_date(
         self,
@@ -105,9 +102,7 @@ class AssignmentAdminService:
                 token_name=token_name,
             )
             assert audit is not None
-            row = self._row(conn, assignment_id)
-            assert row is not None
-            view = self._view(conn, row)
+            view = self._view(conn, assignment_id)
         view["correction"] = {
             "audit_id": audit["id"],
             "token_name": token_name,
@@ -125,17 +120,17 @@ class AssignmentAdminService:
             "admin_list_audit", limit=limit, offset=offset, assignment_id=assignment_id
         )
 
-    def _row(self, conn: Session, assignment_id: int) -> dict[str, Any] | None:
+    def _view(self, conn: Session, assignment_id: int) -> dict[str, Any]:
         """The assignment, with the due rule (its SQL functions) applied today."""
-        return conn.one(
+        row = conn.one(
             "admin_assignment",
             id=assignment_id,
             today=self.settings.today(),
             default_interval=self.settings.default_interval_days,
             max_per_silence=self.settings.max_reminders_per_silence,
         )
-
-    def _view(self, conn: Session, row: dict[str, Any]) -> dict[str, Any]:
+        if row is None:
+            raise AssignmentNotFound(assignment_id)
         today = row["today"]
         interval = row["reminder_interval_days"] or self.settings.default_interval_days
         reminders = conn.all("admin_recent_reminders", id=row["id"], limit=RECENT_REMINDERS)

@@ -42,8 +42,6 @@ from datetime import datetime, timedelta
 
 from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX
 
-DEFAULT_GRACE = timedelta(minutes=5)
-
 
 @dataclass(frozen=True)
 class RunSeen:
@@ -79,7 +77,7 @@ def find_zombies(
     live_run_ids: Collection[str],
     missing_since: Mapping[str, datetime],
     now: datetime,
-    grace: timedelta = DEFAULT_GRACE,
+    grace: timedelta,
 ) -> ZombieVerdict:
     """Which runs in progress are zombies; see the module docstring for the two rules.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import fields
 from typing import Any, TypeVar
@@ -76,12 +76,15 @@ def record_from_row(cls: type[R], row: Mapping[str, Any], **given: Any) -> R:
 class Session:
     """One database session. Statements by name (queries.sql) or as SQL text.
 
-    As a context manager it behaves like a psycopg connection: commit on a clean
-    exit (unless autocommit), roll back on an error, close either way.
+    As a context manager: commit on a clean exit (unless autocommit), roll back on
+    an error, close either way (`release`, e.g. a pool's putconn, instead of close).
     """
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, release: Callable[[psycopg.Connection], None] | None = None
+    ) -> None:
         self._conn = conn
+        self._release = release
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -167,41 +170,26 @@ class Session:
     def backend_pid(self) -> int:
         return self._conn.info.backend_pid
 
-    @property
-    def host(self) -> str:
-        """The server's host, or the socket directory (starts with '/') of a local one."""
-        return self._conn.info.host
-
     def close(self) -> None:
-        self._conn.close()
+        if self._release is None:
+            self._conn.close()
+        else:
+            self._release(self._conn)
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         try:
-            if not self._conn.closed and not self._conn.autocommit:
+            if not self._conn.autocommit:
                 if exc_type is None:
                     self.commit()
-                else:
-                    self._conn.rollback()
+                elif not self._conn.closed:
+                    # A session that is gone cannot roll back; the original error says more.
+                    with suppress(DatabaseError):
+                        self.rollback()
         finally:
-            self._conn.close()
-
-
-@contextmanager
-def committed(session: Session, *, autocommit: bool) -> Iterator[None]:
-    """Commit what the block did, or roll it back when it raises (unless autocommit)."""
-    try:
-        yield
-        if not autocommit:
-            session.commit()
-    except BaseException:
-        if not session.closed and not autocommit:
-            # A session that is gone cannot roll back; the original error says more.
-            with suppress(DatabaseError):
-                session.rollback()
-        raise
+            self.close()
 
 
 def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> Session:
@@ -224,12 +212,8 @@ class Database:
 
     @contextmanager
     def connection(self, *, autocommit: bool = False) -> Iterator[Session]:
-        session = self._open(autocommit)
-        try:
-            with committed(session, autocommit=autocommit):
-                yield session
-        finally:
-            session.close()
+        with self._open(autocommit) as session:
+            yield session
 
     def fetch_one(self, name: str, **params: Any) -> dict[str, Any] | None:
         with self.connection() as session:

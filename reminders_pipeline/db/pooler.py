@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import overload
 
 import psycopg
 from psycopg import pq
@@ -47,7 +46,7 @@ from psycopg import pq
 from reminders_pipeline.db.connector import Session, raw_connection, results_within
 from reminders_pipeline.db.queries import query
 from reminders_pipeline.db.url import describe
-from reminders_pipeline.errors import UnsupportedPooler
+from reminders_pipeline.errors import UnsupportedPooler, first_line
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,8 @@ def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> int:
         nonlocal slowest
         started = time.monotonic()
         answer = ask_within(on, name, where, deadline)
+        if answer is None:
+            raise _no_server_connection(where)
         slowest = max(slowest, time.monotonic() - started)
         return answer
 
@@ -119,8 +120,12 @@ def _check_once(conn: psycopg.Connection, url: str, deadline: float) -> int:
             patience = min(QUEUED_AFTER_MAX_S, max(QUEUED_AFTER_S, QUEUED_FACTOR * slowest))
             # Not timed into `slowest`: a probe's wait is the pool's, not the server's,
             # and other checks on the same pool (concurrent runs) make it long.
-            answer = ask_within(probe, "pooler_probe_hold_server", where, deadline, patience)
+            answer = ask_within(
+                probe, "pooler_probe_hold_server", where, min(deadline, time.monotonic() + patience)
+            )
             if answer is None:
+                if time.monotonic() >= deadline:
+                    raise _no_server_connection(where)
                 # Queued: the pool had no idle server connection, P included.
                 break
             pid, started = answer
@@ -192,41 +197,21 @@ def open_probe(url: str, deadline: float) -> psycopg.Connection:
     )
 
 
-@overload
-def ask_within(conn: psycopg.Connection, name: str, where: str, deadline: float) -> list[str]: ...
-@overload
 def ask_within(
-    conn: psycopg.Connection, name: str, where: str, deadline: float, patience: float
-) -> list[str] | None: ...
-def ask_within(
-    conn: psycopg.Connection,
-    name: str,
-    where: str,
-    deadline: float,
-    patience: float | None = None,
+    conn: psycopg.Connection, name: str, where: str, deadline: float
 ) -> list[str] | None:
     """Run a named query (simple protocol, no parameters); its one row as text.
 
     Through libpq's asynchronous calls, so that waiting for a pool with nothing
-    free ends at `deadline`. With `patience`, None when no answer came within
-    that many seconds (the query stays pending).
+    free ends at `deadline`: None then (the query stays pending).
     """
-    overall = deadline
-    if patience is not None:
-        deadline = min(deadline, time.monotonic() + patience)
     try:
         results = results_within(conn.pgconn, query(name).encode(), deadline)
     except psycopg.OperationalError as exc:
         # PgBouncer in statement mode answers a transaction block by closing.
         raise _failed(where, str(exc)) from None
     if results is None:
-        if patience is not None and time.monotonic() < overall:
-            return None
-        raise UnsupportedPooler(
-            f"cannot confirm that the connection to {where} keeps one server "
-            f"connection per client: no server connection came free within "
-            f"{PROBE_TIMEOUT_S:.0f}s (is the pool exhausted?). " + USE_INSTEAD
-        )
+        return None
     for res in results:
         if res.status == pq.ExecStatus.FATAL_ERROR:
             raise _failed(where, (res.error_message or b"").decode(errors="replace"))
@@ -240,16 +225,24 @@ def ask_within(
     return [v.decode() for v in values if v is not None]
 
 
+def _no_server_connection(where: str) -> UnsupportedPooler:
+    return UnsupportedPooler(
+        f"cannot confirm that the connection to {where} keeps one server connection per "
+        f"client: no server connection came free within {PROBE_TIMEOUT_S:.0f}s (is the pool "
+        "exhausted?). " + USE_INSTEAD
+    )
+
+
 def _failed(where: str, message: str) -> UnsupportedPooler:
-    first_line = message.strip().splitlines()[0] if message.strip() else "connection closed"
-    if "statement pooling" in first_line or "transaction blocks" in first_line:
+    line = first_line(message) or "connection closed"
+    if "statement pooling" in line or "transaction blocks" in line:
         return UnsupportedPooler(
             f"the connection to {where} goes through a pooler in statement mode: it refuses "
-            f"a transaction block ({first_line}). " + USE_INSTEAD
+            f"a transaction block ({line}). " + USE_INSTEAD
         )
     return UnsupportedPooler(
         f"cannot confirm that the connection to {where} keeps one server connection per "
-        f"client: the check's query failed ({first_line}). " + USE_INSTEAD
+        f"client: the check's query failed ({line}). " + USE_INSTEAD
     )
 
 

@@ -151,7 +151,7 @@ class RunSessions:
 
     def _close_busy(self, seconds: float, reason: str) -> None:
         with self._guard:
-            busy = [s for s in self._sessions if not s.closed and s.busy]
+            busy = [s for s in self._sessions if s.busy]
         if busy:
             log.error(
                 "%s: %d statement(s) still in flight after %gs, closing", reason, len(busy), seconds
@@ -169,12 +169,9 @@ class RunSessions:
             # thread with it): the run's exit must not wait on a silent server.
             thread.join(timeout=0.5)
 
-    def _probe_timeout_s(self) -> float:
-        return max(2.0, self.liveness.probe_interval_s / 2)
-
     def _watch(self) -> None:
         while not self._stop.wait(self.liveness.probe_interval_s):
-            if probe(self.url, self._probe_timeout_s()):
+            if probe(self.url, max(2.0, self.liveness.probe_interval_s / 2)):
                 self._heard = time.monotonic()
             silent_s = time.monotonic() - self._heard
             if silent_s >= self.liveness.silence_s and not self._stop.is_set():

@@ -14,8 +14,6 @@ from reminders_pipeline import settings
 from reminders_pipeline.errors import ConfigError
 
 ENV_VAR = settings.DATABASE_URL.name
-# `REMINDERS_ENV=production` marks a production process even on a SQLite Dagster instance.
-PRODUCTION_ENV_VAR = settings.ENV.name
 
 
 def validate_url(url: str, source: str = ENV_VAR) -> str:
@@ -80,7 +78,7 @@ def production_reason() -> str | None:
     private embedded server would be an empty database nobody else sees.
     """
     if settings.is_production_env():
-        return f"{PRODUCTION_ENV_VAR}=production"
+        return f"{settings.ENV.name}=production"  # even on a SQLite Dagster instance
     home = settings.dagster_home()
     if home and _instance_keeps_storage_in_postgres(Path(home) / "dagster.yaml"):
         return f"the Dagster instance in DAGSTER_HOME={home} keeps its storage in PostgreSQL"

@@ -21,7 +21,6 @@ from reminders_pipeline.settings.delivery import (
     SMTP_URL,
     WEBHOOK_SECRET,
     WEBHOOK_URL,
-    smtp_server,
 )
 from reminders_pipeline.settings.delivery_lease import DELIVERY_LEASE_S, check_lease
 from reminders_pipeline.settings.setting import FromEnv, bound
@@ -85,14 +84,9 @@ def senders_from_env(concurrency: int) -> dict[str, Sender]:
             raise ConfigError(f"{needed.name} is required when {url.name} is set")
     senders: dict[str, Sender] = {}
     if "email" in channels:
-        server = smtp_server(SMTP_URL.get())
+        # SMTP_URL reads as its host, port, username and password.
         senders["email"] = SmtpSender(
-            server["host"],
-            server["port"],
-            EMAIL_FROM.get(),
-            security=SMTP_SECURITY.get(),
-            username=server["username"],
-            password=server["password"],
+            **SMTP_URL.get(), sender=EMAIL_FROM.get(), security=SMTP_SECURITY.get()
         )
     if "webhook" in channels:
         # Here: its HTTP client (httpx) would slow the start of every command and run.

@@ -25,10 +25,16 @@ from typing import Any
 
 from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.lock_holder import lock_holders
-from reminders_pipeline.delivery.config import DeliveryConfig, not_configured, senders_from_env
+from reminders_pipeline.delivery.config import (
+    DeliveryConfig,
+    configured_channels,
+    not_configured,
+    senders_from_env,
+)
 from reminders_pipeline.delivery.lane import DrainReport, Lane
 from reminders_pipeline.delivery.reminder import Sender
 from reminders_pipeline.settings import ReminderSettings
+from reminders_pipeline.settings.delivery import CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +116,15 @@ def drain_from_env(db: Database) -> DrainReport:
     )
     with closing(deliverer):
         return deliverer.drain()
+
+
+def drain_needed(db: Database) -> bool:
+    """Whether a drain should run now (for the delivery schedule, without building any
+    sender): deliveries due on a configured channel (a channel without a sender is left
+    to the health sensor's backlog alert), or reminders past the expansion cursor that
+    some mentor gets by email or webhook (a failed or skipped expansion must not wait
+    for the next day's run)."""
+    row = db.fetch_one(
+        "delivery_work_waiting", channels=configured_channels(), org_channels=CHANNELS.get()
+    )
+    return bool(_value(row, "due") or _value(row, "unexpanded"))

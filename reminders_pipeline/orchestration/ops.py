@@ -8,7 +8,6 @@ held by another run). Values reach the UI as metadata, not as inputs.
 """
 
 from dataclasses import asdict
-from datetime import date
 from typing import Any
 
 from dagster import (
@@ -31,7 +30,6 @@ from reminders_pipeline.orchestration.resources import (
     ReminderRunResource,
     RemindersDatabaseResource,
 )
-from reminders_pipeline.settings import ReminderSettings, parse_as_of
 
 OUTCOME_TAG = "reminders/outcome"
 # How many reminders a successful run created (delivery_after_run_sensor reads it).
@@ -41,13 +39,6 @@ CREATED_TAG = "reminders/created"
 DAILY_REMINDERS = AssetKey(["reminders", "daily_reminders"])
 # Seconds between two progress lines of the dispatch (the last batch is always logged).
 PROGRESS_EVERY_S = 5.0
-
-
-def as_of_for(context: OpExecutionContext) -> date:
-    """The partition key is the as-of date; an unpartitioned run means today."""
-    if context.has_partition_key:
-        return parse_as_of(context.partition_key)
-    return ReminderSettings.from_env().today()
 
 
 @op(
@@ -64,8 +55,7 @@ def as_of_for(context: OpExecutionContext) -> date:
     ),
 )
 def acquire_run_lock(context: OpExecutionContext, reminders: ReminderRunResource):
-    """Take the run lock; when another run holds it, record 'skipped' and end the run here."""
-    as_of = as_of_for(context)
+    as_of = reminders.as_of
     skipped = reminders.run.start(as_of)
     if skipped is None:
         yield Output(
@@ -106,7 +96,7 @@ def lock_held_or_skipped(context: OpExecutionContext, reminders: ReminderRunReso
 
     False (and the run recorded as skipped) when another run holds it.
     """
-    skipped = reminders.run.ensure_started(as_of_for(context))
+    skipped = reminders.run.ensure_started(reminders.as_of)
     if skipped is None:
         return True
     report_skipped(context, skipped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 
 from dagster import (
     ConfigurableResource,
@@ -152,6 +153,12 @@ class ReminderRunResource(_DatabaseUrlResource):
                     ENDED_IN_THIS_PROCESS[context.run_id] = EndedRun(
                         self._run.summary, self._run.outcome_recorded
                     )
+
+    @property
+    def as_of(self) -> date:
+        """The run's day, fixed at set-up: its partition's, or today when unpartitioned."""
+        assert self.run.planned_as_of is not None  # set with the run
+        return self.run.planned_as_of
 
     @property
     def run(self) -> ReminderRun:

@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from reminders_pipeline import settings
-from reminders_pipeline.delivery.work import drain_needed
+from reminders_pipeline.delivery.deliverer import drain_needed
 from reminders_pipeline.orchestration.jobs import delivery_job, reminders_job
 from reminders_pipeline.orchestration.partitions import reminder_partitions
 from reminders_pipeline.orchestration.resources import (
@@ -153,6 +153,6 @@ def delivery_retry_schedule(
     blocker = blocking_run(context.instance, delivery_job.name)
     if blocker is not None:
         return SkipReason(f"run {blocker.run_id} of {delivery_job.name} is not finished yet")
-    if drain_needed(reminders_db.database()) is None:
+    if not drain_needed(reminders_db.database()):
         return SkipReason("no delivery is due, no reminder waits to be expanded")
     return RunRequest(tags={TRIGGER_TAG: "schedule"})

@@ -26,11 +26,6 @@ def parse_channels(setting: Setting[Any], raw: str) -> list[str]:
     return list(dict.fromkeys(channels))
 
 
-def parse_smtp_url(setting: Setting[Any], raw: str) -> str:
-    smtp_server(raw, setting)
-    return raw
-
-
 def parse_http_url(setting: Setting[Any], raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -61,16 +56,16 @@ def parse_webhook_secrets(setting: Setting[Any], raw: str) -> list[str]:
     return secrets
 
 
-def smtp_server(url: str, setting: Setting[Any] | None = None) -> dict[str, Any]:
+def parse_smtp_url(setting: Setting[Any], raw: str) -> dict[str, Any]:
     """host, port, username, password of an smtp://[user:password@]host:port URL."""
-    parts = urlsplit(url)
+    parts = urlsplit(raw)
     try:
         port = parts.port
     except ValueError:
         port = -1
     if parts.scheme != "smtp" or not parts.hostname or port == -1:
         problem = "must be smtp://[user:password@]host:port (security: REMINDERS_SMTP_SECURITY)"
-        raise (setting or SMTP_URL).error(problem)
+        raise setting.error(problem)
     return {
         "host": parts.hostname,
         "port": port or 25,

@@ -1,4 +1,4 @@
-"""The admin API as operators run it: `reminders admin serve` (uvicorn) on a free port,
+"""The admin API as operators run it: `reminders admin serve` (Granian) on a free port,
 tokens made with `reminders admin create-token`, real HTTP, real PostgreSQL."""
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_lock_session_sets_server_side_keepalives(db_url):
         rows = lock.conn.execute(
             "SELECT name, setting FROM pg_settings WHERE name LIKE 'tcp_keepalives_%'"
         ).fetchall()
-        unix_socket = lock.conn.host.startswith("/")
+        unix_socket = lock.conn.raw.info.host.startswith("/")
     settings = {r["name"]: r["setting"] for r in rows}
     if unix_socket:
         pytest.skip("PostgreSQL ignores TCP keepalives on a Unix socket")

@@ -26,7 +26,7 @@ SILENCE_S = 3
 def test_every_bound_is_set_on_the_session_and_derived_from_the_silence(db_url):
     sessions = RunSessions(db_url, LivenessSettings(silence_s=SILENCE_S))
     session = sessions.connect(autocommit=True)
-    over_tcp = not session.host.startswith("/")  # on a Unix socket the tcp_* ones read 0
+    over_tcp = not session.raw.info.host.startswith("/")  # on a Unix socket the tcp_* ones read 0
     try:
         shown = {
             name: session.execute(f"SHOW {name}").fetchone()[name]

@@ -96,7 +96,7 @@ class FakeTokens:
         self.checked.append(token)
         scopes = {READER: frozenset({READ}), CORRECTOR: frozenset({CORRECT})}
         if token in scopes:
-            return TokenCheck(TokenIdentity(1, token.rsplit("_", 1)[1], scopes[token]))
+            return TokenCheck(TokenIdentity(token.rsplit("_", 1)[1], scopes[token]))
         return TokenCheck(None, "no such token")
 
 

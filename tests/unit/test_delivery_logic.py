@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from reminders_pipeline.delivery.lane import MAX_RETRY_DELAY_S, retry_delay_s
 from reminders_pipeline.delivery.webhook import Signer, retry_after_s
 from reminders_pipeline.errors import ConfigError
-from reminders_pipeline.settings.delivery import CHANNELS, SMTP_URL, WEBHOOK_SECRET, smtp_server
+from reminders_pipeline.settings.delivery import CHANNELS, SMTP_URL, WEBHOOK_SECRET
 
 
 def test_retry_delay_doubles_with_full_jitter_and_respects_retry_after() -> None:
@@ -85,7 +85,7 @@ def test_channels_and_smtp_url_settings_name_the_problem(monkeypatch: pytest.Mon
     with pytest.raises(ConfigError, match=r"REMINDERS_CHANNELS names unknown channels \['sms'\]"):
         CHANNELS.get()
     monkeypatch.setenv("REMINDERS_SMTP_URL", "smtp://u%40x:p%3Aw@mail.example:587")
-    assert smtp_server(SMTP_URL.get()) == {
+    assert SMTP_URL.get() == {
         "host": "mail.example", "port": 587, "username": "u@x", "password": "p:w"
     }  # fmt: skip
     monkeypatch.setenv("REMINDERS_SMTP_URL", "http://mail.example:25")

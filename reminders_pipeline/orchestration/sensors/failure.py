@@ -70,29 +70,26 @@ def _one_line(text: str, limit: int = 300) -> str:
 def alert_failed_run(context: RunFailureSensorContext, alerts: AlertResource) -> SkipReason:
     """Alert on one failed run; the reason names the run on the tick (the UI's only account)."""
     run = context.dagster_run
-    partition = run.tags.get("dagster/partition") or "no partition"
+    partition = run.tags.get("dagster/partition")
+    named = f"run {run.run_id} ({partition or 'no partition'})"
     if run.tags.get(ZOMBIE_TAG):
         # zombie_run_sensor failed it and sent the alert that explains why: one
         # incident, one alert.
         context.log.info(f"run {run.run_id} was failed as a zombie; already alerted")
-        return SkipReason(
-            f"already alerted: run {run.run_id} ({partition}) was failed by zombie_run_sensor"
-        )
+        return SkipReason(f"already alerted: {named} was failed by zombie_run_sensor")
     error = failure_message(context)
     alerts.send(
         run_failed_alert(
             run_id=run.run_id,
             job_name=run.job_name,
             error=error,
-            partition=run.tags.get("dagster/partition"),
+            partition=partition,
             link=alerts.run_url(run.run_id),
-            next_step=next_step_after_failure(
-                run.job_name == delivery_job.name, run.tags.get("dagster/partition")
-            ),
+            next_step=next_step_after_failure(run.job_name == delivery_job.name, partition),
         ),
         logger=context.log,
     )
-    return SkipReason(f"alerted: run {run.run_id} ({partition}) failed: {_one_line(error)}")
+    return SkipReason(f"alerted: {named} failed: {_one_line(error)}")
 
 
 @sensor(
