@@ -25,7 +25,7 @@ from reminders_pipeline.db.connector import Database
 from reminders_pipeline.db.embedded import ensure_database_url
 from reminders_pipeline.db.lock_holder import lock_holder, lock_state
 from reminders_pipeline.db.lock_keys import LOCK_KEY
-from reminders_pipeline.db.schema_version import ensure_migrated_database_url, require_migrated
+from reminders_pipeline.db.schema_version import ensure_migrated_database_url
 from reminders_pipeline.delivery.config import no_channel_note
 from reminders_pipeline.errors import ConfigError, RemindersError, first_line
 from reminders_pipeline.settings import ReminderSettings, parse_as_of
@@ -87,8 +87,7 @@ def _run(as_of: str | None, as_json: bool) -> RunSummary:
     settings = ReminderSettings.from_env()
     day = parse_as_of(as_of, "--as-of") if as_of is not None else settings.today()
     check_day(day, settings)
-    url = ensure_database_url()
-    require_migrated(url)
+    url = ensure_migrated_database_url()
     scope = choose_lock_scope(url)  # before the signal check: it takes a moment too
     reason = early_stop_reason()
     if reason is not None:  # a signal during start-up (reminders_pipeline/entry.py)

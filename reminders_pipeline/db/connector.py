@@ -222,7 +222,3 @@ class Database:
     def fetch_all(self, name: str, **params: Any) -> list[dict[str, Any]]:
         with self.connection() as session:
             return session.all(name, **params)
-
-    def execute(self, name: str, **params: Any) -> int:
-        with self.connection() as session:
-            return session.run(name, **params)

@@ -16,7 +16,8 @@ import time
 import psycopg
 import pytest
 
-from reminders_pipeline.db.migrate import APPLICATION_NAME, VERSION_TABLE, head_revision
+from reminders_pipeline.db.migrate import APPLICATION_NAME, head_revision
+from reminders_pipeline.db.schema_version import VERSION_TABLE
 from tests.helpers.locks import migration_session
 from tests.helpers.runs import (
     assert_settled,

@@ -9,8 +9,8 @@ from psycopg.rows import dict_row
 
 from reminders_pipeline.db.connector import connect
 from reminders_pipeline.db.lock_holder import LockHolder, find_lock_holder
-from reminders_pipeline.db.lock_keys import LOCK_KEY
-from reminders_pipeline.db.migrate import APPLICATION_NAME, MIGRATION_LOCK
+from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
+from reminders_pipeline.db.migrate import APPLICATION_NAME
 
 
 def run_lock_holder(url: str) -> LockHolder | None:

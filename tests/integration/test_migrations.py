@@ -11,14 +11,8 @@ import psycopg
 import pytest
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.lock_keys import LOCK_KEY
-from reminders_pipeline.db.migrate import (
-    MIGRATION_LOCK,
-    current_revision,
-    head_revision,
-    revisions,
-    upgrade,
-)
+from reminders_pipeline.db.lock_keys import LOCK_KEY, MIGRATION_LOCK
+from reminders_pipeline.db.migrate import current_revision, head_revision, revisions, upgrade
 from reminders_pipeline.errors import MigrationBlocked
 from tests.helpers.locks import lock_free, migration_session
 from tests.helpers.migration_data import AS_OF, add_runs_and_reminders
