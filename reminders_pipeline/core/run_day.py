@@ -22,6 +22,7 @@ from datetime import date
 from reminders_pipeline.core.runlog import MAX_ERROR_LENGTH, RunSummary, warn_skipped
 from reminders_pipeline.core.stop_signals import handling_stop_signals
 from reminders_pipeline.db.connector import connect
+from reminders_pipeline.db.lock_holder import ONE_CALL_APPLICATION_NAME
 from reminders_pipeline.db.pooler import PROBE_APPLICATION_NAME, require_session_binding
 from reminders_pipeline.db.run_sessions import RunSessions
 from reminders_pipeline.errors import ConfigError, DatabaseError, UnsupportedPooler
@@ -30,8 +31,9 @@ from reminders_pipeline.settings.lock_scope import LOCK_SCOPE
 
 log = logging.getLogger(__name__)
 
-# Names the caller's session in pg_stat_activity, and in the row of a run it skips.
-APPLICATION_NAME = "reminders-run-day"
+# Names the caller's session in pg_stat_activity, and in the row of a run it skips;
+# the function gives any caller's session this name while it holds the lock.
+APPLICATION_NAME = ONE_CALL_APPLICATION_NAME
 
 
 def choose_lock_scope(url: str) -> str:

@@ -15,11 +15,22 @@ from reminders_pipeline.db.connector import Session, connect, record_from_row
 from reminders_pipeline.db.lock_keys import LOCK_KEY, LockKey
 
 APPLICATION_PREFIX = "reminders-run:"
+# The session of a day's run as one call, reminders_run_day(), while it holds the
+# lock: the function sets it for its transaction (migration 0012), followed by the
+# caller's own name in brackets when it has another: 'reminders-run-day (pg_cron)'.
+ONE_CALL_APPLICATION_NAME = "reminders-run-day"
 
 
 def application_name_for(run_id: str | None) -> str:
     """application_name of the lock session: names the run that holds the lock."""
     return f"{APPLICATION_PREFIX}{run_id or 'unknown'}"[:63]
+
+
+def is_one_call_session(name: str | None) -> bool:
+    """Whether application_name `name` is a reminders_run_day() call's holding the lock."""
+    return name == ONE_CALL_APPLICATION_NAME or (name or "").startswith(
+        f"{ONE_CALL_APPLICATION_NAME} ("
+    )
 
 
 def run_id_from_application_name(name: str | None) -> str | None:
@@ -42,6 +53,9 @@ class LockHolder:
     # idle. An idle holder took the lock at or before it, so "held for at least
     # now - state_change" is true; `since` (the session's start) may be long before.
     state_change: datetime | None = None
+    # pg_stat_activity.state ('active', 'idle', 'idle in transaction', ...). Like
+    # since and state_change, None when this login may not see the holder's session.
+    state: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> LockHolder:

@@ -1,4 +1,4 @@
--- The reminders schema after migration 0011, as `python3 dev.py schema` dumps a
+-- The reminders schema after migration 0012, as `python3 dev.py schema` dumps a
 -- database migrated from empty. For reading: the migrations (db/migrations/versions)
 -- are what changes a database; regenerate this file with each new one.
 
@@ -267,6 +267,18 @@ BEGIN
         RETURN QUERY SELECT 'skipped'::text, row_id, 0, 0, 0;
         RETURN;
     END IF;
+
+    -- Names this session for the rest of the transaction, as long as the lock lives
+    -- (transaction-local: a pooler's server connection is itself again at commit),
+    -- keeping the caller's name in it. The stale-lock sensor knows the holder by it,
+    -- since the 'running' row below is invisible until commit (0012).
+    PERFORM set_config(
+        'application_name',
+        CASE WHEN starts_with(current_setting('application_name'), 'reminders-run-day')
+                  OR current_setting('application_name') = ''
+             THEN 'reminders-run-day'
+             ELSE 'reminders-run-day (' || current_setting('application_name') || ')' END,
+        true);
 
     -- Holding the lock, no 'running' row can be alive: mark them as the batched
     -- run does (queries.sql, mark_abandoned_runs).
@@ -715,4 +727,4 @@ GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_job;
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_admin_api;
 GRANT SELECT ON TABLE public.reminders_schema_version TO reminders_contacts;
 
-INSERT INTO public.reminders_schema_version (version_num) VALUES ('0011');
+INSERT INTO public.reminders_schema_version (version_num) VALUES ('0012');

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from reminders_pipeline.core.services import build_reminder_run
 from reminders_pipeline.db.connector import Database
+from reminders_pipeline.db.lock_holder import is_one_call_session
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.settings import ReminderSettings
 from tests.helpers.cron_pg import private_cron_postgres
@@ -159,9 +160,11 @@ def _check_the_tick(
     assert python_run.finish().status == "success"
     assert_notifications_are_exactly(dbs["held"], expected["held"])
 
-    # "reverse": the Python run met the tick's lock and named its backend.
+    # "reverse": the Python run met the tick's lock and named its backend, which the
+    # function names for the stale-lock sensor while it holds the lock (0012).
     assert blocked.status == "skipped"
     assert blocked.holder is not None and blocked.holder.pid == tick["pid"]
+    assert is_one_call_session(blocked.holder.application_name), blocked.holder
     wait_for(lambda: rows_with(dbs["reverse"], status="success"), timeout=30, what="reverse's tick")
     assert_notifications_are_exactly(dbs["reverse"], expected["reverse"])
     first_two = sorted((r["status"], r["lock_scope"]) for r in run_rows(dbs["reverse"])[:2])

@@ -18,6 +18,7 @@ from reminders_pipeline.alerts.messages import Alert, now_utc, run_url
 from reminders_pipeline.core.sensor_reads import Row
 from reminders_pipeline.db.lock_holder import (
     APPLICATION_PREFIX,
+    ONE_CALL_APPLICATION_NAME,
     LockHolder,
     application_name_for,
 )
@@ -108,8 +109,28 @@ class FakeReads:
             client_addr=None,
             run_id=run_id,
             state_change=since,
+            state="idle",  # a run's lock session between its statements
         )
         return pid
+
+    def hold_lock_in_one_call(
+        self, state: str | None = "idle in transaction", *, idle_minutes: float = 0
+    ) -> int:
+        """The run lock taken by a day's run as one call (reminders_run_day()), its
+        session in `state` (None: a state this login may not see); its pid. By default
+        the call has returned and its transaction is left open."""
+        self.next_pid += 1
+        since = now_utc() - timedelta(minutes=idle_minutes)
+        self.holder = LockHolder(
+            pid=self.next_pid,
+            application_name=ONE_CALL_APPLICATION_NAME,
+            since=since,
+            client_addr=None,
+            run_id=None,
+            state_change=since,
+            state=state,
+        )
+        return self.next_pid
 
     # SensorReads
 

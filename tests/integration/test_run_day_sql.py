@@ -169,7 +169,8 @@ def test_the_batched_run_is_skipped_while_a_call_holds_the_transaction_lock(db, 
         assert batched.status == "skipped"
         assert batched.holder is not None
         assert batched.holder.pid == calling.info.backend_pid
-        assert batched.holder.application_name == "pg_cron"
+        # Named by the function while it holds the lock, the caller's name kept (0012).
+        assert batched.holder.application_name == "reminders-run-day (pg_cron)"
         calling.commit()
     # (The call's row took its id first, though it was committed last.)
     rows = sorted(runs(db), key=lambda r: r["status"])

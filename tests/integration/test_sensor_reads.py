@@ -20,7 +20,7 @@ from reminders_pipeline.alerts.messages import now_utc
 from reminders_pipeline.core.lock import RunLock
 from reminders_pipeline.core.sensor_reads import SensorReads
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.lock_holder import application_name_for
+from reminders_pipeline.db.lock_holder import ONE_CALL_APPLICATION_NAME, application_name_for
 from reminders_pipeline.orchestration.resources import RemindersDatabaseResource
 from tests.helpers.outbox import due_reminders
 from tests.helpers.sensor_fakes import FakeReads
@@ -93,6 +93,11 @@ class DatabaseWorld:
         assert lock.try_acquire()
         return lock.backend_pid
 
+    def hold_lock_in_one_call(self) -> int:
+        conn = self.stack.enter_context(psycopg.connect(self.url))  # rolled back at the end
+        assert conn.execute("SELECT status FROM reminders_run_day()").fetchone()[0] == "success"
+        return conn.info.backend_pid
+
 
 @pytest.fixture(params=["fake", "database"])
 def world(request: pytest.FixtureRequest) -> Iterator[tuple[Any, SensorReads]]:
@@ -122,6 +127,21 @@ def test_the_lock_holder_is_nobody_then_the_session_that_took_it(world) -> None:
         pid,
         "r-conformance",
         "reminders-run:r-conformance",
+    )
+    assert recent(holder.since) and recent(holder.state_change)
+    assert holder.state == "idle"
+
+
+def test_a_one_call_run_left_open_holds_it_under_the_functions_name(world) -> None:
+    build, reads = world
+    pid = build.hold_lock_in_one_call()
+    holder = reads.lock_holder()
+    assert holder is not None
+    assert (holder.pid, holder.run_id, holder.application_name, holder.state) == (
+        pid,
+        None,
+        ONE_CALL_APPLICATION_NAME,
+        "idle in transaction",
     )
     assert recent(holder.since) and recent(holder.state_change)
 

@@ -155,6 +155,41 @@ def test_a_session_that_is_not_a_reminders_run_is_stale(instance, reads, alerts)
     assert alert.link is None
 
 
+def test_a_one_call_run_left_idle_in_transaction_is_stale(instance, reads, alerts):
+    pid = reads.hold_lock_in_one_call("idle in transaction", idle_minutes=5)
+    message, _ = evaluate(instance, reads, alerts)
+    why = "a one-call run (reminders_run_day()) whose transaction is left open, idle in transaction"
+    assert message == f"alerted: stale lock held by pid {pid} ({why})"
+    [alert] = alerts.sent
+    assert alert.facts["why stale"] == why
+    assert alert.link is None
+
+
+def test_a_one_call_run_just_left_idle_in_transaction_gets_the_grace(instance, reads, alerts):
+    reads.hold_lock_in_one_call("idle in transaction", idle_minutes=0.5)
+    message, _ = evaluate(instance, reads, alerts)
+    assert message == QUIET
+
+
+@pytest.mark.parametrize("state", ["active", None])
+def test_a_one_call_run_at_work_or_unseen_is_not_stale_however_long(instance, reads, alerts, state):
+    """None: the sensor's login may not see another login's state (a pg_cron tick's)."""
+    reads.hold_lock_in_one_call(state, idle_minutes=90)
+    message, _ = evaluate(instance, reads, alerts)
+    assert message == QUIET
+    assert alerts.sent == []
+
+
+def test_a_session_lock_held_under_the_one_call_name_is_stale(instance, reads, alerts):
+    """An idle session holds a session-level lock: never a one-call run's."""
+    reads.hold_lock_in_one_call("idle", idle_minutes=5)
+    evaluate(instance, reads, alerts)
+    [alert] = alerts.sent
+    assert alert.facts["why stale"] == (
+        "not a reminders run at all (application_name 'reminders-run-day')"
+    )
+
+
 def test_a_holder_that_lets_go_while_being_judged_does_not_alert(instance, reads, alerts):
     run_id = job_run(instance, DagsterRunStatus.FAILURE)
     reads.hold_lock(run_id, idle_minutes=5)

@@ -11,7 +11,11 @@ from dagster import DagsterInstance, SensorEvaluationContext
 from reminders_pipeline import settings
 from reminders_pipeline.alerts.messages import now_utc, stale_lock_alert
 from reminders_pipeline.core.sensor_reads import SensorReads
-from reminders_pipeline.db.lock_holder import APPLICATION_PREFIX, LockHolder
+from reminders_pipeline.db.lock_holder import (
+    APPLICATION_PREFIX,
+    LockHolder,
+    is_one_call_session,
+)
 from reminders_pipeline.orchestration.alert_resource import AlertResource
 from reminders_pipeline.orchestration.sensors.common import (
     Checked,
@@ -47,6 +51,16 @@ def stale_reason(instance: DagsterInstance, reads: SensorReads, holder: LockHold
         if any(r["lock_backend_pid"] == holder.pid for r in reads.running_started_before(0)):
             return None
         return "a reminders session without a run id and without a 'running' row"
+    if is_one_call_session(holder.application_name) and holder.state != "idle":
+        # reminders_run_day(): its 'running' row shows only at commit, and its lock ends
+        # with its transaction, so only a transaction left open is stale. A state this
+        # login may not see (another login's session) may be a call at work.
+        if (holder.state or "").startswith("idle in transaction"):
+            return (
+                "a one-call run (reminders_run_day()) whose transaction is left open,"
+                " idle in transaction"
+            )
+        return None
     return f"not a reminders run at all (application_name {holder.application_name!r})"
 
 
@@ -80,7 +94,8 @@ def check_stale_lock(
 @alerting_sensor(
     description=(
         "Watches the reminders run lock (pg_locks): alerts once per session holding it whose"
-        " run is finished, failed or unknown to Dagster, after a"
+        " run is finished, failed or unknown to Dagster, or whose one-call run's transaction"
+        " is left open, after a"
         f" {settings.STALE_LOCK_GRACE_S.get()} s grace (REMINDERS_STALE_LOCK_GRACE_S)."
         f" Never terminates the session. {alert_destinations()}"
     ),
