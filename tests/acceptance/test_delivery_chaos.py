@@ -4,8 +4,10 @@ contacts registered during the drain. Then the receiver recovers and one more dr
 runs. Per trial:
 
 - every delivery ends `sent` or `cancelled`: nothing is left pending;
-- per key at most one repeat, and repeats only for deliveries a killed process held
-  (at most REMINDERS_DELIVERY_CONCURRENCY per kill);
+- per key at most one repeat, and repeats only for sends in flight when a process was
+  killed or frozen (at most REMINDERS_DELIVERY_CONCURRENCY per kill or freeze): a kill
+  leaves its leases to run out, and a freeze longer than a send's deadline makes that
+  send time out when the process resumes, its answer unread, so it is retried;
 - no request for an assignment after its contact committed, beyond one send that
   had already started (the deadline, its margin, and the longest freeze);
 - a `sent` delivery was accepted by the receiver, a `cancelled` one has a contact.
@@ -44,19 +46,28 @@ MAX_FREEZE_S = 2.0
 DELIVERERS = 3
 
 
-def _chaos(rng: random.Random, child: Child, killed: list[int]) -> None:
-    """One random fate for one deliverer: none, SIGKILL, or a freeze (within its lease)."""
+def _chaos(rng: random.Random, child: Child, faults: list[tuple[float, float]]) -> None:
+    """One random fate for one deliverer: none, SIGKILL, or a freeze (within its lease).
+    A fault is noted as its (start, end) wall times; a kill's end is its start."""
     fate = rng.choice(["none", "kill", "freeze", "freeze"])
     time.sleep(rng.uniform(0.0, 2.5))
     if not child.alive() or fate == "none":
         return
+    start = time.time()
     if fate == "kill":
         child.popen.send_signal(signal.SIGKILL)
-        killed.append(child.pid)
-        return
-    child.popen.send_signal(signal.SIGSTOP)
-    time.sleep(rng.uniform(0.2, MAX_FREEZE_S))
-    child.popen.send_signal(signal.SIGCONT)
+    else:
+        child.popen.send_signal(signal.SIGSTOP)
+        time.sleep(rng.uniform(0.2, MAX_FREEZE_S))
+        child.popen.send_signal(signal.SIGCONT)
+    faults.append((start, time.time()))
+
+
+def _in_flight_at_a_fault(at: float, faults: list[tuple[float, float]]) -> bool:
+    """Whether a request the receiver got at `at` may have been in flight at a fault: sent
+    no earlier than the longest send before it began, and before it ended."""
+    longest_s = TIMEOUT_S + SEND_MARGIN_S + 0.5
+    return any(start - longest_s <= at <= end + 0.5 for start, end in faults)
 
 
 def _trial(db: Database, cli: RemindersCli, rng: random.Random, trial: int) -> None:
@@ -70,7 +81,7 @@ def _trial(db: Database, cli: RemindersCli, rng: random.Random, trial: int) -> N
         for _ in range(PER_TRIAL * 2)
     ]
     contacted: dict[int, float] = {}
-    killed: list[int] = []
+    faults: list[tuple[float, float]] = []
     with ReminderReceiver(answers=answers, then=200, delay_s=0.02) as receiver:
         env = {
             "REMINDERS_WEBHOOK_URL": receiver.url(),
@@ -82,7 +93,7 @@ def _trial(db: Database, cli: RemindersCli, rng: random.Random, trial: int) -> N
         }
         children = [cli.start("deliver", "--json", env=env) for _ in range(DELIVERERS)]
         fates = [
-            threading.Thread(target=_chaos, args=(random.Random(rng.random()), c, killed))
+            threading.Thread(target=_chaos, args=(random.Random(rng.random()), c, faults))
             for c in children
         ]
         for fate in fates:
@@ -107,7 +118,7 @@ def _trial(db: Database, cli: RemindersCli, rng: random.Random, trial: int) -> N
         requests = list(receiver.requests)
         accepted = dict(receiver.accepted)
 
-    where = f"trial {trial} (seed {SEED}, killed {len(killed)})"
+    where = f"trial {trial} (seed {SEED}, faults {len(faults)})"
     rows = db_rows(
         db,
         "SELECT d.state, a.id AS assignment_id, 'reminder-' || d.notification_id || '-webhook'"
@@ -119,7 +130,11 @@ def _trial(db: Database, cli: RemindersCli, rng: random.Random, trial: int) -> N
     assert {r["state"] for r in rows} <= {"sent", "cancelled"}, (where, rows)
     repeats = {key: n for key, n in accepted.items() if n > 1}
     assert max(accepted.values(), default=0) <= 2, (where, accepted)
-    assert len(repeats) <= CONCURRENCY * len(killed), (where, repeats)
+    assert len(repeats) <= CONCURRENCY * len(faults), (where, repeats)
+    for key in repeats:
+        # The copy whose answer went unread: the first one the receiver accepted.
+        first = min(r["at"] for r in requests if r["key"] == key and r["answer"] == 200)
+        assert _in_flight_at_a_fault(first, faults), (where, key, first, faults)
     for row in rows:
         if row["state"] == "sent":
             assert accepted.get(row["key"], 0) >= 1, (where, row)
