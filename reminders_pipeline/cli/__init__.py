@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import click
 
-from reminders_pipeline.admin.cli import admin
+from reminders_pipeline.cli.admin import admin
 from reminders_pipeline.cli.backfill import backfill
 from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.cli.db_commands import db, db_upgrade

@@ -25,6 +25,7 @@ from reminders_pipeline.orchestration.launch import run_reminders_job
 from reminders_pipeline.orchestration.ops import CREATED_TAG
 from reminders_pipeline.orchestration.resources import ReminderRunResource
 from reminders_pipeline.orchestration.sensors.long_run import check_long_runs
+from tests.helpers.admin_api import create_token
 from tests.helpers.alert_servers import WebhookServer
 from tests.helpers.dagster_runs import (
     after_run_sensor,
@@ -154,6 +155,7 @@ def test_long_run_texts_match_a_threshold_in_seconds(
     first = check_long_runs(instance, resources["reminders_db"], alerts, None, threshold)
     again = check_long_runs(instance, resources["reminders_db"], alerts, first.cursor, threshold)
     [alert] = alerts_of(webhook, "long_run")
+    assert alert["text"].startswith("A reminders run has been in progress for 1 min 4"), alert
     assert alert["facts"]["threshold"] == "1 min 30 s"
     assert alert["facts"]["elapsed"].startswith("1 min 4")  # 100 s and a little
     assert any(f"run {run_id} in progress for 1 min 4" in line for line in again.still)
@@ -249,6 +251,19 @@ def test_admin_serve_without_an_active_token_says_so(reminders_cli):
         assert "reminders admin create-token NAME" in child.errors()
     finally:
         child.close()
+
+
+def test_list_tokens_json_writes_iso_8601_times_as_every_json_listing_does(reminders_cli):
+    create_token(reminders_cli, "ops-bot", "read")
+    revoked = reminders_cli("admin", "revoke-token", "ops-bot", timeout=60)
+    assert revoked.returncode == 0, revoked.describe()
+    listed = reminders_cli("admin", "list-tokens", "--json", timeout=60).json()
+    (token,) = listed
+    assert token["name"] == "ops-bot" and token["scopes"] == ["read"]
+    for field in ("created_at", "revoked_at"):
+        assert datetime.fromisoformat(token[field]).tzinfo is not None, token
+        assert "T" in token[field], token  # isoformat, as `reminders runs --json` writes
+    assert token["last_used_at"] is None
 
 
 def test_the_failed_runs_page_names_the_next_step(instance: DagsterInstance) -> None:

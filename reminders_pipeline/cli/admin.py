@@ -6,11 +6,10 @@ FastAPI and the server (Granian) are imported inside `serve` only, so every othe
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from reminders_pipeline.admin.tokens import READ, SCOPES, TokenStore
+from reminders_pipeline.cli.common import print_json
 from reminders_pipeline.db.connector import Database
 
 
@@ -81,7 +80,7 @@ def list_tokens(as_json: bool) -> None:
     """Token names, scopes and use (never the tokens themselves)."""
     rows = _token_store().list()
     if as_json:
-        click.echo(json.dumps(rows, default=str))
+        print_json(rows)
         return
     if not rows:
         click.echo("no tokens")
