@@ -45,16 +45,6 @@ class Contact:
     occurred_on: date
 
 
-@dataclass(frozen=True)
-class Registration:
-    registered_via: str
-    activity_ids: list[int]
-
-    @property
-    def count(self) -> int:
-        return len(self.activity_ids)
-
-
 def _describe(problem: dict[str, Any]) -> str:
     what = _PROBLEMS.get(problem["problem"], problem["problem"])
     return f"assignment {problem['assignment_id']} on {problem['occurred_on']}: {what}"
@@ -81,8 +71,9 @@ class ContactRegistrationService:
         """A coordinator registers a contact for one mentor."""
         return self._register_one(assignment_id, occurred_on, COORDINATOR_PROXY, _who(coordinator))
 
-    def register_bulk(self, contacts: Sequence[Contact], *, coordinator: str) -> Registration:
-        """A coordinator registers many contacts at once: one statement, all or nothing."""
+    def register_bulk(self, contacts: Sequence[Contact], *, coordinator: str) -> list[int]:
+        """A coordinator registers many contacts at once: one statement, all or nothing;
+        the new activities' ids."""
         if len(contacts) > MAX_BULK:
             raise ConfigError(
                 f"a bulk registration takes at most {MAX_BULK} contacts, got {len(contacts)}"
@@ -100,7 +91,7 @@ class ContactRegistrationService:
         result = self._register(
             [Contact(assignment_id, occurred_on)], via, registered_by, mentor_id=mentor_id
         )
-        return result.activity_ids[0]
+        return result[0]
 
     def _register(
         self,
@@ -108,9 +99,9 @@ class ContactRegistrationService:
         via: str,
         registered_by: str,
         mentor_id: int | None = None,
-    ) -> Registration:
+    ) -> list[int]:
         if not contacts:
-            return Registration(via, [])
+            return []
         with self.db.connection() as conn:
             row = conn.one(
                 "register_contacts",
@@ -125,7 +116,7 @@ class ContactRegistrationService:
             if row["refused"]:
                 # Raised inside the block: the transaction rolls back, locks go at once.
                 raise self._refusal(row, len(contacts))
-        return Registration(via, list(row["activity_ids"]))
+        return list(row["activity_ids"])
 
     @staticmethod
     def _refusal(row: dict[str, Any], attempted: int) -> ActivityRefused:
