@@ -10,7 +10,9 @@ that).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import psycopg
 import pytest
 
 from reminders_pipeline.db.connector import Database
-from reminders_pipeline.db.embedded import start_embedded
+from reminders_pipeline.db.embedded import start_embedded, stop_embedded
 from reminders_pipeline.db.migrate import upgrade
 from reminders_pipeline.db.url import with_database
 from tests.helpers.runs import RemindersCli
@@ -38,13 +40,22 @@ def _admin(url: str) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_server_url() -> Iterator[str]:
     """A URL to a maintenance database on the test server."""
     url = os.environ.get(TEST_URL_VAR)
     if url:
-        return url
-    pgdata = Path(tmp_path_factory.mktemp("embedded-pg")) / "pgdata"
-    return with_database(start_embedded(pgdata), "postgres")
+        yield url
+        return
+    # Not under pytest's basetemp: another pytest session starting meanwhile resets
+    # /tmp/pytest-of-<user> to 0700, the server's own (non-root) user can no longer
+    # reach its data folder, and the server shuts itself down.
+    base = Path(tempfile.mkdtemp(prefix="reminders-test-pg-"))
+    pgdata = base / "pgdata"
+    try:
+        yield with_database(start_embedded(pgdata), "postgres")
+    finally:
+        stop_embedded(pgdata, force=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
